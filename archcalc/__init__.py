@@ -1,0 +1,21 @@
+"""archcalc: exact, explainable numbers about CNN architectures.
+
+    >>> import archcalc
+    >>> report = archcalc.analyze(archcalc.load("vgg19"))
+    >>> report.totals.params
+    143667240
+
+The core imports no deep-learning framework; ``archcalc.verify`` (extra ``verify``) checks
+the numbers against torchinfo, fvcore and an empirical receptive-field probe.
+"""
+
+from archcalc.analysis import Report, Row, analyze
+from archcalc.errors import ArchcalcError, SpecError, UnknownModelError
+from archcalc.layers import Graph
+from archcalc.spec import parse, parse_file
+from archcalc.zoo import load
+
+__all__ = [
+    "ArchcalcError", "Graph", "Report", "Row", "SpecError", "UnknownModelError", "analyze",
+    "load", "parse", "parse_file",
+]
