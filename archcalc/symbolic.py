@@ -1,0 +1,148 @@
+"""The algebra over sympy symbols: receptive-field closed forms and per-layer formulas.
+
+Closed forms are derived, not stored: ``rf_stack`` telescopes the per-layer receptive-field
+recurrence into a sympy sum and evaluates it; ``layer_formulas`` writes each count over named symbols
+and substitutes the layer's numbers. Imported only by the symbolic commands (sympy is slow
+to import).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from archcalc.algebra import fmt_shape, output_shape, parameters
+from archcalc.errors import UsageError
+from archcalc.layers import BatchNorm, Conv, GlobalPool, Layer, Linear, Pool, Shape
+from archcalc.spec import parse
+
+N, F, S, D = sp.symbols("N F S D", positive=True, integer=True)
+
+
+@dataclass(frozen=True)
+class RFDerivation:
+    """How a stack of identical convolutions grows its receptive field."""
+
+    layers: int
+    kernel: int
+    stride: int
+    dilation: int
+    recurrence: sp.Eq  # r(l+1) in terms of r(l)
+    closed_form: sp.Expr  # r(N) over N, F (and D, S where they are not 1)
+    value: int
+
+    def lines(self) -> list[str]:
+        return [
+            f"Receptive field of {self.layers} stacked {self.kernel}x{self.kernel} "
+            f"convolutions (stride {self.stride}, dilation {self.dilation})",
+            "  per layer:   r(l+1) = r(l) + D*(F - 1)*S**l,  r(0) = 1   "
+            "(Araujo et al. 2019; S**l is the effective stride)",
+            f"  recurrence:  {sp.sstr(self.recurrence.lhs)} = {sp.sstr(self.recurrence.rhs)}",
+            f"  closed form: r(N) = {sp.sstr(self.closed_form)}",
+            f"  N={self.layers}, F={self.kernel}: r = {self.value}, the same field as one "
+            f"{self.value}x{self.value} convolution",
+        ]
+
+
+def rf_stack(layers: int, kernel: int, stride: int = 1, dilation: int = 1) -> RFDerivation:
+    """Telescope r(l+1) = r(l) + D(F-1) S^l, r(0) = 1 over N layers of an F x F kernel:
+    r(N) = 1 + sum_{l=0}^{N-1} D(F-1) S^l, summed symbolically."""
+    for name, value in (("layers", layers), ("kernel", kernel), ("stride", stride),
+                        ("dilation", dilation)):
+        if value < 1:
+            raise UsageError(f"--{name} must be a positive whole number, not {value}")
+    r = sp.Function("r")
+    l_ = sp.Symbol("l", integer=True, nonnegative=True)
+    step = D * (F - 1) * S**l_
+    known = {S: stride, D: dilation}
+    recurrence = sp.Eq(r(l_ + 1), r(l_) + step.subs(known))
+    solution = 1 + sp.summation(step.subs(known), (l_, 0, N - 1))
+    closed = sp.factor_terms(sp.expand(sp.simplify(solution)))
+    closed = sp.collect(closed, N) if stride == 1 else closed
+    value = int(closed.subs({N: layers, F: kernel}))
+    return RFDerivation(layers, kernel, stride, dilation, recurrence, closed, value)
+
+
+@dataclass(frozen=True)
+class FormulaLine:
+    name: str
+    formula: sp.Expr
+    value: int
+
+
+@dataclass(frozen=True)
+class LayerFormulas:
+    label: str
+    in_shape: Shape
+    out_shape: Shape
+    rows: tuple[FormulaLine, ...]
+
+    def lines(self) -> list[str]:
+        head = f"{self.label} on {fmt_shape(self.in_shape)} -> {fmt_shape(self.out_shape)}"
+        width = max((len(r.name) for r in self.rows), default=0)
+        body = [f"  {r.name:<{width}} = " + (f"{r.value:,}" if r.formula.is_number else
+                                              f"{sp.sstr(r.formula)} = {r.value:,}")
+                for r in self.rows]
+        return [head, *body]
+
+
+Ci, Co, Hin, Win, Ho, Wo, Kh, Kw, P, St, Dl, G, Nin, Nout = sp.symbols(
+    "C_in C_out H W H_out W_out K_h K_w P S D g N_in N_out", positive=True, integer=True)
+
+
+def layer_formulas(label: str, in_shape: Shape) -> LayerFormulas:
+    """Parameter and MAC formulas of one layer written in spec notation, e.g. ``conv3-64``."""
+    graph = parse(f"input {fmt_shape(in_shape)}\n{label}\n", file="<formula>")
+    if len(graph.body) != 1:
+        raise UsageError(f"{label!r} is not a single layer")
+    node = graph.body[0]
+    layer = node.layer
+    out = output_shape(layer, in_shape, node.loc)
+    rows = _formulas(layer, in_shape, out)
+    counted = parameters(layer, in_shape)
+    checks = {"weights": counted.weights, "biases": counted.biases, "buffers": counted.buffers}
+    for row in rows:  # the symbolic and the numeric algebra must agree
+        assert row.name not in checks or row.value == checks[row.name], row
+    return LayerFormulas(node.label, in_shape, out, tuple(rows))
+
+
+def _line(name: str, formula: sp.Expr, values: dict) -> FormulaLine:
+    return FormulaLine(name, formula, int(formula.subs(values)))
+
+
+def _formulas(layer: Layer, in_shape: Shape, out: Shape) -> list[FormulaLine]:
+    if isinstance(layer, Conv):
+        values = {Ci: in_shape[0], Co: layer.out_channels, Hin: in_shape[1], Ho: out[1],
+                  Wo: out[2], Kh: layer.kernel[0], Kw: layer.kernel[1], P: layer.padding[0],
+                  St: layer.stride[0], Dl: layer.dilation[0], G: layer.groups}
+        size = sp.floor((Hin + 2 * P - Dl * (Kh - 1) - 1) / St) + 1
+        rows = [_line("H_out", size, values), _line("weights", Kh * Kw * Ci / G * Co, values)]
+        if layer.bias:
+            rows.append(_line("biases", Co, values))
+        rows.append(_line("MACs", Ho * Wo * Co * Kh * Kw * Ci / G, values))
+        return rows
+    if isinstance(layer, Linear):
+        values = {Nin: int(sp.prod(in_shape)), Nout: layer.out_features}
+        rows = [_line("weights", Nin * Nout, values)]
+        if layer.bias:
+            rows.append(_line("biases", Nout, values))
+        return [*rows, _line("MACs", Nin * Nout, values)]
+    if isinstance(layer, Pool):
+        values = {Ci: in_shape[0], Hin: in_shape[1], Kh: layer.kernel[0], Kw: layer.kernel[1],
+                  P: layer.padding[0], St: layer.stride[0], Ho: out[1], Wo: out[2]}
+        size = sp.floor((Hin + 2 * P - Kh) / St) + 1
+        if layer.ceil_mode:
+            size = sp.ceiling((Hin + 2 * P - Kh) / St) + 1
+        return [_line("H_out", size, values), _line("weights", sp.Integer(0), values),
+                _line("window ops", Ho * Wo * Ci * (Kh * Kw - (1 if layer.op == "max" else 0)),
+                      values)]
+    if isinstance(layer, BatchNorm):
+        values = {Ci: in_shape[0]}
+        rows = [_line("weights", Ci, values), _line("biases", Ci, values)] if layer.affine else []
+        return [*rows, _line("buffers", 2 * Ci, values)]
+    if isinstance(layer, GlobalPool):
+        values = {Ci: in_shape[0], Hin: in_shape[1], Win: in_shape[2]}
+        return [_line("weights", sp.Integer(0), values), _line("window ops", Ci * Hin * Win,
+                                                               values)]
+    return [FormulaLine("weights", sp.Integer(0), 0)]
