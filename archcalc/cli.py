@@ -1,0 +1,285 @@
+"""The ``archcalc`` command line: ``archcalc MODEL_OR_SPEC_FILE [OPTIONS]`` and subcommands.
+
+User mistakes (any :class:`~archcalc.errors.ArchcalcError`, bad option values) become one
+message on stderr and exit code 2; only bugs show a traceback. sympy and torch are imported
+only by the commands that need them.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, RenderableType
+
+from archcalc import spec as spec_module
+from archcalc import zoo
+from archcalc.analysis import Report, analyze
+from archcalc.errors import ArchcalcError, SpecError, UsageError
+from archcalc.layers import Shape
+from archcalc.render import (
+    homework_table,
+    inception_table,
+    layer_table,
+    render,
+    report_dict,
+    to_text,
+)
+from archcalc.spec import parse_dims
+from archcalc.tabular import Column, Table
+
+# Each example is run by tests/archcalc/test_cli.py.
+EXAMPLES = (
+    "archcalc vgg19 --table",
+    "archcalc vgg19 --table --bias --format md",
+    "archcalc resnet20 --convention torchinfo --format csv",
+    "archcalc vgg --set n5=2 --input 32x32x3 --table",
+    "archcalc mlp-cifar --format json --dtype float16 --batch 128",
+    "archcalc list",
+    "archcalc inception --input 32x32x256 --set c3=128",
+    "archcalc rf --layers 3 --kernel 5",
+    "archcalc formula conv3-64 --input 224x224x3",
+    "archcalc verify mlp-cifar",
+)
+
+app = typer.Typer(
+    name="archcalc", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    help="Exact, explainable numbers about CNN architectures. 'archcalc MODEL_OR_SPEC_FILE "
+         "[OPTIONS]' is short for 'archcalc analyze ...'.",
+    epilog="Examples:\n\n\b\n" + "\n".join(f"  {e}" for e in EXAMPLES),
+)
+
+
+class Fmt(StrEnum):
+    rich = "rich"
+    md = "md"
+    csv = "csv"
+    json = "json"
+    latex = "latex"
+    rst = "rst"
+
+
+class ConventionName(StrEnum):
+    full = "full"
+    torchinfo = "torchinfo"
+    fvcore = "fvcore"
+    flopcounter = "flopcounter"
+
+
+class Dtype(StrEnum):
+    float32 = "float32"
+    float16 = "float16"
+    bfloat16 = "bfloat16"
+    float64 = "float64"
+
+
+InputOpt = Annotated[str | None, typer.Option(
+    "--input", metavar="HxWxC", help="Input shape, e.g. 224x224x3 (or N for vectors).")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", metavar="NAME=INT", help="Set a spec parameter; repeatable.")]
+FormatOpt = Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")]
+
+
+# -- the edge: user mistakes -> message + exit 2 ----------------------------------------
+@contextmanager
+def edge() -> Iterator[None]:
+    """Turn archcalc's user errors into a message on stderr and exit code 2."""
+    try:
+        yield
+    except SpecError as exc:
+        _fail(exc.render() if exc.loc else f"error: {exc}")
+    except ArchcalcError as exc:
+        _fail(f"error: {exc}")
+
+
+def _fail(message: str) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(2)
+
+
+def parse_input(text: str | None) -> Shape | None:
+    """``HxWxC`` -> (C, H, W); ``N`` -> (N,); None stays None."""
+    if text is None:
+        return None
+    dims = parse_dims(text)
+    if dims is None or any(d <= 0 for d in dims):
+        raise UsageError(f"--input {text!r}: expected HxWxC with positive sizes "
+                         "(e.g. 224x224x3) or N")
+    if len(dims) == 3:
+        h, w, c = dims
+        return (c, h, w)
+    return dims
+
+
+def parse_sets(items: list[str] | None) -> dict[str, int]:
+    """``["n=7", "c1=64"]`` -> {"n": 7, "c1": 64}."""
+    params: dict[str, int] = {}
+    for item in items or []:
+        m = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*=\s*(-?\d+)\s*", item)
+        if not m:
+            raise UsageError(f"--set {item!r}: expected NAME=INTEGER (e.g. --set n=7)")
+        params[m.group(1)] = int(m.group(2))
+    return params
+
+
+def emit(table: Table, fmt: str = "rich", data: dict[str, Any] | None = None) -> None:
+    """Print ``table``: Rich on a terminal, plain text when piped, or another format."""
+    if fmt == "rich" and sys.stdout.isatty():
+        Console().print(table)
+    else:
+        typer.echo(render(table, fmt, data), nl=False)
+
+
+def show(renderable: RenderableType) -> None:
+    if sys.stdout.isatty():
+        Console().print(renderable)
+    else:
+        typer.echo(to_text(renderable, width=120), nl=False)
+
+
+# -- commands ---------------------------------------------------------------------------
+@app.command("analyze")
+def analyze_cmd(
+    model: Annotated[str, typer.Argument(metavar="MODEL_OR_SPEC_FILE",
+                                         help="A zoo name (archcalc list) or a .arch file.")],
+    table: Annotated[bool, typer.Option(
+        "--table", help="The homework table: activations and weights per layer.")] = False,
+    bias: Annotated[bool, typer.Option(
+        "--bias", help="Count biases in the homework table.")] = False,
+    input_: InputOpt = None,
+    set_: SetOpt = None,
+    convention: Annotated[ConventionName, typer.Option(
+        help="How operations become MACs and FLOPs.")] = ConventionName.full,
+    fmt: FormatOpt = Fmt.rich,
+    batch: Annotated[int, typer.Option(min=1, help="Batch size for memory.")] = 1,
+    dtype: Annotated[Dtype, typer.Option(help="Number type for memory.")] = Dtype.float32,
+) -> None:
+    """Per-layer shapes, parameters, MACs/FLOPs, receptive fields and memory of a model."""
+    with edge():
+        report = load_report(model, input_, set_, convention.value)
+        if table:
+            emit(homework_table(report, bias, dtype.value, batch), fmt.value)
+        else:
+            data = report_dict(report) if fmt is Fmt.json else None
+            emit(layer_table(report, dtype.value, batch), fmt.value, data)
+
+
+def load_report(model: str, input_: str | None, sets: list[str] | None,
+                convention: str = "full") -> Report:
+    """Load a zoo model or spec file with ``--set`` values and analyse it."""
+    graph = zoo.load(model, **parse_sets(sets))
+    return analyze(graph, convention, parse_input(input_))
+
+
+@app.command("list")
+def list_cmd(fmt: FormatOpt = Fmt.rich) -> None:
+    """The zoo: every model name, its spec file, preset parameters and source."""
+    rows = tuple((e.name, e.file.name, " ".join(f"{k}={v}" for k, v in e.overrides), e.source)
+                 for e in zoo.entries())
+    columns = (Column("Model", "left"), Column("Spec", "left"), Column("Preset", "left"),
+               Column("Source", "left"))
+    emit(Table("archcalc zoo", columns, rows), fmt.value)
+
+
+def verbatim(text: str) -> str:
+    """Help text that Click prints as written (each paragraph marked with ``\\b``)."""
+    return "\n\n".join(f"\b\n{p}" for p in text.strip().split("\n\n"))
+
+
+@app.command("spec", help=verbatim(spec_module.__doc__ or ""))
+def spec_cmd() -> None:
+    typer.echo(spec_module.__doc__)
+
+
+@app.command("inception")
+def inception_cmd(input_: InputOpt = None, set_: SetOpt = None,
+                  fmt: FormatOpt = Fmt.rich) -> None:
+    """Compare inception-naive and inception-reduction: output size, MACs per branch, saving.
+
+    --set applies to each module that has the parameter (c1, c3, c5 both; r3, r5,
+    pool_proj the reduction module)."""
+    with edge():
+        params = parse_sets(set_)
+        names = ("inception-naive", "inception-reduction")
+        known = {n: {k for k, _ in zoo.load(n).params} for n in names}
+        unknown = sorted(set(params) - set().union(*known.values()))
+        if unknown:
+            raise UsageError(f"--set {unknown[0]}: neither module has this parameter "
+                             f"(parameters: {', '.join(sorted(set().union(*known.values())))})")
+        shape = parse_input(input_)
+        naive, reduced = (analyze(zoo.load(n, **{k: v for k, v in params.items()
+                                                if k in known[n]}), "full", shape)
+                          for n in names)
+        emit(inception_table(naive, reduced), fmt.value)
+
+
+@app.command("rf")
+def rf_cmd(
+    layers: Annotated[int, typer.Option(help="Number of stacked convolutions N.")],
+    kernel: Annotated[int, typer.Option(help="Kernel size F (F x F).")],
+    stride: Annotated[int, typer.Option(help="Stride of every layer.")] = 1,
+    dilation: Annotated[int, typer.Option(help="Dilation of every layer.")] = 1,
+) -> None:
+    """Receptive field of N stacked FxF convolutions, derived in closed form."""
+    with edge():
+        from archcalc.symbolic import rf_stack
+
+        for line in rf_stack(layers, kernel, stride=stride, dilation=dilation).lines():
+            typer.echo(line)
+
+
+@app.command("formula")
+def formula_cmd(
+    layer: Annotated[str, typer.Argument(help="One layer in spec notation, e.g. conv3-64.")],
+    input_: Annotated[str, typer.Option("--input", metavar="HxWxC",
+                                       help="The layer's input shape.")] = "224x224x3",
+) -> None:
+    """A layer's parameter and MAC formulas with its numbers substituted."""
+    with edge():
+        from archcalc.symbolic import layer_formulas
+
+        shape = parse_input(input_)
+        assert shape is not None
+        for line in layer_formulas(layer, shape).lines():
+            typer.echo(line)
+
+
+@app.command("verify")
+def verify_cmd(
+    model: Annotated[str, typer.Argument(metavar="MODEL_OR_SPEC_FILE")],
+    input_: InputOpt = None,
+    set_: SetOpt = None,
+    rf: Annotated[bool, typer.Option(
+        "--rf/--no-rf", help="Probe receptive fields by gradients.")] = True,
+) -> None:
+    """Check archcalc's numbers against torchinfo, fvcore and a gradient RF probe (needs the
+    verify extra). Exit code 1 when a number disagrees."""
+    with edge():
+        from archcalc.verify import verify_model
+
+        result = verify_model(model, input_shape=parse_input(input_),
+                              params=parse_sets(set_) or None, probe_rf=rf)
+        show(result)
+        if not result.ok:
+            raise typer.Exit(1)
+
+
+# -- entry point ------------------------------------------------------------------------
+COMMANDS = frozenset({"analyze", "list", "spec", "inception", "rf", "formula", "verify"})
+
+
+def route(args: list[str]) -> list[str]:
+    """``archcalc vgg19 --table`` -> ``archcalc analyze vgg19 --table``."""
+    if not args or args[0] in COMMANDS or args[0] in ("--help", "-h"):
+        return args
+    return ["analyze", *args]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``archcalc`` script."""
+    app(args=route(list(sys.argv[1:] if argv is None else argv)), prog_name="archcalc")

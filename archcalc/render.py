@@ -1,0 +1,357 @@
+"""Report -> the homework table or the full per-layer view, as rich | md | csv | json | latex | rst.
+
+``homework_table`` is Table 1 of the assignment: Layer | Number of Activations (Memory) |
+Parameters (Compute), one row per layer that allocates a tensor, an Input row and a TOTAL
+row equal to the column sums. ``layer_table`` is every row of the report with shapes,
+counts and receptive fields. Both return a :class:`~archcalc.tabular.Table`, which renders
+itself in Rich and is written to text by :func:`render`.
+
+JSON of the full view (``report_dict``; keys are only ever added, never changed)::
+
+    {"schema_version": 1, "model": str, "input": [C, H, W] | [N], "convention": str,
+     "layers": [{"name": label as written, "path": unique, "kind": str,
+                 "output_shape": [C, H, W] | [N], "activations": int, "inplace": bool,
+                 "weights": int, "biases": int, "params": weights + biases, "buffers": int,
+                 "macs": int, "flops": int,
+                 "rf": {"size": [h, w], "stride": [h, w], "padding": [h, w],
+                        "center": [h, w]} | null}],
+     "totals": {"activations", "weights", "biases", "params", "buffers", "macs", "flops"}}
+
+``totals.activations`` is the input's elements plus the ``activations`` of every layer
+whose ``inplace`` is false; ``rf`` is null for vector-input models.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from fractions import Fraction
+from io import StringIO
+from typing import Any, Literal
+
+from rich.console import Console, RenderableType
+
+from archcalc.algebra import RF, fmt_shape
+from archcalc.analysis import Memory, Report, Row
+from archcalc.errors import UsageError
+from archcalc.layers import Shape
+from archcalc.tabular import Column, Table, to_csv, to_dict, to_latex, to_markdown, to_rst
+
+Format = Literal["rich", "md", "csv", "json", "latex", "rst"]
+FORMATS: tuple[str, ...] = ("rich", "md", "csv", "json", "latex", "rst")
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+_POOL = re.compile(r"(max|avg)?pool(\d+(?:x\d+)?)?", re.I)
+
+
+def abbrev(n: int) -> str:
+    """Two significant digits with K/M/G/T: 150528 -> 150K, 3211264 -> 3.2M, 4096 -> 4.1K."""
+    if n < 1000:
+        return str(n)
+    rounded = float(f"{n:.2g}")
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if rounded >= scale:
+            value = rounded / scale
+            return (f"{value:.0f}" if value >= 10 else f"{value:.1f}") + unit
+    raise AssertionError(n)  # unreachable: n >= 1000
+
+
+def dtype_bytes(dtype: str) -> int:
+    try:
+        return DTYPE_BYTES[dtype]
+    except KeyError:
+        known = ", ".join(DTYPE_BYTES)
+        raise UsageError(f"unknown dtype {dtype!r} (choose from {known})") from None
+
+
+def fmt_bytes(n: int) -> str:
+    return f"{n:,} B ({n / 2**20:,.1f} MiB)"
+
+
+# -- the homework table -------------------------------------------------------------------
+def table_label(row: Row) -> str:
+    """Paper notation in capitals, as the assignment writes it: CONV3-64, POOL2, FC-4096."""
+    head, _, rest = row.label.partition(" ")
+    if head == "shortcut":
+        name = row.label
+    elif row.kind == "pool" and (m := _POOL.fullmatch(head)):
+        name = f"{'AVG' if (m.group(1) or '').lower() == 'avg' else ''}POOL{m.group(2) or 2}"
+        name = f"{name} {rest}".rstrip()
+    else:
+        name = f"{head.upper()} {rest}".rstrip()
+    return "  " * row.depth + name
+
+
+def memory_cell(shape: Shape) -> str:
+    """``224*224*64=3.2M`` for feature maps (H*W*C), the bare count for vectors."""
+    n = math.prod(shape)
+    if len(shape) == 3:
+        c, h, w = shape
+        return f"{h}*{w}*{c}={abbrev(n)}"
+    return str(n)
+
+
+def _product(expr: str) -> int:
+    return math.prod(int(d) for d in re.findall(r"\d+", expr))
+
+
+def params_cell(row: Row, bias: bool) -> str:
+    """``(3*3*3)*64 = 1,728``; with biases ``(3*3*3)*64 + 64 = 1,792``; ``0`` without any."""
+    weights = row.params.weights
+    biases = row.params.biases if bias else 0
+    total = weights + biases
+    if total == 0:
+        return "0"
+    terms = []
+    if weights:
+        formula = row.formula if row.formula and _product(row.formula) == weights else ""
+        terms.append(formula or str(weights))
+    if biases:
+        terms.append(str(biases))
+    text = " + ".join(terms)
+    return f"{total:,}" if text == str(total) else f"{text} = {total:,}"
+
+
+def _listed(row: Row) -> bool:
+    return not row.inplace or row.params.trainable > 0
+
+
+def homework_table(report: Report, bias: bool = False, dtype: str = "float32",
+                   batch: int = 1) -> Table:
+    """Table 1 of the assignment: memory and weights per layer that allocates a tensor."""
+    rows: list[tuple[str, ...]] = [("Input", memory_cell(report.input_shape), "0")]
+    acts, params = report.input_elements, 0
+    for row in filter(_listed, report.rows):
+        rows.append((table_label(row), memory_cell(row.out_shape), params_cell(row, bias)))
+        acts += math.prod(row.out_shape)
+        params += row.params.weights + (row.params.biases if bias else 0)
+    nested = any(r.depth for r in report.rows)  # indented labels read better flush left
+    columns = (Column("Layer", "left" if nested else "center"),
+               Column("Number of Activations (Memory)", "center"),
+               Column("Parameters (Compute)", "center"))
+    total = ("TOTAL", f"{acts:,}={abbrev(acts)}", f"{params:,}")
+    title = f"{report.model} memory and weights (input {fmt_shape(report.input_shape)})"
+    return Table(title, columns, tuple(rows), total,
+                 _homework_footer(report, bias, acts, params, dtype, batch))
+
+
+def _homework_footer(report: Report, bias: bool, acts: int, params: int, dtype: str,
+                     batch: int) -> tuple[str, ...]:
+    hidden = Counter(r.label for r in report.rows if not _listed(r))
+    size = dtype_bytes(dtype)
+    per = "per image" if batch == 1 else f"per batch of {batch}"
+    lines = []
+    if hidden:
+        listed = ", ".join(f"{label} x{n}" for label, n in hidden.items())
+        lines.append(f"Not listed: layers that allocate no new tensor (run in place or as a "
+                     f"view): {listed}.")
+    if bias:
+        lines.append("Parameters include biases.")
+    else:
+        skipped = sum(r.params.biases for r in report.rows)
+        lines.append(f"Parameters count weights only, as the assignment asks; --bias adds "
+                     f"the {skipped:,} biases.")
+    lines.append(f"Memory {per}, {dtype} ({size} B per number): activations "
+                 f"{acts:,} x {size} B{f' x {batch}' if batch > 1 else ''} = "
+                 f"{fmt_bytes(acts * size * batch)}; parameters {params:,} x {size} B = "
+                 f"{fmt_bytes(params * size)}.")
+    return tuple(lines)
+
+
+# -- the full per-layer view --------------------------------------------------------------
+def _pair(values: tuple[Any, Any]) -> str:
+    text = [_num(v) for v in values]
+    return text[0] if text[0] == text[1] else f"{text[0]}x{text[1]}"
+
+
+def _num(value: int | Fraction) -> str:
+    return str(value) if Fraction(value).denominator == 1 else str(float(value))
+
+
+def _rf_cells(rf: RF | None) -> tuple[str, ...]:
+    if rf is None:
+        return ("", "", "", "")
+    return (_pair(rf.size), _pair(rf.stride), _pair(rf.padding), _pair(rf.center))
+
+
+LAYER_COLUMNS = (
+    Column("Path", "left"), Column("Layer", "left"), Column("Output"), Column("Activations"),
+    Column("Weights"), Column("Biases"), Column("Params"), Column("Buffers"), Column("MACs"),
+    Column("FLOPs"), Column("RF"), Column("RF stride"), Column("RF pad"), Column("RF center"),
+)
+
+
+def layer_table(report: Report, dtype: str = "float32", batch: int = 1) -> Table:
+    """Every row of the report, an Input row, totals, and a footer on convention and memory."""
+    rows: list[tuple[str | int, ...]] = [
+        ("", "input", fmt_shape(report.input_shape), report.input_elements,
+         0, 0, 0, 0, 0, 0, "", "", "", "")]
+    for r in report.rows:
+        p = r.params
+        rows.append((r.path, "  " * r.depth + r.label, fmt_shape(r.out_shape),
+                     "in place" if r.inplace else r.activations, p.weights, p.biases,
+                     p.trainable, p.buffers, r.macs, r.flops, *_rf_cells(r.rf)))
+    t = report.totals
+    total = ("", "TOTAL", "", t.activations, t.weights, t.biases, t.params, t.buffers, t.macs,
+             t.flops, "", "", "", "")
+    title = (f"{report.model}: input {fmt_shape(report.input_shape)}, "
+             f"convention {report.convention.name}")
+    return Table(title, LAYER_COLUMNS, tuple(rows), total,
+                 _layer_footer(report, dtype, batch))
+
+
+def _layer_footer(report: Report, dtype: str, batch: int) -> tuple[str, ...]:
+    size = dtype_bytes(dtype)
+    lines = [f"Convention {report.convention.name}: {report.convention.summary}.",
+             "Activations: elements each layer allocates; 'in place' layers reuse their "
+             "input's memory. RF: receptive field size, effective stride, padding and the "
+             "centre of the first output unit's field, in input pixels."]
+    lines += [f"Warning: {w}" for w in report.warnings]
+    infer = report.inference_memory(batch, size)
+    train = report.training_memory(batch, size)
+    lines.append(f"Inference memory (batch {batch}, {dtype}): {fmt_bytes(infer.total)} = "
+                 f"{_parts(infer)}; activations are the peak of tensors alive at once "
+                 f"during the forward pass ({report.peak_live:,} elements per sample, "
+                 "input included).")
+    stored = Counter(r.kind for r in report.rows if r.stored)
+    kinds = ", ".join(f"{kind} {n}" for kind, n in stored.items())
+    lines.append(f"Training memory (batch {batch}, {dtype}, Adam): {fmt_bytes(train.total)} "
+                 f"= {_parts(train)}; activations are those kept for the backward pass: the "
+                 f"input and the outputs of {sum(stored.values())} layers ({kinds}); "
+                 "in-place layers add none.")
+    return tuple(lines)
+
+
+def _parts(mem: Memory) -> str:
+    parts = [("weights", mem.weights), ("buffers", mem.buffers),
+             ("gradients", mem.gradients), ("optimizer state", mem.optimizer),
+             ("activations", mem.activations)]
+    return " + ".join(f"{name} {n:,}" for name, n in parts if n)
+
+
+# -- inception modules side by side -------------------------------------------------------
+def _branches(report: Report) -> list[list[Row]]:
+    """Rows of each branch of the report's first top-level concat."""
+    join = next((r for r in report.rows if r.kind == "concat" and r.depth == 0), None)
+    if join is None:
+        raise UsageError(f"{report.model} has no top-level concat to compare branches of")
+    found: dict[str, list[Row]] = {}
+    for row in report.rows:
+        rest = row.path.removeprefix(f"{join.path}.b")
+        if rest != row.path:
+            found.setdefault(rest.split(".")[0], []).append(row)
+    return [found[k] for k in sorted(found, key=int)]
+
+
+def _branch_cells(rows: list[Row]) -> tuple[str, int]:
+    layers = " -> ".join(r.label for r in rows if r.kind != "act") or "-"
+    return layers, sum(r.macs for r in rows)
+
+
+def _mac_formula(row: Row) -> str:
+    _, h, w = row.out_shape
+    return f"{h}*{w}*{row.formula} = {row.macs:,}"
+
+
+def inception_table(naive: Report, reduced: Report) -> Table:
+    """Two inception modules side by side: branches, MACs, output after concatenation."""
+    pairs = (_branches(naive), _branches(reduced))
+    rows: list[tuple[str | int, ...]] = []
+    for i in range(max(len(b) for b in pairs)):
+        cells: list[str | int] = [str(i + 1)]
+        for branches in pairs:
+            cells += _branch_cells(branches[i]) if i < len(branches) else ("", "")
+        rows.append(tuple(cells))
+    joined = [next(r for r in rep.rows if r.kind == "concat" and r.depth == 0)
+              for rep in (naive, reduced)]
+    rows.append(("output after concat", fmt_shape(joined[0].out_shape), "",
+                 fmt_shape(joined[1].out_shape), ""))
+    macs = (naive.totals.macs, reduced.totals.macs)
+    columns = (Column("Branch", "left"), Column(naive.model, "left"), Column("MACs"),
+               Column(reduced.model, "left"), Column("MACs"))
+    title = f"Inception modules on {fmt_shape(naive.input_shape)} input"
+    return Table(title, columns, tuple(rows), ("TOTAL", "", macs[0], "", macs[1]),
+                 _inception_footer(naive, reduced, macs))
+
+
+def _inception_footer(naive: Report, reduced: Report, macs: tuple[int, int]) -> tuple[str, ...]:
+    lines = ["MACs: multiply-accumulates of the convolutions, H_out*W_out*(k*k*C_in)*C_out "
+             "(pooling and ReLU add comparisons, not MACs):"]
+    for rep in (naive, reduced):
+        lines += [f"  {rep.model} {r.path} {r.label}: {_mac_formula(r)}"
+                  for r in rep.rows if r.kind == "conv"]
+    if macs[1]:
+        lines.append(f"Saving: {macs[0]:,} / {macs[1]:,} = {macs[0] / macs[1]:.2f}x fewer MACs "
+                     f"with dimension reductions ({1 - macs[1] / macs[0]:.0%} less compute).")
+    return tuple(lines)
+
+
+# -- JSON -------------------------------------------------------------------------------
+def _rf_dict(rf: RF | None) -> dict[str, list[int | float]] | None:
+    if rf is None:
+        return None
+    return {"size": list(rf.size), "stride": list(rf.stride), "padding": list(rf.padding),
+            "center": [float(c) for c in rf.center]}
+
+
+def _layer_dict(row: Row) -> dict[str, Any]:
+    return {"name": row.label, "path": row.path, "kind": row.kind,
+            "output_shape": list(row.out_shape), "activations": row.activations,
+            "inplace": row.inplace, "weights": row.params.weights,
+            "biases": row.params.biases, "params": row.params.trainable,
+            "buffers": row.params.buffers, "macs": row.macs, "flops": row.flops,
+            "rf": _rf_dict(row.rf)}
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    """The documented JSON schema of the full view (see the module docstring)."""
+    t = report.totals
+    return {"schema_version": 1, "model": report.model, "input": list(report.input_shape),
+            "convention": report.convention.name,
+            "layers": [_layer_dict(r) for r in report.rows],
+            "totals": {"activations": t.activations, "weights": t.weights,
+                       "biases": t.biases, "params": t.params, "buffers": t.buffers,
+                       "macs": t.macs, "flops": t.flops}}
+
+
+# -- output -----------------------------------------------------------------------------
+_WRITERS = {"md": to_markdown, "csv": to_csv, "latex": to_latex, "rst": to_rst}
+
+
+def dumps(data: dict[str, Any]) -> str:
+    """JSON with two-space indents and lists of numbers on one line."""
+    text = json.dumps(data, indent=2)
+    return re.sub(r"\[\s*(-?[\d.]+(?:,\s*-?[\d.]+)*)\s*\]",
+                  lambda m: "[" + re.sub(r",\s*", ", ", m.group(1)) + "]", text) + "\n"
+
+
+def render(table: Table, fmt: str, data: dict[str, Any] | None = None) -> str:
+    """``table`` as text in ``fmt``; JSON writes ``data`` when given, else the table."""
+    if fmt == "json":
+        return dumps(data if data is not None else to_dict(table))
+    if fmt == "rich":
+        return to_text(table)
+    if fmt not in _WRITERS:
+        raise UsageError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+    return _WRITERS[fmt](table)
+
+
+def to_text(renderable: RenderableType, width: int | None = None) -> str:
+    """Rich output without colour, as it appears when piped; a Table at its natural width
+    (at least 80 columns) unless ``width`` is given."""
+    if width is None:
+        width = max(80, renderable.natural_width()) if isinstance(renderable, Table) else 80
+    buffer = StringIO()
+    Console(file=buffer, width=width, color_system=None, force_terminal=False,
+            legacy_windows=False).print(renderable)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
+
+
+def render_report(report: Report, fmt: str, *, table: bool = False, bias: bool = False,
+                  dtype: str = "float32", batch: int = 1) -> str:
+    """The CLI's view of ``report``: the homework table (``table``) or the full view."""
+    if table:
+        return render(homework_table(report, bias, dtype, batch), fmt)
+    data = report_dict(report) if fmt == "json" else None
+    return render(layer_table(report, dtype, batch), fmt, data)

@@ -1,0 +1,154 @@
+"""A plain table (title, columns, rows, total, footer) and its writers.
+
+Cells are text or whole numbers; human formats write numbers with thousands separators,
+CSV and JSON keep them bare. ``Table`` renders itself in Rich via ``__rich__``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rich.console import Group, RenderableType
+from rich.table import Table as RichTable
+from rich.text import Text
+
+Cell = str | int
+Align = Literal["left", "right", "center"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    align: Align = "right"
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    columns: tuple[Column, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    total: tuple[Cell, ...] | None = None
+    footer: tuple[str, ...] = field(default=())
+
+    @property
+    def body(self) -> tuple[tuple[Cell, ...], ...]:
+        """Rows followed by the total row, if any."""
+        return (*self.rows, self.total) if self.total else self.rows
+
+    def rich_table(self) -> RichTable:
+        """The rows as a Rich table (without the footer)."""
+        table = RichTable(title=self.title, title_style="bold")
+        for col in self.columns:
+            table.add_column(col.name, justify=col.align, no_wrap=True)
+        for row in self.rows:
+            table.add_row(*(Text(human(c)) for c in row))
+        if self.total:
+            table.add_section()
+            table.add_row(*(Text(human(c)) for c in self.total), style="bold")
+        return table
+
+    def __rich__(self) -> RenderableType:
+        return Group(self.rich_table(), *(Text(line) for line in self.footer))
+
+    def natural_width(self) -> int:
+        """Columns needed to print the table without wrapping a cell (one-line cells, a
+        space of padding either side, one border between and around columns)."""
+        widths = [max([len(c.name), *(len(human(r[i])) for r in self.body)])
+                  for i, c in enumerate(self.columns)]
+        return sum(w + 3 for w in widths) + 1
+
+
+def human(cell: Cell) -> str:
+    return f"{cell:,}" if isinstance(cell, int) else cell
+
+
+def to_markdown(table: Table) -> str:
+    marks = {"left": ":--", "right": "--:", "center": ":-:"}
+    lines = [f"**{_md(table.title)}**", ""]
+    lines.append("| " + " | ".join(_md(c.name) for c in table.columns) + " |")
+    lines.append("| " + " | ".join(marks[c.align] for c in table.columns) + " |")
+    for row in table.rows:
+        lines.append("| " + " | ".join(_md(human(c)) for c in row) + " |")
+    if table.total:
+        lines.append("| " + " | ".join(f"**{_md(human(c))}**" if human(c) else ""
+                                       for c in table.total) + " |")
+    if table.footer:
+        lines.append("")
+        lines.extend(f"- {_md(line)}" for line in table.footer)
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return re.sub(r"([\\*_|`\[\]<>])", r"\\\1", text.strip())
+
+
+def to_csv(table: Table) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(c.name for c in table.columns)
+    for row in table.body:
+        writer.writerow(str(c) for c in row)
+    return out.getvalue()
+
+
+_LATEX = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+          "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def _tex(text: str) -> str:
+    return "".join(_LATEX.get(ch, ch) for ch in text.strip())
+
+
+def to_latex(table: Table) -> str:
+    spec = "|" + "|".join(c.align[0] for c in table.columns) + "|"
+    lines = [r"\begin{table}[ht]", r"\centering", rf"\begin{{tabular}}{{{spec}}}", r"\hline",
+             " & ".join(_tex(c.name) for c in table.columns) + r" \\", r"\hline"]
+    lines.extend(" & ".join(_tex(human(c)) for c in row) + r" \\ \hline" for row in table.rows)
+    if table.total:
+        lines.append(r"\hline")
+        lines.append(" & ".join(_tex(human(c)) for c in table.total) + r" \\ \hline")
+    lines.append(r"\end{tabular}")
+    lines.append(rf"\caption{{{_tex(table.title)}}}")
+    if table.footer:
+        lines.append(r"\par\footnotesize")
+        lines.extend(_tex(line) + r"\\" for line in table.footer)
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
+def to_rst(table: Table) -> str:
+    cells = [[c.name for c in table.columns], *([human(c) for c in row] for row in table.body)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(table.columns))]
+
+    def rule(ch: str) -> str:
+        return "+" + "+".join(ch * (w + 2) for w in widths) + "+"
+
+    def line(row: list[str]) -> str:
+        return "| " + " | ".join(_justify(t, w, c.align)
+                                 for t, w, c in zip(row, widths, table.columns, strict=True)) + " |"
+
+    grid = [rule("-"), line(cells[0]), rule("=")]
+    for row in cells[1:]:
+        grid += [line(row), rule("-")]
+    out = [f".. table:: {table.title}", "", *(f"   {g}" for g in grid)]
+    if table.footer:
+        out.append("")
+        out.extend(f"- {line}" for line in table.footer)
+    return "\n".join(out) + "\n"
+
+
+def _justify(text: str, width: int, align: Align) -> str:
+    if align == "right":
+        return text.rjust(width)
+    return text.center(width) if align == "center" else text.ljust(width)
+
+
+def to_dict(table: Table) -> dict:
+    """A generic table as JSON-ready data: title, columns, rows, total, footer."""
+    return {"title": table.title, "columns": [c.name for c in table.columns],
+            "rows": [list(r) for r in table.rows],
+            "total": list(table.total) if table.total else None, "footer": list(table.footer)}
