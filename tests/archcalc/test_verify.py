@@ -1,0 +1,224 @@
+"""archcalc.verify: every zoo model agrees with torch, torchinfo, fvcore, FlopCounterMode and
+the gradient probe; and a wrong rule, preset or field is reported, not waved through."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+from rich.console import Console
+
+import archcalc
+from archcalc import analysis
+from archcalc.algebra import RF, Params
+from archcalc.conventions import CONVENTIONS, Convention
+from archcalc.errors import VerifyUnavailable
+from archcalc.layers import Conv, Linear, Pool
+from archcalc.verify import Check, ExpectedField, VerifyReport, verify, verify_model
+from archcalc.zoo import names
+
+needs_verify = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("torch", "torchinfo", "fvcore")),
+    reason="the verify extra (torch, torchinfo, fvcore) is not installed")
+
+# Smaller inputs keep the file fast on two cores. Each is valid for its spec: every layer
+# still gets at least one output unit, and both sides derive every number at that size.
+SMALL_INPUTS = {
+    # five 2x2/2 max pools: 32 -> 16 -> 8 -> 4 -> 2 -> 1; FC-4096 then sees 512 inputs
+    **{f"vgg{n}": (3, 32, 32) for n in (11, 13, 16, 19)},
+    # conv11/4 (no padding) and three 3x3/2 pools: 67 -> 15 -> 7 -> 3 -> 1, the smallest
+    "alexnet": (3, 67, 67),
+    # the same with conv1 padded by 2: 63 -> 15 -> 7 -> 3 -> 1, the smallest
+    "alexnet-torchvision": (3, 63, 63),
+    # stride 32 in all before global average pooling: 64 -> 2x2 maps in conv5_x
+    "resnet50": (3, 64, 64),
+    "resnet50-paper": (3, 64, 64),
+    # googlenet keeps 224: its avgpool7 needs a 7x7 map after the /32 stem.
+    # resnet20..110 keep 32 (cheap, and the size the paper's CIFAR models are built for).
+}
+SPEC = """model kitchen-sink
+input 20x18x4
+conv3-8 s=2 d=2 g=2 p=1 bias=false; bn affine=false; leakyrelu
+conv1x3-8; bn; elu
+residual shortcut=C { conv3-8; gelu }
+residual shortcut=B { conv3-16 s=2; bn; silu }
+residual shortcut=A { conv3-24 s=2; hardswish }
+avgpool3 s=2 p=1 ceil=true
+lrn size=3
+concat { branch { conv1-4; sigmoid } branch { maxpool3 s=1 p=1; tanh } }
+relu6
+dropout-0.1
+globalmaxpool
+flatten
+FC-12 bias=false; bn; relu
+FC-5; soft-max
+"""
+
+
+def _failed(report: VerifyReport) -> str:
+    return "\n".join(f"{c.name} {c.path}: expected {c.expected}, got {c.actual}"
+                     for c in report.failures[:20])
+
+
+def _names(report: VerifyReport) -> set[str]:
+    return {c.name for c in report.failures}
+
+
+@pytest.fixture(scope="module")
+def sink() -> archcalc.Graph:
+    return archcalc.parse(SPEC)
+
+
+@needs_verify
+@pytest.mark.slow
+@pytest.mark.parametrize("name", names())
+def test_zoo_model_verifies(name: str) -> None:
+    report = verify_model(name, SMALL_INPUTS.get(name))
+    assert report.ok, _failed(report)
+    rows = archcalc.analyze(archcalc.load(name), input_shape=SMALL_INPUTS.get(name)).rows
+    by_name = {c.name for c in report.checks}
+    assert sum(c.name == "output shape" for c in report.checks) == len(rows)
+    assert {"MACs (fvcore total)", "layer MACs (torchinfo)", "buffers (BN running mean+var)"
+            } <= by_name
+    if any(len(r.out_shape) == 3 for r in rows):
+        assert {"RF first unit", "RF last unit"} <= by_name
+
+
+@needs_verify
+def test_every_layer_kind_and_option_verifies(sink: archcalc.Graph) -> None:
+    report = verify(sink)
+    assert report.ok, _failed(report)
+    assert report.input_shape == (4, 20, 18)
+    probed = {c.path for c in report.checks if c.name == "RF first unit"}
+    assert {"1", "7.s1", "9.s1", "10", "12", "15"} <= probed
+
+
+@needs_verify
+def test_vector_input_model_verifies() -> None:
+    graph = archcalc.parse("input 10\nFC-6; bn; relu; dropout; FC-3 bias=false; "
+                           "bn affine=false; soft-max")
+    report = verify(graph)
+    assert report.ok, _failed(report)
+    assert not any(c.name.startswith("RF") for c in report.checks)
+
+
+@needs_verify
+def test_wrong_parameter_rule_is_reported(monkeypatch, sink) -> None:
+    real = analysis.parameters
+
+    def no_linear_bias(layer, in_shape):
+        p = real(layer, in_shape)
+        return Params(p.weights, 0, p.buffers) if isinstance(layer, Linear) else p
+
+    monkeypatch.setattr(analysis, "parameters", no_linear_bias)
+    report = verify(sink)
+    assert _names(report) == {"params (torch numel)", "params (torchinfo total_params)",
+                              "layer params (torchinfo)"}
+    assert {c.path for c in report.failures if c.path} == {"20"}  # FC-5, the one with bias
+
+
+@needs_verify
+def test_wrong_shape_rule_is_reported(monkeypatch) -> None:
+    real = analysis.output_shape
+
+    def ceil_pool(layer, shape, loc):  # as if every pool rounded up
+        if isinstance(layer, Pool):
+            return real(Pool(layer.op, layer.kernel, layer.stride, layer.padding, True),
+                        shape, loc)
+        return real(layer, shape, loc)
+
+    monkeypatch.setattr(analysis, "output_shape", ceil_pool)
+    report = verify(archcalc.parse("input 7x7x2\nconv3-4; maxpool; conv1-3"), probe_rf=False)
+    shape_failures = [c for c in report.failures if c.name == "output shape"]
+    assert [(c.path, c.expected, c.actual) for c in shape_failures] == [
+        ("2", (4, 4, 4), (4, 3, 3)), ("3", (3, 4, 4), (3, 3, 3))]
+
+
+@needs_verify
+def test_wrong_convention_preset_is_reported(monkeypatch, sink) -> None:
+    fv = CONVENTIONS["fvcore"]
+    monkeypatch.setitem(CONVENTIONS, "fvcore", Convention(
+        "fvcore", fv.summary, lambda o: fv.macs(o) + o.bias, fv.flops))  # count biases too
+    report = verify(sink, probe_rf=False)
+    assert _names(report) == {"MACs (fvcore total)", "layer MACs (fvcore)"}
+
+
+@needs_verify
+def test_wrong_receptive_field_is_caught_by_the_probe(monkeypatch, sink) -> None:
+    real = analysis.receptive_field
+
+    def forget_dilation(layer, rf, in_shape):
+        if isinstance(layer, Conv) and layer.dilation != (1, 1):
+            return rf.step(layer.kernel, layer.stride, layer.padding)
+        return real(layer, rf, in_shape)
+
+    monkeypatch.setattr(analysis, "receptive_field", forget_dilation)
+    report = verify(sink)
+    assert _names(report) <= {"RF first unit", "RF last unit"}
+    assert ("RF first unit", "1") in {(c.name, c.path) for c in report.failures}
+
+
+@needs_verify
+def test_probe_catches_an_off_by_one_pool_field(monkeypatch) -> None:
+    real = analysis.receptive_field
+
+    def pool_one_wider(layer, rf, in_shape):
+        if isinstance(layer, Pool):
+            k = (layer.kernel[0] + 1, layer.kernel[1] + 1)
+            return rf.step(k, layer.stride, layer.padding)
+        return real(layer, rf, in_shape)
+
+    monkeypatch.setattr(analysis, "receptive_field", pool_one_wider)
+    report = verify_model("vgg11", SMALL_INPUTS["vgg11"])
+    assert report.failures and _names(report) <= {"RF first unit", "RF last unit"}
+    assert report.failures[0].path == "2"  # the first maxpool; the convs before it pass
+
+
+def test_expected_field_is_exact_inside_and_a_bound_at_a_clipped_edge() -> None:
+    rf = RF(size=(5, 5), stride=(2, 2), start=(-1, 1))  # rows [-1, 3], cols [1, 5]
+    field = ExpectedField.of(rf, (10, 10))
+    assert field.box == ((0, 3), (1, 5))
+    assert str(field) == "rows 0*-3, cols 1-5"
+    assert field.admits(((1, 3), (1, 5)))  # clipped row edge: a hole at 0 is allowed
+    assert not field.admits(((0, 3), (2, 5)))  # an exact edge must match
+    assert not field.admits(((0, 4), (1, 5)))  # outside the field
+    assert not field.admits(None)
+    last = ExpectedField.of(rf, (10, 6), last_of=(4, 3))  # rows [5, 9], cols [5, 9] -> 5
+    assert last.box == ((5, 9), (5, 5)) and last.clipped == ((False, False), (False, True))
+    assert ExpectedField.of(RF((1, 1), (1, 1), (-2, 0)), (4, 4)).admits(None)  # in padding
+
+
+def test_missing_extra_raises_verify_unavailable(monkeypatch, sink) -> None:
+    monkeypatch.setitem(sys.modules, "fvcore.nn", None)
+    with pytest.raises(VerifyUnavailable, match=r"pip install 'archcalc-hw3\[verify\]'") as e:
+        verify(sink)
+    assert "\n" not in str(e.value)
+
+
+def _render(report: VerifyReport) -> str:
+    console = Console(record=True, width=140, color_system=None)
+    console.print(report)
+    return console.export_text()
+
+
+def test_rich_report_lists_each_failure_and_summarises_passes() -> None:
+    report = VerifyReport("toy", (3, 8, 8), (
+        Check("output shape", "1", (4, 8, 8), (4, 8, 8), True),
+        Check("output shape", "2", (4, 4, 4), (4, 3, 3), False),
+        Check("params (torch numel)", "", 1234, 1234, True),
+    ))
+    text = _render(report)
+    assert not report.ok and report.failures == (report.checks[1],)
+    assert "1 layers" in text and "4x4x4" in text and "3x3x4" in text and "FAIL" in text
+    assert "1,234" in text and "2/3 checks passed, 1 FAILED" in text
+    assert "num_batches_tracked" in text
+
+
+@needs_verify
+def test_verify_model_takes_params() -> None:
+    report = verify_model("resnet-cifar", params={"depth": 8, "size": 16}, probe_rf=False)
+    assert report.ok, _failed(report)
+    assert report.model == "resnet-cifar" and report.input_shape == (3, 16, 16)
+    shapes = [c for c in report.checks if c.name == "output shape"]
+    assert shapes[-1].actual == (10,) and len(shapes) == 29  # depth 8: one block per stage
