@@ -1,0 +1,258 @@
+"""A plugin's settings, declared once by its config dataclass and layered, later wins:
+
+    dataclass defaults  <-  plugins.toml [NAME]  <-  --config FILE  <-  CLI options
+
+Every value is checked against its field's type; a mistake is a ConfigError that names the
+file (or option) and the key. The CLI options of ``hw3 run NAME`` are generated from the same
+:class:`FieldSpec` list, and the config a run used is written back as TOML beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import tomllib
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from trainers.errors import ConfigError
+
+DEFAULTS_ENV = "HW3_PLUGINS_TOML"
+SCALARS: tuple[type, ...] = (bool, int, float, str)
+NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+METAVARS = {bool: "BOOL", int: "INT", float: "FLOAT", str: "TEXT"}
+
+
+class _Required:
+    """The default of a field that has none (dataclasses.MISSING cannot be a field default)."""
+
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One config field as hw3 sees it: a scalar, a tuple of scalars, or a Literal choice."""
+
+    name: str
+    kind: type
+    sequence: bool = False
+    choices: tuple[Any, ...] = ()
+    help: str = ""
+    default: Any = REQUIRED
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def metavar(self) -> str:
+        if self.choices:
+            return "[" + "|".join(str(c) for c in self.choices) + "]"
+        return METAVARS[self.kind] + (",..." if self.sequence else "")
+
+
+def field_specs(config_type: type) -> tuple[FieldSpec, ...]:
+    """The fields of a config dataclass; TypeError on a type hw3 cannot read from TOML/CLI."""
+    if not (isinstance(config_type, type) and dataclasses.is_dataclass(config_type)):
+        raise TypeError(f"config_type {config_type!r} is not a dataclass type")
+    hints = typing.get_type_hints(config_type)
+    specs = []
+    for f in dataclasses.fields(config_type):
+        if not f.init:
+            continue
+        kind, sequence, choices = _classify(hints[f.name], f.name)
+        default = REQUIRED if f.default is dataclasses.MISSING else f.default
+        if f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        specs.append(FieldSpec(f.name, kind, sequence, choices,
+                               str(f.metadata.get("help", "")), default))
+    return tuple(specs)
+
+
+def _classify(hint: Any, name: str) -> tuple[type, bool, tuple[Any, ...]]:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint in SCALARS:
+        return hint, False, ()
+    if origin is Literal and args and len({type(a) for a in args}) == 1 \
+            and type(args[0]) in SCALARS:
+        return type(args[0]), False, tuple(args)
+    if origin in (tuple, list) and args and args[0] in SCALARS \
+            and (origin is list or (len(args) == 2 and args[1] is Ellipsis)):
+        return args[0], True, ()
+    raise TypeError(f"config field {name!r} has type {hint!r}; hw3 reads bool, int, float, str, "
+                    "Literal[...] and tuple[T, ...] of those")
+
+
+# -- checking values -------------------------------------------------------------------
+def coerce(spec: FieldSpec, value: Any, where: str) -> Any:
+    """A TOML value checked (and widened int -> float) for ``spec``; ConfigError otherwise."""
+    if spec.sequence:
+        if not isinstance(value, list | tuple):
+            raise _bad(spec, value, where, f"a list of {_plural(spec.kind)}")
+        return tuple(_scalar(spec, v, where) for v in value)
+    return _scalar(spec, value, where)
+
+
+def _scalar(spec: FieldSpec, value: Any, where: str) -> Any:
+    ok = isinstance(value, spec.kind) and not (spec.kind is not bool and isinstance(value, bool))
+    if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value, ok = float(value), True
+    if not ok:
+        raise _bad(spec, value, where, NAMES[spec.kind])
+    if spec.choices and value not in spec.choices:
+        raise _bad(spec, value, where, "one of " + ", ".join(repr(c) for c in spec.choices))
+    return value
+
+
+def _bad(spec: FieldSpec, value: Any, where: str, expected: str) -> ConfigError:
+    return ConfigError(f"{where}: key {spec.name!r}: expected {expected}, "
+                       f"got {value!r} ({type(value).__name__})")
+
+
+def _plural(kind: type) -> str:
+    return {bool: "booleans", int: "integers", float: "numbers", str: "strings"}[kind]
+
+
+def parse_option(spec: FieldSpec, text: str) -> Any:
+    """A CLI string for ``spec`` (``"2,4,8"`` for a tuple) as a checked value."""
+    where = f"option {spec.option}"
+    if spec.sequence:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        return tuple(_scalar(spec, _from_text(spec, t, where), where) for t in items)
+    return _scalar(spec, _from_text(spec, text, where), where)
+
+
+def _from_text(spec: FieldSpec, text: str, where: str) -> Any:
+    try:
+        if spec.kind is bool:
+            return {"true": True, "false": False, "1": True, "0": False}[text.lower()]
+        return spec.kind(text)
+    except (KeyError, ValueError):
+        raise ConfigError(f"{where}: expected {NAMES[spec.kind]}, got {text!r}") from None
+
+
+# -- layering --------------------------------------------------------------------------
+Layer = tuple[str, Mapping[str, Any]]
+
+
+def resolve(config_type: type, layers: Sequence[Layer]) -> Any:
+    """The config instance: dataclass defaults, then each (source, values) layer in order."""
+    specs = {s.name: s for s in field_specs(config_type)}
+    values = {n: s.default for n, s in specs.items() if s.default is not REQUIRED}
+    for source, layer in layers:
+        for key, value in layer.items():
+            if key not in specs:
+                raise ConfigError(f"{source}: unknown key {key!r} (known: "
+                                  f"{', '.join(specs) or 'none'})")
+            values[key] = coerce(specs[key], value, source)
+    missing = [n for n in specs if n not in values]
+    if missing:
+        raise ConfigError(f"no value for {', '.join(missing)}: set it in plugins.toml, "
+                          "--config or on the command line")
+    try:
+        return config_type(**values)
+    except ValueError as exc:
+        raise ConfigError(f"{config_type.__name__}: {exc}") from exc
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict; ConfigError naming the file if it is missing or malformed."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def defaults_path(package_dir: Path = PACKAGE_DIR) -> Path:
+    """plugins.toml: $HW3_PLUGINS_TOML, else the copy an installed wheel holds (force-included
+    as trainers/plugins.toml), else the repository root's (a source checkout)."""
+    if env := os.environ.get(DEFAULTS_ENV):
+        return Path(env)
+    packaged = package_dir / "plugins.toml"
+    return packaged if packaged.is_file() else package_dir.parent / "plugins.toml"
+
+
+def plugin_table(doc: Mapping[str, Any], name: str, source: str) -> dict[str, Any]:
+    """The ``[name]`` table of a plugins.toml-shaped document, without its ``enabled`` key."""
+    table = doc.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: {name!r} must be a table ([{name}])")
+    return {k: v for k, v in table.items() if k != "enabled"}
+
+
+def overlay_table(doc: Mapping[str, Any], name: str, source: str) -> dict[str, Any]:
+    """A --config file: its ``[name]`` table if it has one, else its top-level keys."""
+    if name in doc:
+        return plugin_table(doc, name, source)
+    return {k: v for k, v in doc.items() if not isinstance(v, dict)}
+
+
+def is_enabled(doc: Mapping[str, Any], name: str, source: str) -> bool:
+    """``enabled`` of the ``[name]`` table (default true); it must be a boolean."""
+    table = doc.get(name, {})
+    value = table.get("enabled", True) if isinstance(table, dict) else True
+    if not isinstance(value, bool):
+        raise ConfigError(f"{source} [{name}]: key 'enabled': expected true or false, "
+                          f"got {value!r}")
+    return value
+
+
+def config_values(config: Any) -> dict[str, Any]:
+    """A config instance as plain TOML-ready values (tuples become lists)."""
+    return {f.name: list(v) if isinstance(v := getattr(config, f.name), tuple) else v
+            for f in dataclasses.fields(config)}
+
+
+# -- writing TOML (the simple subset hw3 needs) ------------------------------------------
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def to_toml(tables: Mapping[str, Mapping[str, Any]]) -> str:
+    """``{"table": {"key": value}}`` as TOML; values are scalars or lists of scalars."""
+    chunks = []
+    for table, values in tables.items():
+        lines = [f"[{_key(table)}]"]
+        lines += [f"{_key(k)} = {_value(v)}" for k, v in values.items()]
+        chunks.append("\n".join(lines))
+    return "\n\n".join(chunks) + "\n"
+
+
+def _key(key: str) -> str:
+    return key if BARE_KEY.fullmatch(key) else _string(key)
+
+
+def _string(text: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, and TOML also bans a raw DEL."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return ("-inf" if value < 0 else "inf") if math.isinf(value) else repr(value)
+    if isinstance(value, str):
+        return _string(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} ({type(value).__name__}) as TOML")

@@ -1,0 +1,194 @@
+"""Trainer discovery through the entry-point group ``hw3.trainers``.
+
+As in llm and pytest: plugins are found from package metadata, each is imported once and only
+when asked for, ``HW3_PLUGINS=a,b`` limits which may load (empty: none), and a plugin that
+fails to import or does not fit the interface becomes a PluginError that names the plugin,
+its package and the interface expected, while every other plugin keeps working. Built-in
+plugins register in pyproject.toml exactly like a third-party package would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from trainers.api import INTERFACE, Trainer
+from trainers.config import field_specs
+from trainers.errors import PluginError
+
+GROUP = "hw3.trainers"
+ENV = "HW3_PLUGINS"
+# Options of `hw3 run` itself; a config field with one of these names would shadow it.
+RESERVED = frozenset({"config", "resume", "device", "seed", "deterministic", "data_dir",
+                      "runs_dir", "help"})
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One plugin as ``hw3 list`` shows it; ``status`` is ok, error or blocked."""
+
+    name: str
+    value: str
+    package: str
+    status: str
+    summary: str = ""
+    error: str = ""
+
+
+def package_of(ep: EntryPoint) -> str:
+    """``name version`` of the distribution that declares ``ep`` (if metadata says)."""
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return "an unknown package"
+    return f"{dist.metadata['Name']} {dist.version}"
+
+
+def allowed_names(env: str | None) -> frozenset[str] | None:
+    """The names ``HW3_PLUGINS`` admits; None when it is unset (all admitted)."""
+    if env is None:
+        return None
+    return frozenset(n.strip() for n in env.split(",") if n.strip())
+
+
+class Registry:
+    """The plugins of one process; metadata is read once and each plugin imported once."""
+
+    def __init__(self, eps: Iterable[EntryPoint] | None = None,
+                 allow: frozenset[str] | None = None) -> None:
+        self._given = None if eps is None else list(eps)
+        self._allow = allow
+        self._eps: dict[str, list[EntryPoint]] | None = None
+        self._loaded: dict[str, Trainer[Any] | PluginError] = {}
+
+    def entry_points(self) -> dict[str, list[EntryPoint]]:
+        """Entry points by plugin name (more than one: a clash between packages)."""
+        if self._eps is None:
+            found = self._given if self._given is not None else entry_points(group=GROUP)
+            self._eps = {}
+            for ep in found:
+                self._eps.setdefault(ep.name, []).append(ep)
+        return self._eps
+
+    def names(self) -> list[str]:
+        """Every declared plugin name, blocked ones included (nothing is imported)."""
+        return sorted(self.entry_points())
+
+    def blocked(self, name: str) -> bool:
+        return self._allow is not None and name not in self._allow
+
+    def get(self, name: str) -> Trainer[Any]:
+        """The loaded plugin ``name``; PluginError if unknown, blocked or broken."""
+        eps = self.entry_points()
+        if name not in eps:
+            known = ", ".join(self.names()) or "none installed"
+            raise PluginError(f"unknown plugin {name!r} (known: {known}; see hw3 list)")
+        if self.blocked(name):
+            raise PluginError(f"plugin {name!r} is not loaded: {ENV}={os.environ.get(ENV, '')!r}"
+                              " does not list it")
+        if name not in self._loaded:
+            try:
+                self._loaded[name] = load(eps[name])
+            except PluginError as exc:
+                self._loaded[name] = exc
+        found = self._loaded[name]
+        if isinstance(found, PluginError):
+            raise found
+        return found
+
+    def entries(self) -> list[Entry]:
+        """Every plugin with its status; loads the admitted ones, never raises for one."""
+        rows = []
+        for name in self.names():
+            ep = self.entry_points()[name][0]
+            row = Entry(name, ep.value, package_of(ep), "blocked")
+            if not self.blocked(name):
+                try:
+                    row = dataclasses.replace(row, status="ok", summary=self.get(name).summary)
+                except PluginError as exc:
+                    row = dataclasses.replace(row, status="error", error=str(exc))
+            rows.append(row)
+        return rows
+
+
+def load(eps: list[EntryPoint]) -> Trainer[Any]:
+    """Import one plugin's entry point and check it against the interface."""
+    ep = eps[0]
+    who = f"plugin {ep.name!r} from {package_of(ep)}"
+    if len(eps) > 1:
+        raise PluginError(f"plugin {ep.name!r} is declared by several packages: "
+                          f"{', '.join(package_of(e) for e in eps)}; uninstall all but one")
+    try:
+        obj = ep.load()
+        if inspect.isclass(obj):
+            obj = obj()
+    except Exception as exc:  # a plugin's import may fail in any way; report, never crash
+        raise PluginError(f"{who} failed to import ({ep.value}): "
+                          f"{type(exc).__name__}: {exc}") from exc
+    problem = check(obj, ep.name)
+    if problem:
+        raise PluginError(f"{who} ({ep.value}) does not fit: {problem}. Expected {INTERFACE}")
+    return obj  # type: ignore[no-any-return]
+
+
+def check(obj: Any, name: str) -> str:
+    """What is wrong with ``obj`` as the trainer ``name``; empty when it fits."""
+    for attr in ("name", "summary"):
+        if not isinstance(getattr(obj, attr, None), str):
+            return f"{attr} is missing or not a str"
+    if obj.name != name:
+        return f"name is {obj.name!r} but the entry point is called {name!r}"
+    if not obj.summary.strip() or "\n" in obj.summary.strip():
+        return "summary must be one non-empty line"
+    for method in ("run", "report"):
+        problem = _check_method(obj, method)
+        if problem:
+            return problem
+    return _check_config(getattr(obj, "config_type", None))
+
+
+def _check_method(obj: Any, method: str) -> str:
+    func = getattr(obj, method, None)
+    if not callable(func):
+        return f"{method} is missing or not callable"
+    try:
+        inspect.signature(func).bind(None, None)
+    except TypeError:
+        return f"{method}{inspect.signature(func)} cannot be called as {method}(config, ctx)" \
+            if method == "run" else \
+            f"{method}{inspect.signature(func)} cannot be called as {method}(results, ctx)"
+    except ValueError:  # a builtin without a signature: trust it
+        pass
+    return ""
+
+
+def _check_config(config_type: Any) -> str:
+    try:
+        specs = field_specs(config_type)
+    except TypeError as exc:
+        return str(exc)
+    clash = sorted(RESERVED & {s.name for s in specs})
+    if clash:
+        return f"config field(s) {', '.join(clash)} clash with options of hw3 run"
+    return ""
+
+
+_registry: Registry | None = None
+
+
+def registry() -> Registry:
+    """The process-wide registry, made on first use (honours ``HW3_PLUGINS``)."""
+    global _registry
+    if _registry is None:
+        _registry = Registry(allow=allowed_names(os.environ.get(ENV)))
+    return _registry
+
+
+def reset(new: Registry | None = None) -> None:
+    """Forget loaded plugins (tests), or install ``new`` as the process-wide registry."""
+    global _registry
+    _registry = new

@@ -1,0 +1,235 @@
+"""The one reporter every plugin talks through (``ctx.reporter``); no plugin prints.
+
+On a terminal: nested progress bars (runs, epochs, steps) with ETA and throughput, a live
+line of the latest metrics under them, and results tables printed above. Elsewhere (CI,
+pipes): the same events as plain log lines, no animation. Every logged metric also goes to
+the run's metrics.jsonl through ``sink``. Rich's Progress keeps the task arithmetic (speed,
+ETA) in both modes; only the live display is switched by ``console.is_terminal``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+from rich.console import Console, RenderableType
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+T = TypeVar("T")
+Sink = Callable[[Mapping[str, Any]], None]
+
+
+def fmt(value: Any) -> str:
+    """A metric as a person reads it: 4 significant digits for floats."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def plain_value(value: Any) -> Any:
+    """A metric value JSON can hold: tensors and numpy scalars become Python numbers."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if hasattr(value, "item"):
+        return value.item()
+    return float(value)
+
+
+def make_table(title: str, rows: Sequence[Mapping[str, Any]]) -> Table:
+    """A results table: one column per key (in first-seen order), floats to 4 digits."""
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    table = Table(title=title, min_width=len(title) + 4)  # the title never wraps
+    for name in columns:
+        table.add_column(name, justify="left" if _is_text(rows, name) else "right")
+    for row in rows:
+        table.add_row(*(fmt(row.get(name, "")) for name in columns))
+    return table
+
+
+def _is_text(rows: Sequence[Mapping[str, Any]], name: str) -> bool:
+    return any(isinstance(r.get(name), str) for r in rows)
+
+
+class RateColumn(ProgressColumn):
+    """Throughput in the bar's own unit (``img/s``, ``epoch/s``)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        unit = task.fields.get("unit", "step")
+        return Text("" if speed is None else f"{speed:,.1f} {unit}/s", style="progress.data.speed")
+
+
+class _LiveProgress(Progress):
+    """Progress bars plus one line of the latest metrics under them."""
+
+    def __init__(self, *columns: ProgressColumn | str, line: Callable[[], Text],
+                 console: Console) -> None:
+        self._line = line  # before super(): Live renders once while it is being made
+        super().__init__(*columns, console=console, auto_refresh=True, transient=False)
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        yield self._line()
+
+
+class Bar:
+    """One progress bar; ``advance`` it, leave the ``with`` block to close it."""
+
+    def __init__(self, reporter: Reporter, task: TaskID, depth: int) -> None:
+        self.reporter, self.task, self.depth = reporter, task, depth
+        self.has_children = False  # a leaf (steps) bar closes without a plain log line
+
+    def advance(self, n: float = 1) -> None:
+        self.reporter._progress.advance(self.task, n)
+
+    def __enter__(self) -> Bar:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.reporter._close(self)
+
+
+class Reporter:
+    """Progress, metrics, notes and tables for one run; a context manager around ``run``."""
+
+    def __init__(self, console: Console | None = None, sink: Sink | None = None) -> None:
+        self.console = console or Console()
+        self.live = self.console.is_terminal
+        self.sink = sink
+        self.stand_in = ""
+        self.latest: dict[str, Any] = {}
+        self._bars: list[Bar] = []
+        self._start = time.monotonic()
+        self._progress = _LiveProgress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), RateColumn(),
+            line=self._metrics_line, console=self.console)
+
+    def __enter__(self) -> Reporter:
+        if self.live:
+            self._progress.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.live:
+            self._progress.stop()
+
+    # -- progress ------------------------------------------------------------------------
+    def bar(self, description: str, total: float | None = None, unit: str = "step") -> Bar:
+        """A progress bar nested under the bars still open (runs > epochs > steps)."""
+        depth = len(self._bars)
+        if self._bars:
+            self._bars[-1].has_children = True
+        task = self._progress.add_task("  " * depth + description, total=total, unit=unit)
+        bar = Bar(self, task, depth)
+        self._bars.append(bar)
+        return bar
+
+    def track(self, items: Iterable[T], description: str, total: float | None = None,
+              unit: str = "step") -> Iterator[T]:
+        """Iterate ``items`` under a bar that advances once per item."""
+        if total is None and hasattr(items, "__len__"):
+            total = len(items)  # type: ignore[arg-type]
+        with self.bar(description, total, unit) as bar:
+            for item in items:
+                yield item
+                bar.advance()
+
+    def _close(self, bar: Bar) -> None:
+        if bar in self._bars:
+            self._bars.remove(bar)
+        task = self._task(bar.task)
+        if not self.live and (bar.depth == 0 or bar.has_children):
+            self._print(self._done_line(task))
+        if bar.depth > 0:
+            self._progress.remove_task(bar.task)
+        else:
+            self._progress.stop_task(bar.task)
+
+    def _task(self, task_id: TaskID) -> Task:
+        return next(t for t in self._progress.tasks if t.id == task_id)
+
+    def _done_line(self, task: Task) -> str:
+        unit = task.fields.get("unit", "step")
+        total = f"/{task.total:g}" if task.total is not None else ""
+        elapsed = task.finished_time or task.elapsed or 0.0
+        rate = f", {task.completed / elapsed:,.1f} {unit}/s" if elapsed > 0 else ""
+        return f"{task.description.strip()}: {task.completed:g}{total} {unit} " \
+               f"in {elapsed:.1f}s{rate}"
+
+    # -- metrics and messages ------------------------------------------------------------
+    def log(self, values: Mapping[str, Any], *, show: bool = True) -> None:
+        """Record metrics (appended to metrics.jsonl); ``show`` puts them on screen too."""
+        record = {k: plain_value(v) for k, v in values.items()}
+        record["time_s"] = round(time.monotonic() - self._start, 3)
+        if self.sink is not None:
+            self.sink(record)
+        self.latest.update((k, v) for k, v in record.items() if k != "time_s")
+        if show and not self.live:
+            self._print(self._position() + _pairs(record))
+
+    def _position(self) -> str:
+        shown = self._bars
+        if not shown:
+            return self._tag()
+        parts = []
+        for bar in shown:
+            task = self._task(bar.task)
+            total = f"/{task.total:g}" if task.total is not None else ""
+            parts.append(f"{task.description.strip()} {task.completed:g}{total}")
+        eta = _eta(self._task(shown[-1].task))
+        suffix = f" ETA {eta:.0f}s" if eta is not None else ""
+        return f"{self._tag()}[{' | '.join(parts)}{suffix}] "
+
+    def _tag(self) -> str:
+        return "[stand-in data] " if self.stand_in else ""
+
+    def _metrics_line(self) -> Text:
+        if not self.latest:
+            return Text("")
+        return Text(self._tag() + _pairs(self.latest), style="dim")
+
+    def note(self, message: str) -> None:
+        """A message for the person watching (above the bars on a terminal)."""
+        self._print(message)
+
+    def set_stand_in(self, why: str) -> None:
+        """Mark everything printed from now on as coming from stand-in data."""
+        self.stand_in = why
+        self.note(f"STAND-IN DATA: {why}. Numbers printed for this run are not real results.")
+
+    def table(self, title: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """The final results table."""
+        if self.stand_in:
+            title += " (stand-in data)"
+        self.console.print(make_table(title, rows))
+
+    def _print(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _eta(task: Task) -> float | None:
+    """Seconds left at the mean pace so far (Rich's own estimate needs several updates)."""
+    if not task.total or not task.completed or task.elapsed is None:
+        return None
+    return task.elapsed / task.completed * (task.total - task.completed)
+
+
+def _pairs(values: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={fmt(v)}" for k, v in values.items() if k != "time_s")

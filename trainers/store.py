@@ -1,0 +1,442 @@
+"""Run directories: ``runs/<plugin>/<run-id>/`` with config.toml, state.json, metrics.jsonl,
+results.json, summary.md, checkpoints/ and plots/.
+
+Every file is replaced whole (temp file in the same directory, fsync, ``os.replace``), so a
+crash leaves the previous version. A writer holds ``.lock`` with ``flock`` and its pid inside:
+the kernel drops the lock when the process dies, so a lock left by a SIGKILLed run is seen as
+stale (its pid no longer holds it) while a live run can never be written by a second process.
+A run becomes ``finished`` only after results.json is on disk, so a half-written run is never
+reported as finished. Metric appends are single ``write`` calls; each checkpoint records how
+many metric lines it covers, and a resume cuts metrics.jsonl back to that line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from trainers.errors import RunError
+
+STATES = ("running", "finished", "failed", "interrupted")
+LAST = "last.json"
+
+
+# -- atomic files ----------------------------------------------------------------------
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; when the block succeeds it replaces ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` whole or not at all."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(raw)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in ``path``, or None if it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+# -- the lock --------------------------------------------------------------------------
+class Lock:
+    """An flock'ed lock file holding ``pid host``; free again when its process dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.stale_pid: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _pid_in(fd)
+            os.close(fd)
+            raise RunError(f"{self.path.parent} is in use by process {holder} "
+                           "(two runs never write one directory)") from None
+        self.stale_pid = _pid_in(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)  # empty = free; never unlink a lock others may hold open
+            os.close(self.fd)
+            self.fd = None
+
+
+def _pid_in(fd: int) -> int | None:
+    text = os.pread(fd, 64, 0).decode("utf-8", "replace").split()
+    return int(text[0]) if text and text[0].isdigit() else None
+
+
+def lock_holder(path: Path) -> int | None:
+    """The pid of the live process holding ``path``, or None if nobody holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _pid_in(fd) or -1
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+# -- reading runs ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunInfo:
+    """A stored run as ``hw3 runs`` shows it; ``state`` already accounts for dead writers."""
+
+    plugin: str
+    run_id: str
+    dir: Path
+    state: str
+    started: str = ""
+    ended: str = ""
+    stand_in: bool = False
+    stand_in_why: str = ""
+    error: str = ""
+    headline: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.plugin}/{self.run_id}"
+
+
+def run_info(folder: Path) -> RunInfo:
+    """Read a run directory; a 'running' run whose lock is free was interrupted."""
+    meta = read_json(folder / "state.json") or {}
+    state = str(meta.get("state", "interrupted"))
+    results = read_json(folder / "results.json")
+    if state == "running" and lock_holder(folder / ".lock") is None:
+        state = "interrupted"
+    if state == "finished" and not isinstance(results, dict):
+        state = "incomplete"
+    return RunInfo(folder.parent.name, folder.name, folder, state, str(meta.get("started", "")),
+                   str(meta.get("ended", "")), bool(meta.get("stand_in", False)),
+                   str(meta.get("stand_in_why", "")), str(meta.get("error", "")),
+                   headline(results) if state == "finished" else "")
+
+
+def headline(results: Any) -> str:
+    """A run's key result: ``results["headline"]``, else its first scalar entry."""
+    if not isinstance(results, dict):
+        return ""
+    if "headline" in results:
+        return str(results["headline"])
+    for key, value in results.items():
+        if isinstance(value, int | float | str | bool):
+            return f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+    return ""
+
+
+class RunStore:
+    """The runs root: create, resume, find and list runs."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def create(self, plugin: str) -> Run:
+        for _ in range(100):
+            folder = self.root / plugin / new_run_id()
+            try:
+                folder.mkdir(parents=True)
+            except FileExistsError:
+                continue
+            return Run(folder, resumed=False)
+        raise RunError(f"could not create a new run directory under {self.root / plugin}")
+
+    def resume(self, plugin: str, ref: str) -> Run:
+        info = self.find(ref, plugin)
+        if info.plugin != plugin:
+            raise RunError(f"run {info.ref} belongs to plugin {info.plugin!r}, not {plugin!r}")
+        if info.state == "finished":
+            raise RunError(f"run {info.ref} already finished; nothing to resume")
+        return Run(info.dir, resumed=True)
+
+    def find(self, ref: str, plugin: str | None = None) -> RunInfo:
+        """``ref`` is a run directory, ``plugin/run-id`` or a run id (unique across plugins)."""
+        candidates = [Path(ref), self.root / ref]
+        if plugin:
+            candidates.append(self.root / plugin / ref)
+        for folder in candidates:
+            if (folder / "config.toml").is_file():
+                return run_info(folder)
+        matches = [p for p in self.root.glob(f"*/{ref}") if (p / "config.toml").is_file()]
+        if len(matches) == 1:
+            return run_info(matches[0])
+        found = "several plugins have it" if matches else "no such run"
+        raise RunError(f"run {ref!r}: {found} under {self.root} (see hw3 runs)")
+
+    def runs(self) -> list[RunInfo]:
+        folders = [p.parent for p in self.root.glob("*/*/config.toml")]
+        return sorted((run_info(p) for p in folders), key=lambda r: (r.started, r.ref))
+
+
+def new_run_id() -> str:
+    """Sortable and unique enough: ``20250101-120000-1a2b``."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+# -- writing one run -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Checkpoint:
+    """What ``load_checkpoint`` restored: epochs completed so far and the plugin's extras."""
+
+    epoch: int
+    extra: dict[str, Any]
+
+
+class Run:
+    """A run directory held by this process; use as a context manager to hold its lock."""
+
+    def __init__(self, folder: Path, *, resumed: bool) -> None:
+        self.dir = folder
+        self.plugin, self.run_id = folder.parent.name, folder.name
+        self.resumed = resumed
+        self.stop_requested = False
+        self._lock = Lock(folder / ".lock")
+        self._metrics_fd: int | None = None
+        self._lines = 0
+        self._meta: dict[str, Any] = {}
+
+    @property
+    def ref(self) -> str:
+        return f"{self.plugin}/{self.run_id}"
+
+    def __enter__(self) -> Run:
+        self._lock.acquire()
+        try:
+            self._open()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._meta.get("state") == "running":  # left without finish/fail: a crash
+            self.set_state("interrupted" if kind is None or issubclass(kind, KeyboardInterrupt)
+                           else "failed", error=repr(exc) if exc else "")
+        if self._metrics_fd is not None:
+            os.close(self._metrics_fd)
+            self._metrics_fd = None
+        self._lock.release()
+
+    def _open(self) -> None:
+        old = read_json(self.dir / "state.json") or {}
+        self._meta = {"plugin": self.plugin, "run_id": self.run_id, "started": _now(),
+                      "stand_in": False, "resumes": 0, **old}
+        if self.resumed:
+            self._meta["resumes"] = int(self._meta["resumes"]) + 1
+            self._cut_metrics(int((self.last_checkpoint() or {}).get("metrics_lines", 0)))
+        metrics = self.dir / "metrics.jsonl"
+        self._metrics_fd = os.open(metrics, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lines = metrics.read_bytes().count(b"\n")
+        self.set_state("running", pid=os.getpid(), error="", ended="")
+
+    def set_state(self, state: str, **fields: Any) -> None:
+        assert state in STATES, state
+        self._meta.update(fields, state=state)
+        atomic_write(self.dir / "state.json", json.dumps(self._meta, indent=1) + "\n")
+
+    def mark_stand_in(self, why: str) -> None:
+        self.set_state(self._meta.get("state", "running"), stand_in=True, stand_in_why=why)
+
+    def write_config(self, text: str) -> None:
+        atomic_write(self.dir / "config.toml", text)
+
+    def append_metric(self, record: Mapping[str, Any]) -> None:
+        """One line of metrics.jsonl, written by one ``write`` call."""
+        assert self._metrics_fd is not None, "run not open"
+        os.write(self._metrics_fd, (json.dumps(record) + "\n").encode("utf-8"))
+        self._lines += 1
+
+    def _cut_metrics(self, lines: int) -> None:
+        path = self.dir / "metrics.jsonl"
+        if path.is_file():
+            kept = path.read_bytes().split(b"\n")[:lines]
+            atomic_write(path, b"".join(line + b"\n" for line in kept))
+
+    def finish(self, results: Mapping[str, Any]) -> None:
+        """Store results, then (only then) mark the run finished."""
+        try:
+            text = json.dumps(results, indent=1, sort_keys=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"results of {self.plugin!r} are not JSON-able: {exc}") from exc
+        atomic_write(self.dir / "results.json", text + "\n")
+        self.set_state("finished", ended=_now())
+
+    # -- checkpoints -------------------------------------------------------------------
+    def save_checkpoint(self, epoch: int, model: Any, optimizer: Any = None,
+                        scheduler: Any = None, extra: Mapping[str, Any] | None = None) -> None:
+        """Save the state after ``epoch`` completed epochs; after a first Ctrl-C, stop here.
+
+        Saves model, optimizer and scheduler state dicts, the RNG states of python, numpy and
+        torch, and ``extra`` (plain data), then points checkpoints/last.json at the file.
+        """
+        assert self._metrics_fd is not None, "run not open"
+        os.fsync(self._metrics_fd)
+        folder = self.dir / "checkpoints"
+        name = f"epoch-{epoch:06d}.pt"
+        save_state(folder / name, epoch, model, optimizer, scheduler, dict(extra or {}))
+        atomic_write(folder / LAST, json.dumps({"file": name, "epoch": epoch,
+                                                "metrics_lines": self._lines}) + "\n")
+        for old in folder.glob("epoch-*.pt"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+        if self.stop_requested:
+            raise KeyboardInterrupt(f"stopped after the checkpoint of epoch {epoch}")
+
+    def last_checkpoint(self) -> dict[str, Any] | None:
+        last = read_json(self.dir / "checkpoints" / LAST)
+        return last if isinstance(last, dict) else None
+
+    def load_checkpoint(self, model: Any, optimizer: Any = None,
+                        scheduler: Any = None) -> Checkpoint | None:
+        """Restore the last checkpoint into the given objects (and the RNGs); None if none."""
+        last = self.last_checkpoint()
+        if last is None:
+            return None
+        path = self.dir / "checkpoints" / str(last["file"])
+        epoch, extra = load_state(path, model, optimizer, scheduler)
+        return Checkpoint(epoch, extra)
+
+    def request_stop(self) -> bool:
+        """First Ctrl-C: stop at the next checkpoint. False if this run never checkpoints."""
+        self.stop_requested = True
+        return self.last_checkpoint() is not None
+
+
+# -- checkpoint files (torch is imported only here, only when a plugin checkpoints) ------
+def save_state(path: Path, epoch: int, model: Any, optimizer: Any, scheduler: Any,
+               extra: dict[str, Any]) -> None:
+    """torch.save of every state a deterministic resume needs, in weights_only-safe types."""
+    import torch
+
+    state = {"epoch": epoch, "extra": extra, "rng": rng_states(),
+             "model": model.state_dict(),
+             "optimizer": optimizer.state_dict() if optimizer is not None else None,
+             "scheduler": scheduler.state_dict() if scheduler is not None else None}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(path: Path, model: Any, optimizer: Any, scheduler: Any,
+               ) -> tuple[int, dict[str, Any]]:
+    """Load with ``weights_only=True`` (no code runs) and restore states and RNGs."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several kinds for a bad file
+        raise RunError(f"checkpoint {path} cannot be read: {exc}") from exc
+    model.load_state_dict(state["model"])
+    for obj, key in ((optimizer, "optimizer"), (scheduler, "scheduler")):
+        if obj is not None and state[key] is not None:
+            obj.load_state_dict(state[key])
+    set_rng_states(state["rng"])
+    return int(state["epoch"]), dict(state["extra"])
+
+
+def rng_states() -> dict[str, Any]:
+    """Python, numpy and torch (and CUDA) RNG states as tensors and plain values."""
+    import random
+
+    import numpy as np
+    import torch
+
+    version, internal, gauss = random.getstate()
+    _, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    states: dict[str, Any] = {
+        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64),
+                   "gauss": gauss},
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: Mapping[str, Any]) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    py = states["python"]
+    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
+    npy = states["numpy"]
+    np.random.set_state(("MT19937", npy["keys"].numpy().astype(np.uint32), npy["pos"],
+                         npy["has_gauss"], npy["cached"]))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+@contextlib.contextmanager
+def interrupt_guard(run: Run, warn: Any) -> Iterator[None]:
+    """Ctrl-C once: stop at the next checkpoint (``warn`` gets a message); twice: stop now."""
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if run.stop_requested or not run.request_stop():
+            raise KeyboardInterrupt
+        warn("Ctrl-C: stopping after the next checkpoint; press Ctrl-C again to stop now")
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
