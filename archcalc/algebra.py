@@ -12,8 +12,20 @@ from fractions import Fraction
 
 from archcalc.errors import Loc, SpecError
 from archcalc.layers import (
-    LRN, Activation, BatchNorm, Conv, Dropout, Flatten, GlobalPool, Layer, Linear, Pair, Pool,
-    Shape, ShortcutKind, ZeroPadShortcut,
+    LRN,
+    Activation,
+    BatchNorm,
+    Conv,
+    Dropout,
+    Flatten,
+    GlobalPool,
+    Layer,
+    Linear,
+    Pair,
+    Pool,
+    Shape,
+    ShortcutKind,
+    ZeroPadShortcut,
 )
 
 # Activations that torch (and our memory model) run in place: they allocate nothing new.
@@ -60,8 +72,8 @@ class Ops:
         return Ops(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
 
     def astuple(self) -> tuple[int, ...]:
-        return (self.macs, self.bias, self.norm, self.norm_affine, self.norm_params, self.act, self.pool,
-                self.pool_inputs, self.add, self.lrn)
+        return (self.macs, self.bias, self.norm, self.norm_affine, self.norm_params, self.act,
+                self.pool, self.pool_inputs, self.add, self.lrn)
 
 
 @dataclass(frozen=True)
@@ -198,8 +210,8 @@ def weight_formula(layer: Layer, in_shape: Shape) -> str:
         kh, kw = layer.kernel
         return f"({kh}*{kw}*{cin})*{layer.out_channels}"
     if isinstance(layer, Linear):
-        dims = "*".join(str(d) for d in in_shape)
-        return f"{dims}*{layer.out_features}"
+        hwc = (*in_shape[1:], in_shape[0]) if len(in_shape) == 3 else in_shape  # as fmt_shape
+        return "*".join(str(d) for d in (*hwc, layer.out_features))
     if isinstance(layer, BatchNorm) and layer.affine:
         return f"2*{in_shape[0]}"
     return ""

@@ -6,14 +6,33 @@ import math
 from dataclasses import dataclass, field
 
 from archcalc.algebra import (
-    INPLACE_ACTIVATIONS, INPUT_RF, RF, Ops, Params, merge_rfs, operations, output_shape,
-    parameters, receptive_field, shortcut_layers, weight_formula,
+    INPLACE_ACTIVATIONS,
+    INPUT_RF,
+    RF,
+    Ops,
+    Params,
+    merge_rfs,
+    operations,
+    output_shape,
+    parameters,
+    receptive_field,
+    shortcut_layers,
+    weight_formula,
 )
 from archcalc.algebra import fmt_shape as _fmt
 from archcalc.conventions import Convention, get_convention
-from archcalc.errors import Loc, SpecError
+from archcalc.errors import Loc, SpecError, UsageError
 from archcalc.layers import (
-    Activation, Concat, Dropout, Flatten, Graph, Layer, Node, Residual, Seq, Shape,
+    Activation,
+    Concat,
+    Dropout,
+    Flatten,
+    Graph,
+    Layer,
+    Node,
+    Residual,
+    Seq,
+    Shape,
     ZeroPadShortcut,
 )
 
@@ -239,7 +258,10 @@ def analyze(graph: Graph, convention: str | Convention = "full",
             input_shape: Shape | None = None) -> Report:
     """Derive every row of ``graph``; ``input_shape`` (C, H, W) overrides the spec's."""
     conv = convention if isinstance(convention, Convention) else get_convention(convention)
-    shape = input_shape or graph.input_shape
+    shape = graph.input_shape if input_shape is None else tuple(input_shape)
+    if len(shape) not in (1, 3) or not all(type(d) is int and d > 0 for d in shape):
+        raise UsageError(f"input shape must be (C, H, W) or (N,) of positive whole numbers, "
+                         f"not {shape}")
     walker = _Walker(conv)
     rf = INPUT_RF if len(shape) == 3 else None
     _, _, peak = walker.seq(graph.body, shape, rf, 0, 0, 0)

@@ -21,7 +21,9 @@ class Loc:
         """The source line with a caret under the column, for error messages."""
         if not self.text:
             return ""
-        return f"  {self.text}\n  {' ' * (self.col - 1)}^"
+        before = self.text[: self.col - 1].ljust(self.col - 1)
+        indent = "".join(ch if ch == "\t" else " " for ch in before)  # tabs keep their width
+        return f"  {self.text}\n  {indent}^"
 
 
 class ArchcalcError(Exception):

@@ -1,12 +1,14 @@
 """Whole-number arithmetic for spec parameters: ``$n``, ``${(depth-2)/6}``.
 
 Only literals, names and + - * / // % ** are allowed; ``/`` must divide exactly, so a
-depth that does not fit a formula is reported instead of silently truncated.
+depth that does not fit a formula is reported instead of silently truncated. Length, nesting
+and magnitude are bounded so that no spec, however malformed, can hang or exhaust memory.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from fractions import Fraction
 
@@ -20,6 +22,8 @@ _BINARY = {
     ast.Pow: operator.pow,
 }
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+MAX_VALUE = 10**18  # no layer dimension comes near; bounds every intermediate result
+MAX_LENGTH = 1000  # characters of one expression; keeps the parse tree shallow
 
 
 class ExprError(ValueError):
@@ -28,11 +32,17 @@ class ExprError(ValueError):
 
 def evaluate(text: str, names: dict[str, int]) -> int:
     """Evaluate ``text`` over ``names``; the result must be a whole number."""
+    if len(text) > MAX_LENGTH:
+        raise ExprError(f"expression longer than {MAX_LENGTH} characters")
     try:
         tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as exc:
+        value = _eval(tree.body, names)
+    except ExprError:
+        raise
+    except (SyntaxError, ValueError) as exc:  # ValueError: null bytes, huge literals
         raise ExprError(f"malformed expression {text!r}") from exc
-    value = _eval(tree.body, names)
+    except (RecursionError, MemoryError) as exc:
+        raise ExprError("expression is nested too deeply") from exc
     if isinstance(value, Fraction):
         if value.denominator != 1:
             raise ExprError(f"{text.strip()} = {value} is not a whole number")
@@ -41,6 +51,17 @@ def evaluate(text: str, names: dict[str, int]) -> int:
 
 
 def _eval(node: ast.expr, names: dict[str, int]) -> int | Fraction:
+    """The value of ``node``, never larger than MAX_VALUE in magnitude."""
+    return _bounded(_eval_unbounded(node, names))
+
+
+def _bounded(value: int | Fraction) -> int | Fraction:
+    if abs(value) > MAX_VALUE:
+        raise ExprError(f"value larger than {MAX_VALUE:.0e} in magnitude")
+    return value
+
+
+def _eval_unbounded(node: ast.expr, names: dict[str, int]) -> int | Fraction:
     if isinstance(node, ast.Constant) and type(node.value) is int:
         return node.value
     if isinstance(node, ast.Name):
@@ -52,10 +73,18 @@ def _eval(node: ast.expr, names: dict[str, int]) -> int | Fraction:
         left, right = _eval(node.left, names), _eval(node.right, names)
         if isinstance(node.op, ast.Div | ast.FloorDiv | ast.Mod) and right == 0:
             raise ExprError("division by zero")
-        if isinstance(node.op, ast.Pow) and (right < 0 or right > 64):
-            raise ExprError("exponent must be between 0 and 64")
+        if isinstance(node.op, ast.Pow):
+            _check_exponent(left, right)
         return _BINARY[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_eval(node.operand, names))
     raise ExprError(f"only whole numbers, parameter names and + - * / // % ** are allowed, "
                     f"not {ast.unparse(node)!r}")
+
+
+def _check_exponent(base: int | Fraction, exponent: int | Fraction) -> None:
+    """A whole exponent from 0 to 64 keeps ``**`` exact; the base bound keeps it small."""
+    if exponent != int(exponent) or not 0 <= exponent <= 64:
+        raise ExprError(f"exponent must be a whole number from 0 to 64, not {exponent}")
+    if abs(base) > 1 and exponent * math.log2(abs(base)) > 63:
+        raise ExprError(f"value larger than {MAX_VALUE:.0e} in magnitude")

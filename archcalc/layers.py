@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -148,7 +149,7 @@ class Graph:
     file: str = "<spec>"
 
 
-def walk(seq: Seq):
+def walk(seq: Seq) -> Iterator[Node]:
     """Every node in order, containers before their contents."""
     for node in seq:
         yield node

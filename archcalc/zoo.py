@@ -7,7 +7,7 @@ A spec may declare ``variant NAME K=V ...`` lines; each variant is a zoo name of
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -35,13 +35,13 @@ def entries() -> tuple[ZooEntry, ...]:
         text = path.read_text(encoding="utf-8")
         model, source, variants = path.stem, "", []
         for kind, rest in _HEADER.findall(text):
-            if kind == "model":
-                model = rest.split()[0]
-            elif kind == "source":
+            words = rest.split(";", 1)[0].split()  # the parser ends a statement at ';'
+            if kind == "source":
                 source = rest
-            else:
-                name, *pairs = rest.split()
-                variants.append((name, tuple(_pair(p, path) for p in pairs)))
+            elif words and kind == "model":
+                model = words[0]
+            elif words:
+                variants.append((words[0], tuple(_pair(p, path) for p in words[1:])))
         if not variants:
             variants = [(model, ())]
         found.extend(ZooEntry(name, path, overrides, source) for name, overrides in variants)
@@ -50,7 +50,7 @@ def entries() -> tuple[ZooEntry, ...]:
 
 def _pair(text: str, path: Path) -> tuple[str, int]:
     key, _, value = text.partition("=")
-    if not value.lstrip("-").isdigit():
+    if not re.fullmatch(r"-?[0-9]{1,18}", value):
         raise SpecError(f"{path}: variant parameter {text!r} must be NAME=INTEGER")
     return key, int(value)
 
@@ -87,6 +87,4 @@ def load(name: str, **params: int) -> Graph:
 
 
 def _renamed(graph: Graph, name: str) -> Graph:
-    from dataclasses import replace
-
     return replace(graph, name=name)
