@@ -1,8 +1,8 @@
 """The algebra over sympy symbols: receptive-field closed forms and per-layer formulas.
 
 Closed forms are derived, not stored: ``rf_stack`` telescopes the per-layer receptive-field
-recurrence into a sympy sum and evaluates it; ``layer_formulas`` writes each count over named symbols
-and substitutes the layer's numbers. Imported only by the symbolic commands (sympy is slow
+recurrence into a sympy sum and evaluates it; ``layer_formulas`` writes each count over named
+symbols and substitutes the layer's numbers. Imported only by the symbolic commands (sympy is slow
 to import).
 """
 
