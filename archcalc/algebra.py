@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from archcalc.errors import Loc, SpecError
 from archcalc.layers import (
@@ -27,6 +27,9 @@ from archcalc.layers import (
     ShortcutKind,
     ZeroPadShortcut,
 )
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 # Activations that torch (and our memory model) run in place: they allocate nothing new.
 INPLACE_ACTIVATIONS = frozenset(
@@ -92,8 +95,14 @@ class RF:
 
     @property
     def center(self) -> tuple[Fraction, Fraction]:
-        return tuple(Fraction(2 * s + n - 1, 2) for s, n in zip(self.start, self.size,
-                                                               strict=True))  # type: ignore
+        from fractions import Fraction  # lazily: the table path never needs it
+
+        return tuple(Fraction(c, 2) for c in self.twice_center)  # type: ignore[return-value]
+
+    @property
+    def twice_center(self) -> Pair:
+        """Twice the centre of the first unit's field: whole numbers, cheap to compare."""
+        return (2 * self.start[0] + self.size[0] - 1, 2 * self.start[1] + self.size[1] - 1)
 
     def step(self, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair = (1, 1)) -> RF:
         """The field after one more sliding-window layer (the Distill recurrence)."""
@@ -122,7 +131,7 @@ def merge_rfs(rfs: list[RF]) -> tuple[RF, bool]:
     merged = RF((ends[0] - starts[0] + 1, ends[1] - starts[1] + 1),
                 (min(rf.stride[0] for rf in rfs), min(rf.stride[1] for rf in rfs)),
                 (starts[0], starts[1]))
-    aligned = len({(rf.center, rf.stride) for rf in rfs}) == 1
+    aligned = len({(rf.twice_center, rf.stride) for rf in rfs}) == 1
     return merged, aligned
 
 

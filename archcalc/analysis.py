@@ -133,11 +133,39 @@ class Report:
                       stored * batch * dtype_bytes)
 
 
+@dataclass(frozen=True)
+class _Derived:
+    """What a leaf layer's row holds that depends only on the layer and its input shape."""
+
+    out: Shape
+    params: Params
+    ops: Ops
+    macs: int
+    flops: int
+    inplace: bool
+    formula: str
+
+
 @dataclass
 class _Walker:
     convention: Convention
     rows: list[Row] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Repeated blocks (every ResNet stage) meet the same layer at the same shape many times.
+    derived: dict[tuple[Layer, Shape], _Derived] = field(default_factory=dict)
+
+    def derive(self, node: Node, shape: Shape) -> _Derived:
+        key = (node.layer, shape)
+        found = self.derived.get(key)
+        if found is None:
+            layer = node.layer
+            out = output_shape(layer, shape, node.loc)
+            ops = operations(layer, shape, out)
+            found = _Derived(out, parameters(layer, shape), ops, self.convention.macs(ops),
+                             self.convention.flops(ops), _inplace(layer),
+                             weight_formula(layer, shape))
+            self.derived[key] = found
+        return found
 
     def seq(self, nodes: Seq, shape: Shape, rf: RF | None, depth: int, held: int,
             pinned: int) -> tuple[Shape, RF | None, int]:
@@ -159,25 +187,24 @@ class _Walker:
             return self.concat(node, layer, shape, rf, depth, held)
         if isinstance(layer, Residual):
             return self.residual(node, layer, shape, rf, depth, held)
-        out = output_shape(layer, shape, node.loc)
+        d = self.derive(node, shape)
         new_rf = receptive_field(layer, rf, shape) if rf is not None else None
-        inplace = _inplace(layer)
-        self.add_row(node.path, node.label, layer.kind, depth, shape, out, layer, new_rf,
-                     inplace, node.loc)
-        live = held + math.prod(shape) + (0 if inplace else math.prod(out))
-        return out, new_rf, live
-
-    def add_row(self, path: str, label: str, kind: str, depth: int, in_shape: Shape,
-                out: Shape, layer: Layer | None, rf: RF | None, inplace: bool,
-                loc: Loc | None, ops: Ops | None = None) -> None:
-        ops = ops if ops is not None else operations(layer, in_shape, out)
-        params = parameters(layer, in_shape) if layer is not None else Params()
         self.rows.append(Row(
-            path=path, label=label, kind=kind, depth=depth, in_shape=in_shape, out_shape=out,
-            params=params, ops=ops, macs=self.convention.macs(ops),
-            flops=self.convention.flops(ops), rf=rf, inplace=inplace,
-            stored=not inplace or isinstance(layer, Dropout),
-            formula=weight_formula(layer, in_shape) if layer is not None else "", loc=loc))
+            path=node.path, label=node.label, kind=layer.kind, depth=depth, in_shape=shape,
+            out_shape=d.out, params=d.params, ops=d.ops, macs=d.macs, flops=d.flops, rf=new_rf,
+            inplace=d.inplace, stored=not d.inplace or isinstance(layer, Dropout),
+            formula=d.formula, loc=node.loc))
+        live = held + math.prod(shape) + (0 if d.inplace else math.prod(d.out))
+        return d.out, new_rf, live
+
+    def add_join(self, node: Node, label: str, kind: str, depth: int, in_shape: Shape,
+                 out: Shape, rf: RF | None, inplace: bool, ops: Ops) -> None:
+        """The row of a concatenation or residual addition: no parameters of its own."""
+        self.rows.append(Row(
+            path=node.path, label=label, kind=kind, depth=depth, in_shape=in_shape,
+            out_shape=out, params=Params(), ops=ops, macs=self.convention.macs(ops),
+            flops=self.convention.flops(ops), rf=rf, inplace=inplace, stored=not inplace,
+            formula="", loc=node.loc))
 
     def concat(self, node: Node, layer: Concat, shape: Shape, rf: RF | None, depth: int,
                held: int) -> tuple[Shape, RF | None, int]:
@@ -191,8 +218,7 @@ class _Walker:
             peak = max(peak, branch_peak)
         joined = _concat_shape(outs, node.loc)
         merged = self.merge(rfs, node, "concat branches")
-        self.add_row(node.path, node.label, "concat", depth, shape, joined, None, merged,
-                     False, node.loc, Ops())
+        self.add_join(node, node.label, "concat", depth, shape, joined, merged, False, Ops())
         return joined, merged, max(peak, held + done + math.prod(joined))
 
     def residual(self, node: Node, layer: Residual, shape: Shape, rf: RF | None, depth: int,
@@ -210,8 +236,8 @@ class _Walker:
                             f"{_fmt(body_out)}; they cannot be added", node.loc)
         merged = self.merge([body_rf, sc_rf], node, "residual paths")
         elements = math.prod(body_out)
-        self.add_row(node.path, "add", "add", depth, shape, body_out, None, merged, True,
-                     node.loc, Ops(add=elements))
+        self.add_join(node, "add", "add", depth, shape, body_out, merged, True,
+                      Ops(add=elements))
         live = held + elements + math.prod(sc_out)
         return body_out, merged, max(peak, sc_peak, live)
 

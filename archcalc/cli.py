@@ -12,10 +12,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console, RenderableType
 
 from archcalc import spec as spec_module
 from archcalc import zoo
@@ -32,6 +31,9 @@ from archcalc.render import (
 )
 from archcalc.spec import parse_dims
 from archcalc.tabular import Column, Table
+
+if TYPE_CHECKING:  # rich.console is imported only when printing to a terminal
+    from rich.console import RenderableType
 
 # Each example is run by tests/archcalc/test_cli.py.
 EXAMPLES = (
@@ -130,6 +132,8 @@ def parse_sets(items: list[str] | None) -> dict[str, int]:
 def emit(table: Table, fmt: str = "rich", data: dict[str, Any] | None = None) -> None:
     """Print ``table``: Rich on a terminal, plain text when piped, or another format."""
     if fmt == "rich" and sys.stdout.isatty():
+        from rich.console import Console
+
         Console().print(table)
     else:
         typer.echo(render(table, fmt, data), nl=False)
@@ -137,6 +141,8 @@ def emit(table: Table, fmt: str = "rich", data: dict[str, Any] | None = None) ->
 
 def show(renderable: RenderableType) -> None:
     if sys.stdout.isatty():
+        from rich.console import Console
+
         Console().print(renderable)
     else:
         typer.echo(to_text(renderable, width=120), nl=False)
@@ -280,6 +286,16 @@ def route(args: list[str]) -> list[str]:
     return ["analyze", *args]
 
 
+# ``archcalc MODEL ...`` is the hot path (the seed's table must print instantly): there a
+# one-command app parses the options, sparing typer the signatures of every other command.
+analyze_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+analyze_app.command()(analyze_cmd)
+
+
 def main(argv: list[str] | None = None) -> None:
     """The ``archcalc`` script."""
-    app(args=route(list(sys.argv[1:] if argv is None else argv)), prog_name="archcalc")
+    args = route(list(sys.argv[1:] if argv is None else argv))
+    if args[:1] == ["analyze"] and len(args) > 1:
+        analyze_app(args=args[1:], prog_name="archcalc analyze")
+    else:
+        app(args=args, prog_name="archcalc")

@@ -10,13 +10,17 @@ from __future__ import annotations
 import ast
 import math
 import operator
-from fractions import Fraction
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 _BINARY = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
-    ast.Div: lambda a, b: Fraction(a) / Fraction(b),
+    ast.Div: lambda a, b: _fraction(a) / b,
     ast.FloorDiv: operator.floordiv,
     ast.Mod: operator.mod,
     ast.Pow: operator.pow,
@@ -35,19 +39,30 @@ def evaluate(text: str, names: dict[str, int]) -> int:
     if len(text) > MAX_LENGTH:
         raise ExprError(f"expression longer than {MAX_LENGTH} characters")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
-        value = _eval(tree.body, names)
+        value = _eval(_parse(text.strip()), names)
     except ExprError:
         raise
     except (SyntaxError, ValueError) as exc:  # ValueError: null bytes, huge literals
         raise ExprError(f"malformed expression {text!r}") from exc
     except (RecursionError, MemoryError) as exc:
         raise ExprError("expression is nested too deeply") from exc
-    if isinstance(value, Fraction):
+    if not isinstance(value, int):  # a Fraction from '/'
         if value.denominator != 1:
             raise ExprError(f"{text.strip()} = {value} is not a whole number")
         value = int(value)
     return value
+
+
+def _fraction(value: int | Fraction) -> Fraction:
+    from fractions import Fraction  # imported on the first '/', not at start-up
+
+    return Fraction(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> ast.expr:
+    """Parse trees are reused: zoo specs evaluate the same few expressions many times."""
+    return ast.parse(text, mode="eval").body
 
 
 def _eval(node: ast.expr, names: dict[str, int]) -> int | Fraction:

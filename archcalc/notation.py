@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from archcalc.errors import SpecError
 from archcalc.layers import (
@@ -29,9 +29,11 @@ from archcalc.layers import (
 _WHOLE = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts '²'
 
 
-@dataclass(frozen=True)
-class Token:
-    """A word, brace or statement end, where it was written (1-based line and column)."""
+class Token(NamedTuple):
+    """A word, brace or statement end, where it was written (1-based line and column).
+
+    A named tuple, not a dataclass: a spec has thousands of tokens and this is the hot path.
+    """
 
     kind: str  # "word", "{", "}", "nl", "eof"
     text: str
@@ -39,34 +41,29 @@ class Token:
     col: int
 
 
+# One alternative per token kind; a word keeps ``${...}`` whole (up to its '}' or the line end).
+_TOKEN = re.compile(r"(?P<skip>\s+)|(?P<comment>#.*)|(?P<brace>[{}])|(?P<semi>;)"
+                    r"|(?P<word>(?:\$\{[^}]*\}?|[^\s{};#$]|\$(?!\{))+)")
+
+
 def tokenize(text: str) -> list[Token]:
     """Split into words, braces and statement ends; ``${...}`` stays inside its word."""
     tokens: list[Token] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        i, n = 0, len(line)
-        while i < n:
-            ch = line[i]
-            if ch == "#":
+    append = tokens.append
+    lines = text.splitlines()
+    for lineno, line in enumerate(lines, start=1):
+        for m in _TOKEN.finditer(line):
+            kind = m.lastgroup
+            if kind == "word":
+                append(Token("word", m.group(), lineno, m.start() + 1))
+            elif kind == "brace":
+                append(Token(m.group(), m.group(), lineno, m.start() + 1))
+            elif kind == "semi":
+                append(Token("nl", ";", lineno, m.start() + 1))
+            elif kind == "comment":
                 break
-            if ch.isspace():
-                i += 1
-            elif ch in "{}":
-                tokens.append(Token(ch, ch, lineno, i + 1))
-                i += 1
-            elif ch == ";":
-                tokens.append(Token("nl", ";", lineno, i + 1))
-                i += 1
-            else:
-                start = i
-                while i < n and not line[i].isspace() and line[i] not in "{};#":
-                    if line.startswith("${", i):
-                        close = line.find("}", i)
-                        i = n if close < 0 else close + 1
-                    else:
-                        i += 1
-                tokens.append(Token("word", line[start:i], lineno, start + 1))
-        tokens.append(Token("nl", "", lineno, n + 1))
-    tokens.append(Token("eof", "", len(text.splitlines()) + 1, 1))
+        append(Token("nl", "", lineno, len(line) + 1))
+    append(Token("eof", "", len(lines) + 1, 1))
     return tokens
 
 

@@ -23,21 +23,31 @@ whose ``inplace`` is false; ``rf`` is null for vector-input models.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
-from fractions import Fraction
 from io import StringIO
-from typing import Any, Literal
-
-from rich.console import Console, RenderableType
+from typing import TYPE_CHECKING, Any, Literal
 
 from archcalc.algebra import RF, fmt_shape
 from archcalc.analysis import Memory, Report, Row
 from archcalc.errors import UsageError
 from archcalc.layers import Shape
-from archcalc.tabular import Column, Table, to_csv, to_dict, to_latex, to_markdown, to_rst
+from archcalc.tabular import (
+    Column,
+    Table,
+    to_csv,
+    to_dict,
+    to_latex,
+    to_markdown,
+    to_plain,
+    to_rst,
+)
+
+if TYPE_CHECKING:
+    from fractions import Fraction
+
+    from rich.console import RenderableType
 
 Format = Literal["rich", "md", "csv", "json", "latex", "rst"]
 FORMATS: tuple[str, ...] = ("rich", "md", "csv", "json", "latex", "rst")
@@ -166,7 +176,7 @@ def _pair(values: tuple[Any, Any]) -> str:
 
 
 def _num(value: int | Fraction) -> str:
-    return str(value) if Fraction(value).denominator == 1 else str(float(value))
+    return str(int(value)) if value == int(value) else str(float(value))
 
 
 def _rf_cells(rf: RF | None) -> tuple[str, ...]:
@@ -321,6 +331,8 @@ _WRITERS = {"md": to_markdown, "csv": to_csv, "latex": to_latex, "rst": to_rst}
 
 def dumps(data: dict[str, Any]) -> str:
     """JSON with two-space indents and lists of numbers on one line."""
+    import json  # only --format json needs it; the table path stays lean
+
     text = json.dumps(data, indent=2)
     return re.sub(r"\[\s*(-?[\d.]+(?:,\s*-?[\d.]+)*)\s*\]",
                   lambda m: "[" + re.sub(r",\s*", ", ", m.group(1)) + "]", text) + "\n"
@@ -331,7 +343,7 @@ def render(table: Table, fmt: str, data: dict[str, Any] | None = None) -> str:
     if fmt == "json":
         return dumps(data if data is not None else to_dict(table))
     if fmt == "rich":
-        return to_text(table)
+        return to_plain(table)
     if fmt not in _WRITERS:
         raise UsageError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
     return _WRITERS[fmt](table)
@@ -340,6 +352,8 @@ def render(table: Table, fmt: str, data: dict[str, Any] | None = None) -> str:
 def to_text(renderable: RenderableType, width: int | None = None) -> str:
     """Rich output without colour, as it appears when piped; a Table at its natural width
     (at least 80 columns) unless ``width`` is given."""
+    from rich.console import Console
+
     if width is None:
         width = max(80, renderable.natural_width()) if isinstance(renderable, Table) else 80
     buffer = StringIO()

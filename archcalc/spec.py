@@ -35,7 +35,7 @@ from pathlib import Path
 
 from archcalc.errors import Loc, SpecError
 from archcalc.expr import ExprError, evaluate
-from archcalc.layers import Concat, Graph, Node, Residual, Shape
+from archcalc.layers import Concat, Graph, Layer, Node, Residual, Shape
 from archcalc.notation import RawOption, Token, build_layer, parse_dims, tokenize, whole
 
 __all__ = ["parse", "parse_dims", "parse_file", "tokenize"]
@@ -110,6 +110,8 @@ class _Parser:
 
     def substitute(self, tok: Token) -> str:
         """Replace ``$name`` and ``${expr}`` in a word by their values."""
+        if "$" not in tok.text:
+            return tok.text
         out, text, i = [], tok.text, 0
         while i < len(text):
             if text[i] != "$":
@@ -365,12 +367,24 @@ class _Parser:
         def fail(at: Token | None, message: str, offset: int = 0) -> SpecError:
             return self.error(at or tok, message, offset if at or exact else 0)
 
-        layer = build_layer(head, options, fail)
+        key = (head, tuple((o.key, o.value) for o in options))
+        layer = _LAYERS.get(key)
+        if layer is None:
+            layer = build_layer(head, options, fail)
+            if len(_LAYERS) >= _LAYER_CACHE_SIZE:
+                _LAYERS.clear()
+            _LAYERS[key] = layer
         self.spend(tok, times or 1)
         label = " ".join(written)
         if times is None or times == 1:
             return [Node(layer, label, path, self.loc(tok))]
         return [Node(layer, label, f"{path}.{r + 1}", self.loc(tok)) for r in range(times)]
+
+
+# A layer depends only on its words, and layers are immutable: repeated blocks (every
+# ResNet stage) and repeated parses share them instead of rebuilding them.
+_LAYERS: dict[tuple[str, tuple[tuple[str, str], ...]], Layer] = {}
+_LAYER_CACHE_SIZE = 4096
 
 
 def _after_equals(args: list[Token]) -> tuple[Token, int]:

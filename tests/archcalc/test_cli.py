@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 from archcalc import zoo
 from archcalc.cli import COMMANDS, EXAMPLES, ConventionName, Dtype, Fmt, app, route
 from archcalc.conventions import CONVENTIONS
-from archcalc.render import DTYPE_BYTES, FORMATS, homework_table, to_text
+from archcalc.render import DTYPE_BYTES, FORMATS, homework_table, render
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
@@ -106,8 +106,8 @@ def test_script_runs_in_a_subprocess_without_colour() -> None:
     proc = subprocess.run([sys.executable, "-c", "from archcalc.cli import main; main()",
                            "vgg19", "--table"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == to_text(homework_table(__import__("archcalc").analyze(
-        __import__("archcalc").load("vgg19"))))
+    assert proc.stdout == render(homework_table(__import__("archcalc").analyze(
+        __import__("archcalc").load("vgg19"))), "rich")
     assert "\x1b" not in proc.stdout
 
 
