@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 # CPU build from local disk; GPU users override, e.g. `make test TORCH_SPEC=torch`.
 TORCH_SPEC ?= torch==2.13.0
 TEST_EXTRAS ?= verify,train,docs,dev
+# The docs build imports no framework: the core and Sphinx are enough.
+DOCS_EXTRAS ?= docs
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +23,10 @@ $(VENV)/.test: $(VENV)/.core
 	$(BIN)/pip install -q -e ".[$(TEST_EXTRAS)]"
 	touch $@
 
+$(VENV)/.docs: $(VENV)/.core
+	$(BIN)/pip install -q -e ".[$(DOCS_EXTRAS)]"
+	touch $@
+
 demo: $(VENV)/.core
 	$(BIN)/archcalc vgg19 --table
 
@@ -31,8 +37,12 @@ test: $(VENV)/.test
 lint: $(VENV)/.test
 	$(BIN)/ruff check .
 
+# Warnings are errors: a directive that cannot compute its numbers fails the build.
+docs: $(VENV)/.docs
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 bench: $(VENV)/.test
 	$(BIN)/python benchmarks/bench_analysis.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info docs/_build

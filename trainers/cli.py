@@ -350,13 +350,62 @@ def runs_cmd(runs_dir: RunsDir = None) -> None:
 @app.command("report")
 def report_cmd(run: Annotated[str, typer.Argument(
         metavar="RUN", help="plugin/run-id, a run id, or a run directory.")],
-               runs_dir: RunsDir = None) -> None:
+               runs_dir: RunsDir = None,
+               to: Annotated[Path | None, typer.Option(
+                   "--to", metavar="DOCS", help="Also copy the summary, under a provenance "
+                   "header, and the plots to DOCS/results/PLUGIN/ (replacing what was "
+                   "there), e.g. --to docs.")] = None) -> None:
     """Regenerate a finished run's plots and Markdown summary from its stored results."""
     info = RunStore(runs_root(runs_dir)).find(run)
-    path, summary = write_summary(registry().get(info.plugin), info, locked=False)
+    trainer = registry().get(info.plugin)
+    path, summary = write_summary(trainer, info, locked=False)
     typer.echo(path.read_text(encoding="utf-8"), nl=False)
     for plot in summary.plots:
         typer.echo(f"plot: {plot}", err=True)
+    if to is not None:
+        typer.echo(f"docs: {export_to_docs(trainer, info, to)}", err=True)
+
+
+def export_to_docs(trainer: Trainer[Any], info: RunInfo, docs: Path) -> Path:
+    """Copy summary.md (under a provenance header) and plots/ to DOCS/results/PLUGIN/."""
+    import shutil
+
+    target = docs / "results" / info.plugin
+    staging = target.with_name(f".{info.plugin}.export")
+    shutil.rmtree(staging, ignore_errors=True)
+    if (info.dir / "plots").is_dir():
+        shutil.copytree(info.dir / "plots", staging / "plots")
+    summary = (info.dir / "summary.md").read_text(encoding="utf-8")
+    atomic_write(staging / "summary.md", provenance(trainer, info) + "\n" + summary)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
+
+
+def provenance(trainer: Trainer[Any], info: RunInfo) -> str:
+    """A Markdown table: run id, dataset (real or stand-in), hardware, epochs, changes."""
+    doc = cfg.read_toml(info.dir / "config.toml")
+    host, values = doc.get("hw3", {}), doc.get(info.plugin, {})
+    protocol = cfg.config_values(cfg.resolve(
+        trainer.config_type, [_defaults_layer(trainer.name, _defaults_doc())]))
+    results = read_json(info.dir / "results.json") or {}
+    key = next((k for k in ("epochs", "max_epochs") if k in values), None)
+    epochs = "(no epochs setting)" if key is None else str(values[key])
+    if key is not None and values[key] < protocol.get(key, 0):
+        epochs += f" (reduced: the protocol in plugins.toml says {protocol[key]})"
+    changed = [f"{k} = {v}" for k, v in values.items() if protocol.get(k) != v]
+    rows = [("Run", f"{info.ref}, {info.started} to {info.ended}"),
+            ("Dataset", f"stand-in: synthetic data in the real format ({info.stand_in_why})"
+             if info.stand_in else "real"),
+            ("Hardware", str(results.get("hardware") or f"device {host.get('device', '?')} "
+                             "(the run records no hardware model)")),
+            ("Epochs", epochs), ("Seed", str(host.get("seed", "?"))),
+            ("Changed from plugins.toml", "; ".join(changed) or "nothing: the full protocol"),
+            ("Refresh", f"hw3 report {info.ref} --to docs")]
+    lines = [f"<!-- exported by hw3 report {info.ref} --to docs -->", "",
+             "| Provenance | |", "|:--|:--|"]
+    lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in rows]
+    return "\n".join(lines) + "\n"
 
 
 def write_summary(trainer: Trainer[Any], info: RunInfo, *, locked: bool) -> tuple[Path, Summary]:

@@ -1,0 +1,173 @@
+"""Sphinx directives that show hw3's settings and stored results, never typed-in numbers.
+
+``.. hw3-results:: optimizers``   what ``hw3 report RUN --to docs`` copied to
+   :run: hw3 run optimizers       docs/results/optimizers/ (summary.md with its provenance
+                                  header, and plots); without it, a note that no stored run
+                                  exists and the commands that make one (``:run:`` sets the
+                                  first)
+``.. hw3-settings:: optimizers``  a plugin's settings as ``hw3 run`` resolves them: config
+   :keys: adam_*, epochs          dataclass defaults overlaid by plugins.toml, with each
+                                  field's help and the plugins.toml comment
+
+A results folder whose Markdown links a missing plot, a plugin that is declared but does not
+load, or a ``:keys:`` pattern that matches nothing fails the build.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+from docutils import nodes
+from docutils.parsers.rst import directives
+from markdown_nodes import markdown_to_nodes
+from sphinx.application import Sphinx
+from sphinx.util.docutils import SphinxDirective
+
+RESULTS = "results"  # docs/results/<plugin>/, written by `hw3 report RUN --to docs`
+
+
+def results_dir(srcdir: str | Path, plugin: str) -> Path:
+    return Path(srcdir) / RESULTS / plugin
+
+
+class ResultsDirective(SphinxDirective):
+    """``.. hw3-results:: PLUGIN``: the exported summary and plots, or how to make them."""
+
+    required_arguments = 1
+    option_spec: ClassVar[dict[str, Any]] = {"run": directives.unchanged_required}
+
+    def run(self) -> list[nodes.Node]:
+        plugin = self.arguments[0]
+        folder = results_dir(self.env.srcdir, plugin)
+        summary = folder / "summary.md"
+        if not summary.is_file():
+            return self.missing(plugin)
+        self.env.note_dependency(str(summary))
+
+        def image_uri(src: str) -> str:
+            if re.match(r"[a-z]+://", src):
+                return src
+            relative = posixpath.normpath(posixpath.join(RESULTS, plugin, src))
+            if src.startswith("/") or not relative.startswith(f"{RESULTS}/{plugin}/") \
+                    or not (Path(self.env.srcdir) / relative).is_file():
+                raise ValueError(f"{summary} links {src!r}, which is not a file in {folder}")
+            self.env.note_dependency(str(Path(self.env.srcdir) / relative))
+            return "/" + relative  # Sphinx reads a leading / as the source directory
+
+        try:
+            body = markdown_to_nodes(summary.read_text(encoding="utf-8"), image_uri)
+        except ValueError as exc:
+            raise self.error(f"hw3-results {plugin}: {exc}") from None
+        box = nodes.container(classes=["hw3-results"])
+        box.extend(body)
+        return [box]
+
+    def missing(self, plugin: str) -> list[nodes.Node]:
+        run = self.options.get("run", f"hw3 run {plugin}")
+        note = nodes.admonition(classes=["hw3-no-run"])
+        note += nodes.title(text="No stored run yet")
+        note += nodes.paragraph(text=(
+            f"No run of the {plugin} plugin has been exported to these docs "
+            f"(docs/{RESULTS}/{plugin}/ does not exist), so this section shows no results; "
+            "none are made up. These two commands produce them:"))
+        commands = (f"{run}    # trains; prints the run id (see hw3 runs)\n"
+                    f"hw3 report {plugin}/RUN_ID --to docs")
+        note += nodes.literal_block(commands, commands, language="console")
+        note += nodes.paragraph(text=(
+            "The second copies the run's Markdown summary and plots to "
+            f"docs/{RESULTS}/{plugin}/ under a header naming its run id, dataset (real, or "
+            "the synthetic stand-in), hardware and epochs; rebuilding the docs shows them "
+            "here. Rerunning it with a newer run replaces them."))
+        return [note]
+
+
+# -- settings ------------------------------------------------------------------------------
+def toml_comments(path: Path) -> dict[tuple[str, str], str]:
+    """(table, key) -> the comment at the end of that key's line in a plugins.toml."""
+    found: dict[tuple[str, str], str] = {}
+    table = ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if m := re.match(r"\s*\[([^\]]+)\]", line):
+            table = m.group(1).strip()
+        elif m := re.match(r"\s*([A-Za-z0-9_-]+)\s*=.*?\s#\s*(.*)$", line):
+            found[(table, m.group(1))] = m.group(2).strip()
+    return found
+
+
+def shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return ", ".join(shown(v) for v in value)
+    return str(value)
+
+
+def settings_rows(plugin: str) -> tuple[list[tuple[str, str, str, str]], str]:
+    """Rows (setting, value, set by, meaning) and a note when the plugin is not installed."""
+    from trainers import config as cfg
+    from trainers.errors import Hw3Error
+    from trainers.registry import registry
+
+    path = cfg.defaults_path()
+    doc = cfg.read_toml(path)
+    if plugin not in doc:
+        raise Hw3Error(f"{path} has no [{plugin}] table")
+    table = cfg.plugin_table(doc, plugin, str(path))
+    comments = toml_comments(path)
+    if plugin not in registry().names():
+        rows = [(k, shown(v), "plugins.toml", comments.get((plugin, k), ""))
+                for k, v in table.items()]
+        return rows, (f"The {plugin} plugin is not installed where these docs were built, "
+                      "so only plugins.toml's values are shown.")
+    config_type = registry().get(plugin).config_type  # a broken plugin fails the build
+    config = cfg.resolve(config_type, [(f"{path} [{plugin}]", table)])
+    rows = []
+    for spec in cfg.field_specs(config_type):
+        comment = comments.get((plugin, spec.name), "")
+        meaning = f"{spec.help} (plugins.toml: {comment})" if comment else spec.help
+        rows.append((spec.name, shown(getattr(config, spec.name)),
+                     "plugins.toml" if spec.name in table else "config default", meaning))
+    return rows, ""
+
+
+class SettingsDirective(SphinxDirective):
+    """``.. hw3-settings:: PLUGIN``: the values ``hw3 run PLUGIN`` uses unless overridden."""
+
+    required_arguments = 1
+    option_spec: ClassVar[dict[str, Any]] = {"keys": directives.unchanged_required}
+
+    def run(self) -> list[nodes.Node]:
+        from archcalc_directives import table_nodes
+
+        from archcalc.tabular import Column, Table
+        from trainers.config import defaults_path
+        from trainers.errors import Hw3Error
+
+        plugin = self.arguments[0]
+        self.env.note_dependency(str(defaults_path()))
+        try:
+            rows, note = settings_rows(plugin)
+        except Hw3Error as exc:
+            raise self.error(f"hw3-settings {plugin}: {exc}") from None
+        if "keys" in self.options:
+            patterns = [p.strip() for p in self.options["keys"].split(",") if p.strip()]
+            for pattern in patterns:
+                if not any(fnmatch.fnmatchcase(r[0], pattern) for r in rows):
+                    raise self.error(f"hw3-settings {plugin}: no setting matches {pattern!r} "
+                                     f"(settings: {', '.join(r[0] for r in rows)})")
+            rows = [r for r in rows if any(fnmatch.fnmatchcase(r[0], p) for p in patterns)]
+        columns = (Column("Setting", "left"), Column("Value", "left"),
+                   Column("Set by", "left"), Column("Meaning", "left"))
+        footer = (note,) if note else ()
+        return table_nodes(Table(f"hw3 run {plugin}: settings", columns, tuple(rows),
+                                 footer=footer), classes=("archcalc-table", "hw3-settings"))
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_directive("hw3-results", ResultsDirective)
+    app.add_directive("hw3-settings", SettingsDirective)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
