@@ -1,0 +1,283 @@
+"""The ``optimizers`` plugin (Problem 1): config, model, objective, loop, and ``hw3 run`` /
+``hw3 report`` end to end on a small fake CIFAR-10, including an interrupted run resumed."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hw3_helpers import REPO
+from typer.testing import CliRunner
+
+from trainers import registry, store
+from trainers.config import read_toml, resolve
+from trainers.counts import model_counts
+from trainers.data import fake
+from trainers.dropout import Dropout
+from trainers.errors import ConfigError
+from trainers.optim import RMSPropNesterov
+from trainers.plugins.optimizers import (
+    METHODS,
+    VARIANTS,
+    Config,
+    hyperparameter_fields,
+    hyperparameters,
+    plugin,
+)
+from trainers.plugins.optimizers_loop import (
+    build_mlp,
+    evaluate,
+    l2_penalty,
+    make_optimizer,
+    penalised_weights,
+    train_epoch,
+)
+from trainers.plugins.optimizers_report import best_by_variant
+from trainers.plugins.optimizers_run import build
+
+EPOCHS = 2
+SMALL = ["--epochs", str(EPOCHS), "--hidden", "16", "--batch-size", "32", "--eval-batch", "50",
+         "--device", "cpu", "--seed", "3"]
+
+
+# -- config ----------------------------------------------------------------------------------
+def defaults() -> Config:
+    path = REPO / "plugins.toml"
+    table = {k: v for k, v in read_toml(path)["optimizers"].items() if k != "enabled"}
+    return resolve(Config, [(str(path), table)])  # type: ignore[no-any-return]
+
+
+def test_plugins_toml_sets_the_seeds_protocol_and_every_hyperparameter() -> None:
+    config = defaults()
+    assert (config.hidden, config.batch_size, config.epochs) == (1000, 128, 200)
+    assert (config.dropout_input, config.dropout_hidden, config.dropout_style) == \
+        (0.2, 0.5, "classic")
+    assert config.methods == METHODS and config.variants == VARIANTS
+    assert hyperparameters(config, "adadelta") == {"lr": 1.0, "rho": 0.95, "eps": 1e-6}
+    assert hyperparameters(config, "adam") == {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999,
+                                               "eps": 1e-8}
+    table = read_toml(REPO / "plugins.toml")["optimizers"]
+    assert set(hyperparameter_fields()) <= set(table)  # each value stated (and sourced) there
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"methods": ["adam", "sgd"]}, "methods must be"),
+    ({"methods": ["adam", "adam"]}, "methods must be"),
+    ({"variants": []}, "variants must be"),
+    ({"dropout_hidden": 1.0}, "dropout_hidden"),
+    ({"epochs": 0}, "epochs"),
+])
+def test_config_rejects_bad_values(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        resolve(Config, [("test", change)])
+
+
+def test_the_plugin_is_registered_and_fits_the_interface() -> None:
+    (ep,) = [e for e in entry_points(group=registry.GROUP) if e.name == "optimizers"]
+    assert ep.value == "trainers.plugins.optimizers:plugin"
+    assert registry.check(plugin, "optimizers") == ""
+
+
+# -- model, objective, optimizers ------------------------------------------------------------
+def test_the_model_is_the_spec_and_its_counts_come_from_archcalc() -> None:
+    model = build_mlp(1000, (0.2, 0.5, 0.5), "classic")
+    params = sum(p.numel() for p in model.parameters())
+    assert params == model_counts("mlp-cifar").params == 4_084_010
+    drops = [m for m in model if isinstance(m, Dropout)]
+    assert [(d.p, d.style) for d in drops] == [(0.2, "classic"), (0.5, "classic"),
+                                               (0.5, "classic")]
+    assert not any(isinstance(m, Dropout | torch.nn.Dropout)
+                   for m in build_mlp(1000, None, "classic"))
+
+
+@pytest.mark.parametrize("style", ["classic", "inverted"])
+def test_dropout_style_option_reaches_the_dropout_variant_only(style: str) -> None:
+    config = resolve(Config, [("cli", {"dropout_style": style, "hidden": 8})])
+    model, _ = build(config, ("dropout", "adam"), "cpu")
+    assert {m.style for m in model if isinstance(m, Dropout)} == {style}
+    plain, _ = build(config, ("l2", "adam"), "cpu")
+    assert not any(isinstance(m, Dropout) for m in plain)
+
+
+def test_each_method_gets_its_optimizer_and_hyperparameters() -> None:
+    config = Config()
+    kinds = {"adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop,
+             "rmsprop-nesterov": RMSPropNesterov, "adadelta": torch.optim.Adadelta,
+             "adam": torch.optim.Adam}
+    for method in METHODS:
+        opt = make_optimizer(method, [torch.zeros(2, requires_grad=True)],
+                             hyperparameters(config, method))
+        assert type(opt) is kinds[method]
+        assert opt.param_groups[0]["lr"] == hyperparameters(config, method)["lr"]
+    adadelta = make_optimizer("adadelta", [torch.zeros(1, requires_grad=True)],
+                              hyperparameters(config, "adadelta")).param_groups[0]
+    assert (adadelta["rho"], adadelta["eps"]) == (0.95, 1e-6)
+
+
+def test_l2_penalty_value_and_gradient() -> None:
+    torch.manual_seed(0)
+    w = [torch.randn(4, 3, dtype=torch.float64, requires_grad=True),
+         torch.randn(2, 4, dtype=torch.float64, requires_grad=True)]
+    value = l2_penalty(w, 0.1)
+    expected = 0.05 * sum((x.detach() ** 2).sum() for x in w)
+    assert value.item() == pytest.approx(float(expected), rel=1e-12)
+    value.backward()
+    for x in w:
+        torch.testing.assert_close(x.grad, 0.1 * x.detach())
+    model = build_mlp(8, None, "classic")
+    assert len(penalised_weights(model)) == 3  # weight matrices only, no biases
+
+
+def test_train_epoch_means_and_objective() -> None:
+    """With lr 0 the model is fixed: the batch-size-weighted minibatch mean (a short last
+    batch included) is the full-batch loss, and objective minus loss is the penalty."""
+    torch.manual_seed(0)
+    model = build_mlp(8, None, "classic")
+    x, y = torch.randn(50, 3, 32, 32), torch.randint(0, 10, (50,))
+    opt = make_optimizer("adam", model.parameters(), {"lr": 0.0, "beta1": 0.9, "beta2": 0.999,
+                                                      "eps": 1e-8})
+    weights = penalised_weights(model)
+    loss, objective = train_epoch(model, opt, x, y, 16, lambda: l2_penalty(weights, 0.01))
+    with torch.no_grad():
+        full = F.cross_entropy(model(x), y).item()
+        penalty = l2_penalty(weights, 0.01).item()
+    assert loss == pytest.approx(full, rel=1e-5)
+    assert objective - loss == pytest.approx(penalty, rel=1e-4)
+
+
+def test_evaluate_in_chunks_equals_one_pass() -> None:
+    torch.manual_seed(1)
+    net = build_mlp(8, None, "classic").eval()
+    x, y = torch.randn(23, 3, 32, 32), torch.randint(0, 10, (23,))
+    loss, acc = evaluate(net, x, y, chunk=5)
+    with torch.no_grad():
+        logits = net(x)
+    assert loss == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)
+    assert acc == pytest.approx((logits.argmax(1) == y).double().mean().item())
+
+
+# -- hw3 run / hw3 report end to end ------------------------------------------------------------
+@dataclass(frozen=True)
+class Env:
+    root: Path
+    runs: Path
+    data: Path
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """A small fake CIFAR-10, the repository's plugins.toml, only this plugin loaded."""
+    root = tmp_path_factory.mktemp("optimizers")
+    found = Env(root, root / "runs", root / "data")
+    fake.write("cifar10", found.data, n=120, n_test=40, seed=1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HW3_PLUGINS", "optimizers")
+        mp.setenv("HW3_PLUGINS_TOML", str(REPO / "plugins.toml"))
+        mp.setenv("HW3_RUNS", str(found.runs))
+        mp.setenv("HW3_DATA", str(found.data))
+        mp.setenv("COLUMNS", "120")
+        registry.reset()
+        yield found
+    registry.reset()
+
+
+def hw3(*args: str) -> Any:
+    from trainers.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def newest(env: Env) -> Path:
+    return max((env.runs / "optimizers").iterdir(), key=lambda p: p.stat().st_mtime_ns)
+
+
+def without_times(trainings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**t, "train_seconds": None,
+             "history": [{**h, "train_s": None} for h in t["history"]]} for t in trainings]
+
+
+@pytest.fixture(scope="module")
+def baseline(env: Env) -> Path:
+    result = hw3("run", "optimizers", *SMALL)
+    assert result.exit_code == 0, result.output
+    return newest(env)
+
+
+def test_run_trains_all_ten_and_says_it_is_stand_in_data(baseline: Path) -> None:
+    results = json.loads((baseline / "results.json").read_text())
+    pairs = [(t["variant"], t["method"]) for t in results["trainings"]]
+    assert pairs == [(v, m) for v in VARIANTS for m in METHODS]
+    for t in results["trainings"]:
+        assert [h["epoch"] for h in t["history"]] == [1, 2]
+        last = t["history"][-1]
+        assert all(math.isfinite(last[k]) for k in ("train_loss", "full_train_loss",
+                                                     "test_loss", "train_s"))
+        assert last["full_train_objective"] > last["full_train_loss"]  # L2 is in it
+        assert 0 <= last["test_acc"] <= 1 and t["train_seconds"] > 0
+    l2_losses = [t["history"][-1]["full_train_loss"] for t in results["trainings"]
+                 if t["variant"] == "l2"]
+    assert min(l2_losses) < math.log(10) - 0.5  # the fake classes are learnable
+    assert results["model"]["params"] == model_counts("mlp-cifar", params={"hidden": 16}).params
+    assert json.loads((baseline / "state.json").read_text())["stand_in"] is True
+    lines = (baseline / "metrics.jsonl").read_text().splitlines()
+    assert len([ln for ln in lines if '"epoch"' in ln]) == len(pairs) * EPOCHS
+    assert json.loads((baseline / "checkpoints" / "last.json").read_text())["epoch"] == 20
+
+
+def test_report_draws_plots_and_names_the_best_method_from_the_numbers(env: Env,
+                                                                       baseline: Path) -> None:
+    for old in (baseline / "plots").iterdir():
+        old.unlink()
+    result = hw3("report", str(baseline))
+    assert result.exit_code == 0, result.output
+    for name in ("loss-l2", "loss-dropout", "loss-both"):
+        for suffix in (".png", ".svg"):
+            assert (baseline / "plots" / (name + suffix)).stat().st_size > 1000
+    text = (baseline / "summary.md").read_text()
+    assert "Stand-in data" in text
+    for title in ("Best method by final training loss", "Training time per method",
+                  "Test accuracy", "dropout / l2"):
+        assert title in text
+    trainings = json.loads((baseline / "results.json").read_text())["trainings"]
+    for variant in VARIANTS:
+        method, loss = min(((t["method"], t["history"][-1]["full_train_loss"])
+                            for t in trainings if t["variant"] == variant), key=lambda r: r[1])
+        assert best_by_variant(trainings)[variant] == (method, loss)
+        assert f"**{variant}**: {method} reaches the lowest training loss" in text
+    accuracy = text.split("## Test accuracy")[1].split("##")[0]
+    assert all(f"| {m} |" in accuracy for m in METHODS)
+
+
+@pytest.mark.parametrize("stop_after", [3, 4])  # mid-training / at a training's end
+def test_an_interrupted_run_resumes_to_the_same_results(env: Env, baseline: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        stop_after: int) -> None:
+    original = store.Run.save_checkpoint
+
+    def stopping(self: store.Run, epoch: int, *args: Any, **kwargs: Any) -> None:
+        self.stop_requested = self.stop_requested or epoch == stop_after
+        original(self, epoch, *args, **kwargs)  # raises KeyboardInterrupt once stopped
+
+    monkeypatch.setattr(store.Run, "save_checkpoint", stopping)
+    assert hw3("run", "optimizers", *SMALL).exit_code == 130
+    folder = newest(env)
+    assert json.loads((folder / "checkpoints" / "last.json").read_text())["epoch"] == stop_after
+    monkeypatch.setattr(store.Run, "save_checkpoint", original)
+    result = hw3("run", "optimizers", "--resume", folder.name)
+    assert result.exit_code == 0, result.output
+    resumed = json.loads((folder / "results.json").read_text())["trainings"]
+    expected = json.loads((baseline / "results.json").read_text())["trainings"]
+    assert without_times(resumed) == without_times(expected)
+    assert len((folder / "metrics.jsonl").read_text().splitlines()) == \
+        len((baseline / "metrics.jsonl").read_text().splitlines())

@@ -1,0 +1,219 @@
+"""``hw3 report`` for the ``optimizers`` plugin: plots, tables and a summary from results alone.
+
+Every statement in the summary is computed from the stored records: the best method of a
+part is the one with the lowest final training loss (full pass of the deterministic network,
+the same network that is tested), never a name written in advance. torch-free.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from trainers import plots
+from trainers.api import ReportContext, Summary
+from trainers.report import fmt
+
+Record = Mapping[str, Any]
+LOSS = "full_train_loss"
+
+
+# -- numbers ---------------------------------------------------------------------------------
+def final(training: Record) -> Record:
+    """The last epoch's record of one training."""
+    return training["history"][-1]  # type: ignore[no-any-return]
+
+
+def _rank(value: float) -> float:
+    return math.inf if math.isnan(value) else value  # a diverged run ranks last
+
+
+def variants(trainings: Sequence[Record]) -> list[str]:
+    return list(dict.fromkeys(t["variant"] for t in trainings))
+
+
+def methods(trainings: Sequence[Record]) -> list[str]:
+    return list(dict.fromkeys(t["method"] for t in trainings))
+
+
+def find(trainings: Sequence[Record], variant: str, method: str) -> Record | None:
+    return next((t for t in trainings if t["variant"] == variant and t["method"] == method),
+                None)
+
+
+def ranking(trainings: Sequence[Record], variant: str, key: str = LOSS) -> list[tuple[str, float]]:
+    """(method, final value of ``key``) of one variant, lowest first."""
+    rows = [(t["method"], float(final(t)[key])) for t in trainings if t["variant"] == variant]
+    return sorted(rows, key=lambda row: _rank(row[1]))
+
+
+def best_by_variant(trainings: Sequence[Record]) -> dict[str, tuple[str, float]]:
+    """Per variant: the method with the lowest final training loss, and that loss."""
+    return {v: ranking(trainings, v)[0] for v in variants(trainings)}
+
+
+# -- tables ------------------------------------------------------------------------------------
+def best_rows(trainings: Sequence[Record]) -> list[dict[str, Any]]:
+    rows = []
+    for v in variants(trainings):
+        ranked = ranking(trainings, v)
+        (method, loss), runner = ranked[0], ranked[1] if len(ranked) > 1 else ("-", math.nan)
+        rows.append({"variant": v, "best method": method, "final training loss": loss,
+                     "runner-up": runner[0], "runner-up loss": runner[1],
+                     "best by objective": ranking(trainings, v, "full_train_objective")[0][0],
+                     "best by minibatch loss": ranking(trainings, v, "train_loss")[0][0]})
+    return rows
+
+
+def time_rows(trainings: Sequence[Record]) -> list[dict[str, Any]]:
+    """Training seconds per method and variant, and dropout / l2 where both ran."""
+    rows = []
+    for m in methods(trainings):
+        row: dict[str, Any] = {"method": m}
+        for v in variants(trainings):
+            t = find(trainings, v, m)
+            row[f"{v} (s)"] = t["train_seconds"] if t is not None else math.nan
+        if "l2 (s)" in row and "dropout (s)" in row:
+            row["dropout / l2"] = row["dropout (s)"] / row["l2 (s)"]
+        rows.append(row)
+    return rows
+
+
+def accuracy_rows(trainings: Sequence[Record]) -> list[dict[str, Any]]:
+    """Final test accuracy of every training (dropout networks weight-scaled)."""
+    rows = []
+    for m in methods(trainings):
+        row: dict[str, Any] = {"method": m}
+        for v in variants(trainings):
+            t = find(trainings, v, m)
+            row[v] = float(final(t)["test_acc"]) if t is not None else math.nan
+        rows.append(row)
+    return rows
+
+
+def result_rows(trainings: Sequence[Record]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The three result tables, titled, for the run's console and the summary."""
+    return [("Best method by final training loss", best_rows(trainings)),
+            ("Training time per method (s, training alone)", time_rows(trainings)),
+            ("Test accuracy (weight-scaled for dropout)", accuracy_rows(trainings))]
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows as a GitHub Markdown table, floats to 4 significant digits."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# -- plots -------------------------------------------------------------------------------------
+def _curve(training: Record, key: str) -> tuple[list[int], list[float]]:
+    history = training["history"]
+    return [h["epoch"] for h in history], [float(h[key]) for h in history]
+
+
+def _finish(fig: Any, ax: Any, title: str, stand_in: bool, path: Path) -> list[Path]:
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (cross-entropy)")
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 0.3, not 3x10^-1
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(title)
+    ax.legend(fontsize="small", ncols=2)
+    if stand_in:
+        plots.stamp_synthetic(fig)
+    return plots.save_figure(fig, path)
+
+
+def plot_variant(trainings: Sequence[Record], variant: str, stand_in: bool,
+                 path: Path) -> list[Path]:
+    """Five methods of one variant: full pass (solid) and mean minibatch loss (dashed)."""
+    fig, ax = plots.subplots()
+    for i, t in enumerate(x for x in trainings if x["variant"] == variant):
+        colour = plots.PALETTE[i % len(plots.PALETTE)]
+        marker = "o" if len(t["history"]) <= 20 else None
+        ax.plot(*_curve(t, LOSS), color=colour, marker=marker, label=t["method"])
+        ax.plot(*_curve(t, "train_loss"), color=colour, linestyle="--", linewidth=0.9)
+    return _finish(fig, ax, f"{variant}: solid full pass, dashed minibatch mean", stand_in,
+                   path)
+
+
+def plot_both(trainings: Sequence[Record], stand_in: bool, path: Path) -> list[Path]:
+    """Both variants together: colour is the method, line style the variant."""
+    fig, ax = plots.subplots()
+    styles = dict(zip(variants(trainings), ("-", "--", ":", "-."), strict=False))
+    colours = {m: plots.PALETTE[i % len(plots.PALETTE)] for i, m in enumerate(methods(trainings))}
+    for t in trainings:
+        marker = "o" if len(t["history"]) <= 20 else None
+        ax.plot(*_curve(t, LOSS), color=colours[t["method"]], linestyle=styles[t["variant"]],
+                marker=marker, label=f"{t['method']} ({t['variant']})")
+    return _finish(fig, ax, "Full-pass training loss, " + " vs ".join(styles), stand_in, path)
+
+
+def draw(trainings: Sequence[Record], ctx: ReportContext) -> list[Path]:
+    saved = []
+    for v in variants(trainings):
+        saved += plot_variant(trainings, v, ctx.stand_in, ctx.plot_path(f"loss-{v}"))
+    saved += plot_both(trainings, ctx.stand_in, ctx.plot_path("loss-both"))
+    return saved
+
+
+# -- the summary ---------------------------------------------------------------------------
+def summarize(results: Mapping[str, Any], ctx: ReportContext) -> Summary:
+    trainings = results["trainings"]
+    saved = draw(trainings, ctx)
+    parts = [_intro(results, ctx.config), _findings(trainings)]
+    for title, rows in result_rows(trainings):
+        parts.append(f"## {title}\n\n{markdown_table(rows)}")
+    parts.append("## Plots\n\n" + "\n\n".join(_plot_line(p, saved) for p in saved
+                                                 if p.suffix == ".png"))
+    return Summary("\n\n".join(parts) + "\n", tuple(saved))
+
+
+def _plot_line(png: Path, saved: Sequence[Path]) -> str:
+    """The PNG shown, its SVG linked (so the host adds no second list of plots)."""
+    svg = [f" ([SVG](plots/{p.name}))" for p in saved if p == png.with_suffix(".svg")]
+    return f"![{png.stem}](plots/{png.name}){''.join(svg)}"
+
+
+def _intro(results: Mapping[str, Any], config: Any) -> str:
+    model = results["model"]
+    return (f"# optimizers: adaptive learning-rate methods on CIFAR-10 (Problem 1)\n\n"
+            f"Model `{model['spec']}` with {model['hidden']} units per hidden layer: "
+            f"{model['params']:,} parameters, {model['flops_per_sample']:,} FLOPs per sample "
+            f"(archcalc). Batch {config.batch_size}, {config.epochs} epochs, L2 coefficient "
+            f"{config.weight_decay:g}; dropout {config.dropout_input:g} (input) and "
+            f"{config.dropout_hidden:g} (hidden), {config.dropout_style} style. "
+            f"Hardware: {results['hardware']}. Data: {results['data']}.")
+
+
+def _findings(trainings: Sequence[Record]) -> str:
+    lines = ["## Findings", ""]
+    for v, (method, loss) in best_by_variant(trainings).items():
+        lines.append(f"- **{v}**: {method} reaches the lowest training loss, {loss:.4g} "
+                     f"(full pass of the deterministic network after the last epoch).")
+    lines += _dropout_effect(trainings)
+    acc = max(trainings, key=lambda t: float(final(t)["test_acc"]))
+    lines.append(f"- Highest test accuracy: {acc['method']} ({acc['variant']}), "
+                 f"{float(final(acc)['test_acc']):.4f}.")
+    return "\n".join(lines)
+
+
+def _dropout_effect(trainings: Sequence[Record]) -> list[str]:
+    pairs = [(find(trainings, "l2", m), find(trainings, "dropout", m)) for m in methods(trainings)]
+    both = [(a, b) for a, b in pairs if a is not None and b is not None]
+    if not both:
+        return []
+    higher = sum(_rank(float(final(b)[LOSS])) > _rank(float(final(a)[LOSS])) for a, b in both)
+    ratios = [b["train_seconds"] / a["train_seconds"] for a, b in both]
+    return [f"- Dropout ends with a higher training loss than L2 alone for {higher} of "
+            f"{len(both)} methods.",
+            f"- Training with dropout takes {min(ratios):.2f}x to {max(ratios):.2f}x the time "
+            f"without (median {statistics.median(ratios):.2f}x)."]

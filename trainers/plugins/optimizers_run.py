@@ -1,0 +1,193 @@
+"""The ten trainings of the ``optimizers`` plugin, one after another, resumable at any epoch.
+
+The run is one sequence of epochs across trainings: the checkpoint after epoch e of training
+k is "epoch" k * epochs + e of the run, and carries the finished trainings' records and the
+current one's history. A resume rebuilds training k, loads its model, optimizer and RNG
+states, and continues; a checkpoint at a training's last epoch starts the next one fresh.
+Each epoch records the mean minibatch loss and objective, a full pass of the deterministic
+network over the training set, test loss and accuracy, and the training time alone.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainers import data as datasets
+from trainers.api import RunContext
+from trainers.counts import model_counts
+from trainers.plugins.optimizers import Config, hyperparameters
+from trainers.plugins.optimizers_loop import (
+    SPEC,
+    DeviceData,
+    build_mlp,
+    deterministic,
+    evaluate,
+    keep_freed_memory,
+    l2_penalty,
+    make_optimizer,
+    penalised_weights,
+    to_device,
+    train_epoch,
+)
+from trainers.plugins.optimizers_report import best_by_variant, result_rows
+from trainers.runtime import Timer
+
+Job = tuple[str, str]  # (variant, method)
+
+
+@dataclass(frozen=True, eq=False)
+class Pending:
+    """A training a checkpoint left half done: its index, restored states and history."""
+
+    index: int
+    model: nn.Sequential
+    optimizer: torch.optim.Optimizer
+    history: list[dict[str, Any]]
+
+
+def jobs(config: Config) -> list[Job]:
+    """The trainings in order: every method with L2, then every method with dropout."""
+    return [(v, m) for v in config.variants for m in config.methods]
+
+
+def build(config: Config, job: Job, device: str) -> tuple[nn.Sequential, torch.optim.Optimizer]:
+    """A fresh model (torch's default initialisation) on ``device`` and its optimizer."""
+    variant, method = job
+    drop = (config.dropout_input, config.dropout_hidden, config.dropout_hidden)
+    model = build_mlp(config.hidden, drop if variant == "dropout" else None,
+                      config.dropout_style).to(device)
+    return model, make_optimizer(method, model.parameters(), hyperparameters(config, method))
+
+
+def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
+    """Train every (variant, method) pair; return the records ``report`` works from."""
+    ds = datasets.load("cifar10", ctx.data_dir)
+    if ds.synthetic:
+        ctx.use_stand_in(ds.summary)
+    data = to_device(ds, ctx.device)
+    if ctx.device == "cpu":
+        keep_freed_memory()
+    plan = jobs(config)
+    done, pending = restore(config, ctx, plan)
+    with ctx.reporter.bar("trainings", total=len(plan), unit="run") as bar:
+        bar.advance(len(done))
+        for k in range(len(done), len(plan)):
+            start = pending if pending is not None and pending.index == k else None
+            done.append(train_one(config, ctx, data, plan, k, done, start))
+            bar.advance()
+    results = assemble(config, ctx, ds.summary, done)
+    for title, rows in result_rows(done):
+        ctx.reporter.table(title, rows)
+    return results
+
+
+def restore(config: Config, ctx: RunContext, plan: list[Job]) -> tuple[list[Any], Pending | None]:
+    """Finished trainings and the half-done one from the last checkpoint (none: fresh)."""
+    last = ctx.run.last_checkpoint()
+    if last is None:
+        return [], None
+    k = (int(last["epoch"]) - 1) // config.epochs
+    model, optimizer = build(config, plan[k], ctx.device)
+    state = ctx.run.load_checkpoint(model, optimizer)
+    assert state is not None
+    done = list(state.extra["done"])
+    if len(done) > k:  # training k had finished: the next one starts fresh
+        return done, None
+    return done, Pending(k, model, optimizer, list(state.extra["history"]))
+
+
+def train_one(config: Config, ctx: RunContext, data: DeviceData, plan: list[Job], k: int,
+              done: list[Any], pending: Pending | None) -> dict[str, Any]:
+    """Train ``plan[k]`` to the last epoch, checkpointing after each; return its record."""
+    variant, method = plan[k]
+    if pending is None:
+        model, optimizer = build(config, plan[k], ctx.device)
+        history: list[dict[str, Any]] = []
+    else:
+        model, optimizer, history = pending.model, pending.optimizer, pending.history
+    weights = penalised_weights(model)
+
+    def penalty() -> torch.Tensor:
+        return l2_penalty(weights, config.weight_decay)
+
+    n, record = data.x_train.shape[0], None
+    with ctx.reporter.bar(f"{variant} {method}", total=config.epochs, unit="epoch") as bar:
+        bar.advance(len(history))
+        for epoch in range(len(history) + 1, config.epochs + 1):
+            with ctx.reporter.bar("steps", total=n, unit="img") as steps, \
+                    Timer(ctx.device) as timer:
+                loss, objective = train_epoch(model, optimizer, data.x_train, data.y_train,
+                                              config.batch_size, penalty, steps.advance)
+            history.append(measure(model, data, config, penalty, epoch, loss, objective,
+                                   timer.seconds))
+            ctx.reporter.log({"variant": variant, "method": method, **history[-1]})
+            bar.advance()
+            record = training_record(config, plan[k], history) \
+                if epoch == config.epochs else None
+            extra = {"done": [*done, record], "history": []} if record is not None \
+                else {"done": done, "history": history}
+            ctx.run.save_checkpoint(k * config.epochs + epoch, model, optimizer, extra=extra)
+    assert record is not None
+    return record
+
+
+def measure(model: nn.Sequential, data: DeviceData, config: Config,
+            penalty: Callable[[], torch.Tensor], epoch: int, loss: float, objective: float,
+            seconds: float) -> dict[str, Any]:
+    """One epoch's record: the training pass's means, then the deterministic network's
+    full-pass training loss (and objective, with the same penalty) and test results."""
+    net = deterministic(model)
+    full_loss, full_acc = evaluate(net, data.x_train, data.y_train, config.eval_batch)
+    test_loss, test_acc = evaluate(net, data.x_test, data.y_test, config.eval_batch)
+    with torch.no_grad():
+        reg = float(penalty())
+    return {"epoch": epoch, "train_loss": loss, "train_objective": objective,
+            "full_train_loss": full_loss, "full_train_objective": full_loss + reg,
+            "full_train_acc": full_acc, "test_loss": test_loss, "test_acc": test_acc,
+            "train_s": seconds}
+
+
+def training_record(config: Config, job: Job, history: list[dict[str, Any]]) -> dict[str, Any]:
+    variant, method = job
+    return {"variant": variant, "method": method,
+            "hyperparameters": hyperparameters(config, method),
+            "train_seconds": math.fsum(h["train_s"] for h in history),
+            "history": list(history)}
+
+
+def hardware(device: str) -> str:
+    """The device in words, for the report (results state the hardware they come from)."""
+    if device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
+    return f"CPU {cpu_name()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def assemble(config: Config, ctx: RunContext, data_summary: str,
+             done: list[dict[str, Any]]) -> dict[str, Any]:
+    counts = model_counts(SPEC, params={"hidden": config.hidden})
+    best = best_by_variant(done)
+    headline = "; ".join(f"best {v}: {m} {loss:.4g}" for v, (m, loss) in best.items())
+    return {"headline": headline, "device": ctx.device, "hardware": hardware(ctx.device),
+            "data": data_summary,
+            "model": {"spec": SPEC, "hidden": config.hidden, "params": counts.params,
+                      "flops_per_sample": counts.flops},
+            "trainings": done}
