@@ -242,6 +242,7 @@ def test_ctrl_c_checkpoints_exits_130_and_resumes(hw3_env: Hw3Env, tmp_path: Pat
     folder = only_run(hw3_env)
     state = json.loads((folder / "state.json").read_text())
     last = json.loads((folder / "checkpoints" / "last.json").read_text())
-    assert state["state"] == "interrupted" and last["epoch"] > first["epoch"]
+    # The signal may land just after a checkpoint, which then is "the next checkpoint".
+    assert state["state"] == "interrupted" and last["epoch"] >= first["epoch"]
     assert hw3("run", "tenant", "--resume", str(folder)).exit_code == 0
     assert stored(folder) == baseline
