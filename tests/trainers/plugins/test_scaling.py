@@ -1,0 +1,241 @@
+"""The ``scaling`` plugin (Problem 2): the cost model against hand-computed values, the plan,
+Keras' ResNet-50 against archcalc, and on a tiny CNN with a few steps: strong and weak jobs on
+2 logical CPU devices, every single-node all-reduce, a 2-worker RING job, the
+BackupAndRestore kill test, ``--model-only`` and ``hw3 report``'s plots."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hw3_helpers import REPO
+from typer.testing import CliRunner
+
+from trainers import registry
+from trainers.config import read_toml, resolve
+from trainers.data import fake
+from trainers.plugins.scaling import Config, perf
+from trainers.plugins.scaling.jobs import plan
+
+QUICK = ["--model", "tiny", "--learners", "1,2", "--all-reduce-learners", "1,2", "--steps", "8",
+         "--epochs", "1", "--warmup-steps", "2", "--device", "cpu"]
+GB = 1e9
+
+
+@pytest.fixture(scope="module", autouse=True)
+def two_logical_devices() -> None:
+    """TensorFlow fixes its devices on first use: split the CPU before any test touches it."""
+    from trainers.plugins.scaling import engine
+
+    engine.setup_devices(2)
+
+
+# -- the model -------------------------------------------------------------------------------
+def test_allreduce_costs_match_hand_computed_values() -> None:
+    link = perf.Link("t", 10 * GB, 1e-5)
+    m = 100e6  # 100 MB of gradients
+    assert perf.allreduce_seconds("ring", 1, m, link) == 0.0
+    # ring, N=4: 2*3/4 * 0.01 s + 2*3 * 10 us = 0.015 + 0.00006
+    assert perf.allreduce_seconds("ring", 4, m, link) == pytest.approx(0.01506)
+    assert perf.allreduce_seconds("nccl", 4, m, link) == pytest.approx(0.01506)
+    # reduction to one device, N=4: 2*3 * (0.01 + 0.00001) = 0.06006
+    assert perf.allreduce_seconds("reduction-to-one-device", 4, m, link) == \
+        pytest.approx(0.06006)
+    # hierarchical copy, N=8: 2*3 * (0.01 + 0.00001) = 0.06006; N=5 rounds up to 3 levels
+    assert perf.allreduce_seconds("hierarchical-copy", 8, m, link) == pytest.approx(0.06006)
+    assert perf.allreduce_seconds("hierarchical-copy", 5, m, link) == pytest.approx(0.06006)
+    with pytest.raises(ValueError, match="unknown all-reduce"):
+        perf.allreduce_seconds("gossip", 2, m, link)
+
+
+def test_prediction_time_throughput_and_cost_by_hand() -> None:
+    sys_ = perf.System(perf.Link("in", 10 * GB, 0.0), perf.Link("net", 1 * GB, 0.0), 2, 0.45)
+    # 2 learners, 128 each, 1 ms per image: compute 0.128 s; ring in-node 2*1/2*0.1/10 = 0.01
+    p = perf.predict(2, 128, 1e-3, 0.1 * GB, sys_, samples=25_600, epochs=1)
+    assert p.iteration_s == pytest.approx(0.138)
+    assert p.images_per_s == pytest.approx(256 / 0.138)
+    assert p.train_s == pytest.approx(100 * 0.138)  # 25,600 / 256 = 100 iterations
+    assert p.cost_usd == pytest.approx(13.8 / 3600 * 2 * 0.45)
+    # 4 learners exceed 2 per node: the ring crosses the 1 GB/s network, 2*3/4*0.1 = 0.15
+    assert perf.predict(4, 64, 1e-3, 0.1 * GB, sys_, 25_600, 1).allreduce_s == \
+        pytest.approx(0.15)
+    assert perf.cost_usd(3600, 8, 0.45) == pytest.approx(3.6)
+    assert perf.weak_efficiency(0.1, 0.125) == pytest.approx(0.8)
+    assert perf.gradient_bytes(23_544_970) == 94_179_880
+
+
+def test_presets_are_nominal_line_rates() -> None:
+    assert perf.LINKS["10gbe"].bandwidth == 1.25e9
+    assert perf.LINKS["25gbe"].bandwidth == 3.125e9
+    assert perf.LINKS["100gbe"].bandwidth == 12.5e9
+    assert {"pcie", "nvlink"} <= set(perf.LINKS)
+
+
+# -- the plan --------------------------------------------------------------------------------
+def defaults() -> Config:
+    path = REPO / "plugins.toml"
+    table = {k: v for k, v in read_toml(path)["scaling"].items() if k != "enabled"}
+    return resolve(Config, [(str(path), table)])  # type: ignore[no-any-return]
+
+
+def test_the_seed_protocol_plans_the_seeds_jobs() -> None:
+    jobs = plan(defaults())
+    strong = [j for j in jobs if j.part == "strong"]
+    weak = [j for j in jobs if j.part == "weak"]
+    assert [j.global_batch for j in strong] == [256] * 5
+    assert [j.per_learner_batch for j in strong] == [256, 128, 64, 32, 16]
+    assert [j.global_batch for j in weak] == [64, 128, 256, 512, 1024]
+    assert [(j.strategy, j.comm, j.nodes) for j in strong][-1] == ("multi-worker", "auto", 2)
+    assert len([j for j in jobs if j.part == "all-reduce"]) == 12
+    assert [j.comm for j in jobs if j.part == "multi-worker"] == ["auto", "nccl", "ring"]
+
+
+def test_keras_resnet50_matches_archcalc() -> None:
+    from trainers.plugins.scaling import engine
+    from trainers.plugins.scaling.run import archcalc_counts
+
+    model = engine.build_model("resnet50", 32)
+    counts = archcalc_counts(defaults())
+    trainable = sum(int(v.shape.num_elements()) for v in model.trainable_weights)
+    shortcut_biases = 256 + 512 + 1024 + 2048  # Keras' projection convs have a bias
+    assert model.count_params() == 23_601_930
+    assert trainable == counts["params"] + shortcut_biases == 23_548_810
+    assert model.count_params() - trainable == counts["buffers"] == 53_120  # BN mean, var
+
+
+def test_importing_the_plugin_does_not_import_tensorflow() -> None:
+    code = "import sys, trainers.plugins.scaling; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+# -- hw3 run / report ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Env:
+    runs: Path
+    data: Path
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    root = tmp_path_factory.mktemp("scaling")
+    found = Env(root / "runs", root / "data")
+    fake.write("fashion-mnist", found.data, n=600, n_test=60, seed=1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HW3_PLUGINS", "scaling")
+        mp.setenv("HW3_PLUGINS_TOML", str(REPO / "plugins.toml"))
+        mp.setenv("HW3_RUNS", str(found.runs))
+        mp.setenv("HW3_DATA", str(found.data))
+        mp.setenv("COLUMNS", "120")
+        registry.reset()
+        yield found
+    registry.reset()
+
+
+def hw3(*args: str) -> Any:
+    from trainers.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def newest(env: Env) -> Path:
+    return max((env.runs / "scaling").iterdir(), key=lambda p: p.stat().st_mtime_ns)
+
+
+@pytest.fixture(scope="module")
+def single_node(env: Env) -> dict[str, Any]:
+    hw3("run", "scaling", *QUICK, "--parts", "strong,weak,all-reduce")
+    return dict(json.loads((newest(env) / "results.json").read_text()))
+
+
+def test_strong_and_weak_jobs_on_two_logical_devices(single_node: dict[str, Any]) -> None:
+    hw = single_node["hardware"]
+    assert hw["logical"] and hw["device_kind"] == "CPU" and hw["physical_devices"] == 1
+    jobs = {j["key"]: j for j in single_node["jobs"]}
+    for part, batches in (("strong", (256, 128)), ("weak", (64, 64))):
+        for n, b in zip((1, 2), batches, strict=True):
+            j = jobs[f"{part}-n{n}-default"]
+            assert j["status"] == "ok" and j["per_learner_batch"] == b
+            assert j["images_per_s"] > 0 and j["timed_steps"] == 6
+            assert j["cost_usd"] == pytest.approx(j["train_s"] / 3600 * n * 0.45)
+            assert "logical CPU" in j["hardware"]
+    assert jobs["strong-n2-default"]["cross_device_ops"]  # what the default resolved to
+
+
+def test_each_all_reduce_runs_or_is_reported_not_available(single_node: dict[str, Any]) -> None:
+    jobs = {j["key"]: j for j in single_node["jobs"]}
+    for n in (1, 2):
+        nccl = jobs[f"all-reduce-n{n}-nccl"]
+        assert nccl["status"] == "not available" and "GPU" in nccl["reason"]
+        assert "images_per_s" not in nccl
+        for op, name in (("hierarchical-copy", "HierarchicalCopyAllReduce"),
+                         ("reduction-to-one-device", "ReductionToOneDevice")):
+            j = jobs[f"all-reduce-n{n}-{op}"]
+            assert j["status"] == "ok" and j["cross_device_ops"] == name
+            assert j["images_per_s"] > 0
+
+
+def test_report_draws_every_plot(env: Env, single_node: dict[str, Any]) -> None:
+    run = newest(env)
+    hw3("report", str(run))
+    names = {p.name for p in (run / "plots").iterdir()}
+    for stem in ("throughput", "time", "cost", "weak-efficiency", "all-reduce", "collectives"):
+        assert f"{stem}.png" in names and f"{stem}.svg" in names
+    text = (run / "summary.md").read_text()
+    assert "logical CPU" in text and "not available" in text and "E(2)" in text
+
+
+def test_model_only_predicts_without_training(env: Env) -> None:
+    hw3("run", "scaling", "--model-only", "--learners", "1,2,4,8,16,32,64,128,256")
+    run = newest(env)
+    results = json.loads((run / "results.json").read_text())
+    assert results["gradient_bytes"] == 4 * 23_544_970
+    ring = [r for r in results["predictions"] if r["part"] == "weak" and r["method"] == "ring"]
+    assert [r["learners"] for r in ring][-1] == 256
+    assert all(a["iteration_s"] <= b["iteration_s"] for a, b in itertools.pairwise(ring))
+    hw3("report", str(run))
+    assert (run / "plots" / "model-throughput.png").is_file()
+
+
+# -- several workers -------------------------------------------------------------------------
+def worker_doc(env: Env, comm: str, steps: int, backup: Path | None = None) -> dict[str, Any]:
+    from trainers.plugins.scaling.engine import TrainSpec
+
+    spec = TrainSpec("tiny", 32, 1, steps, 2, 0.01, 0, str(env.data))
+    doc: dict[str, Any] = {"spec": spec.as_dict(), "job": {"comm": comm, "global_batch": 64}}
+    if backup is not None:
+        doc.update(backup_dir=str(backup), backup_every=2)
+    return doc
+
+
+def test_two_workers_with_ring(env: Env, tmp_path: Path) -> None:
+    from trainers.plugins.scaling import cluster
+
+    out = cluster.run_job(tmp_path, worker_doc(env, "ring", 8), workers=2, timeout=180)
+    assert out["workers"] == 2 and out["steps"] == 8 and out["timed_steps"] == 6
+    assert out["implementation_requested"] == "RING" and out["implementation_used"] == "RING"
+    assert cluster.effective_implementation("nccl", "CPU") == "RING"  # TF's silent fallback
+    assert cluster.effective_implementation("auto", "GPU") == "NCCL"
+
+
+def test_killed_worker_resumes_from_its_backup(env: Env, tmp_path: Path) -> None:
+    from trainers.plugins.scaling import cluster
+
+    doc = worker_doc(env, "ring", 40, backup=tmp_path / "backup")
+    out = cluster.run_killed_and_restarted(tmp_path / "work", doc, workers=2, victim=1,
+                                           after_step=4, timeout=180)
+    assert out["killed_worker"] == 1 and out["backup_step_at_kill"] >= 4
+    assert out["restored_from_step"] == out["backup_step_at_kill"]
+    assert out["steps"] == 40 - out["restored_from_step"]  # only the rest was trained

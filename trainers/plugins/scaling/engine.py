@@ -1,0 +1,263 @@
+"""TensorFlow side: devices, data, model, strategies and the custom training loop.
+
+TensorFlow is imported inside the functions only. A custom loop (not ``model.fit``) because
+Keras 3's fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585); the same loop
+serves MirroredStrategy, so every job is timed the same way. Without enough GPUs the learners
+are logical devices carved out of one physical device, and the hardware record says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CROSS_DEVICE_OPS = {"nccl": "NcclAllReduce", "hierarchical-copy": "HierarchicalCopyAllReduce",
+                    "reduction-to-one-device": "ReductionToOneDevice"}
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """What one training needs besides its job: plain data, so workers get it as JSON."""
+
+    model: str
+    image_size: int
+    epochs: int
+    steps: int
+    warmup_steps: int
+    lr: float
+    seed: int
+    data_dir: str
+    train_samples: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class NotAvailableError(RuntimeError):
+    """A communication method this hardware cannot run (NCCL without GPUs)."""
+
+
+def tf_module() -> Any:
+    """TensorFlow, imported quietly (C++ info logs off) on first use."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf
+
+
+# -- devices ---------------------------------------------------------------------------------
+def setup_devices(n: int) -> dict[str, Any]:
+    """Make ``n`` learner devices; physical GPUs when there are enough, else logical CPUs.
+
+    Must run before TensorFlow initialises its devices; later calls must ask for no more
+    devices than the first made. Returns the hardware record every result carries.
+    """
+    tf = tf_module()
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) >= n:
+        names = [d.name for d in tf.config.list_logical_devices("GPU")][:n]
+        return hardware(names, "GPU", physical=len(gpus), logical=False)
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    with contextlib.suppress(RuntimeError):  # already initialised: reuse what is there
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+    names = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if len(names) < n:
+        raise RuntimeError(f"{n} logical CPU devices requested, this process has {len(names)}")
+    return hardware(names[:n], "CPU", physical=1, logical=True)
+
+
+def hardware(devices: list[str], kind: str, *, physical: int, logical: bool) -> dict[str, Any]:
+    """The truthful record of where the learners ran."""
+    what = (f"{len(devices)} logical {kind} device(s) on {physical} physical {kind}" if logical
+            else f"{len(devices)} physical {kind}(s)")
+    return {"devices": devices, "device_kind": kind, "physical_devices": physical,
+            "logical": logical, "hosts": 1, "cores": os.cpu_count(), "description": what}
+
+
+# -- data ------------------------------------------------------------------------------------
+def load_arrays(data_dir: str, samples: int = 0) -> tuple[np.ndarray, np.ndarray, bool, str]:
+    """FashionMNIST training images (N, 28, 28) uint8, labels, synthetic flag and summary."""
+    from trainers.data import fashion_mnist
+    from trainers.data.catalog import choose_layout, get_spec, is_synthetic, resolve_data_dir
+
+    spec = get_spec("fashion-mnist")
+    root = resolve_data_dir(data_dir)
+    layout = choose_layout(spec, root, None)
+    arrays = fashion_mnist.load_idx(root / layout.folder)
+    x, y = arrays.x_train[:, 0], arrays.y_train
+    if samples:
+        x, y = x[:samples], y[:samples]
+    synthetic = is_synthetic(root, layout)
+    kind = "SYNTHETIC stand-in data" if synthetic else "official files"
+    return x, y, synthetic, f"fashion-mnist ({kind}): {len(y)} train images used"
+
+
+def padded(tf: Any, batch: Any, size: int) -> Any:
+    """uint8 (B, 28, 28) -> float32 (B, size, size, 1) in [0, 1], zero-padded around."""
+    x = tf.cast(batch, tf.float32)[..., None] / 255.0
+    lo = (size - 28) // 2
+    return tf.pad(x, [[0, 0], [lo, size - 28 - lo], [lo, size - 28 - lo], [0, 0]])
+
+
+def dataset_fn(x: np.ndarray, y: np.ndarray, global_batch: int, size: int,
+               seed: int) -> Callable[[Any], Any]:
+    """A per-input-pipeline tf.data function: shard, shuffle, batch, pad, prefetch."""
+    tf = tf_module()
+
+    def make(ctx: Any) -> Any:
+        batch = ctx.get_per_replica_batch_size(global_batch)
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id).cache()
+        ds = ds.shuffle(min(len(y), 10_000), seed=seed).repeat()
+        ds = ds.batch(batch, drop_remainder=True)
+        ds = ds.map(lambda a, b: (padded(tf, a, size), b), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    return make
+
+
+# -- model -----------------------------------------------------------------------------------
+def build_model(name: str, size: int, classes: int = 10) -> Any:
+    """Keras ResNet50 (weights=None, logits) or a tiny CNN for quick runs."""
+    tf = tf_module()
+    keras = tf.keras
+    if name == "resnet50":
+        return keras.applications.ResNet50(weights=None, input_shape=(size, size, 1),
+                                           classes=classes, classifier_activation=None)
+    return keras.Sequential([
+        keras.Input((size, size, 1)),
+        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+        keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(classes),
+    ], name="tiny")
+
+
+# -- strategies ------------------------------------------------------------------------------
+def mirrored(devices: list[str], comm: str) -> tuple[Any, str]:
+    """MirroredStrategy with ``comm`` (or the default) and the cross-device op it resolved to."""
+    tf = tf_module()
+    if comm == "nccl" and not any("GPU" in d.upper() for d in devices):
+        raise NotAvailableError("NcclAllReduce needs GPUs; the learners are CPU devices "
+                                "(TensorFlow fails at the first step)")
+    ops = None if comm == "default" else getattr(tf.distribute, CROSS_DEVICE_OPS[comm])()
+    strategy = tf.distribute.MirroredStrategy(devices, cross_device_ops=ops)
+    resolved = strategy.extended._cross_device_ops  # what the default chose, by TF's rules
+    return strategy, type(resolved).__name__ if resolved is not None else "none"
+
+
+# -- the loop --------------------------------------------------------------------------------
+def make_step(strategy: Any, model: Any, optimizer: Any, global_batch: int,
+              xla: bool = False) -> Callable[..., Any]:
+    """One synchronous data-parallel iteration as a tf.function; returns the mean loss."""
+    tf = tf_module()
+    loss_obj = tf.keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, reduction="none")
+
+    @tf.function(jit_compile=xla)  # XLA measured slower on CPU (bench_scaling.py)
+    def gradients(x: Any, y: Any) -> tuple[Any, Any]:
+        with tf.GradientTape() as tape:
+            per_example = loss_obj(y, model(x, training=True))
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+        return loss, tape.gradient(loss, model.trainable_variables)
+
+    def replica(x: Any, y: Any) -> Any:
+        loss, grads = gradients(x, y)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    @tf.function
+    def step(iterator: Any) -> Any:
+        per_replica = strategy.run(replica, args=next(iterator))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    return step
+
+
+def total_steps(spec: TrainSpec, samples: int, global_batch: int) -> int:
+    """Iterations of the job: ``steps`` per epoch, or as many full batches as fit."""
+    per_epoch = spec.steps or max(1, samples // global_batch)
+    return spec.epochs * per_epoch
+
+
+@dataclass
+class Backup:
+    """BackupAndRestore for a custom loop: save every ``every`` steps, restore on start."""
+
+    folder: Path
+    every: int
+    chief: bool
+    task: int = 0
+
+
+def train(strategy: Any, spec: TrainSpec, x: np.ndarray, y: np.ndarray, global_batch: int,
+          on_step: Callable[[int], None] | None = None, backup: Backup | None = None,
+          ) -> dict[str, Any]:
+    """Run the job's iterations; throughput is timed after ``warmup_steps``."""
+    tf = tf_module()
+    tf.keras.utils.set_random_seed(spec.seed)
+    with strategy.scope():
+        model = build_model(spec.model, spec.image_size)
+        optimizer = tf.keras.optimizers.SGD(spec.lr, momentum=0.9)
+        optimizer.build(model.trainable_variables)  # slots now, not inside tf.function
+        done = tf.Variable(0, dtype=tf.int64, trainable=False)
+    data = strategy.distribute_datasets_from_function(
+        dataset_fn(x, y, global_batch, spec.image_size, spec.seed))
+    step = make_step(strategy, model, optimizer, global_batch)
+    manager, restored = _restore(tf, backup, model, optimizer, done)
+    total = total_steps(spec, len(y), global_batch)
+    result = _loop(step, iter(data), int(done.numpy()), total, spec.warmup_steps, on_step,
+                   lambda k: _save(manager, backup, done, k))
+    params = int(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
+    return {**result, "restored_from_step": restored, "trainable_params": params,
+            "total_params": int(model.count_params()), "global_batch": global_batch}
+
+
+def _loop(step: Callable[..., Any], iterator: Any, start: int, total: int, warmup: int,
+          on_step: Callable[[int], None] | None, save: Callable[[int], None]) -> dict[str, Any]:
+    losses: list[float] = []
+    t_start = time.perf_counter()
+    t_timed, timed_from, loss = t_start, start, None
+    for k in range(start, total):
+        loss = step(iterator)
+        if k + 1 - start == warmup:
+            losses.append(float(loss))  # sync: the clock starts on finished work
+            t_timed, timed_from = time.perf_counter(), k + 1
+        save(k + 1)
+        if on_step is not None:
+            on_step(k + 1)
+    if loss is not None:
+        losses.append(float(loss))
+    end = time.perf_counter()
+    timed = total - timed_from
+    return {"steps": total - start, "timed_steps": timed, "train_s": end - t_start,
+            "timed_s": end - t_timed, "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None}
+
+
+def _restore(tf: Any, backup: Backup | None, model: Any, optimizer: Any,
+             done: Any) -> tuple[Any, int]:
+    if backup is None:
+        return None, 0
+    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, done=done)
+    chief_dir = backup.folder / "chief"
+    latest = tf.train.latest_checkpoint(str(chief_dir))
+    if latest:
+        ckpt.restore(latest)
+    own = chief_dir if backup.chief else backup.folder / f"worker-{backup.task}"
+    return tf.train.CheckpointManager(ckpt, str(own), max_to_keep=1), int(done.numpy())
+
+
+def _save(manager: Any, backup: Backup | None, done: Any, k: int) -> None:
+    if manager is None or backup is None or k % backup.every:
+        return
+    done.assign(k)
+    manager.save(checkpoint_number=k)
