@@ -1,7 +1,8 @@
 """The ``scaling`` plugin (Problem 2): the cost model against hand-computed values, the plan,
 Keras' ResNet-50 against archcalc, and on a tiny CNN with a few steps: strong and weak jobs on
-2 logical CPU devices, every single-node all-reduce, a 2-worker RING job, the
-BackupAndRestore kill test, ``--model-only`` and ``hw3 report``'s plots."""
+2 logical CPU devices, every single-node all-reduce, 1, 2 and 4 learners in one run (each job
+in its own process), a 2-worker RING job, the BackupAndRestore kill test, ``--model-only``
+and ``hw3 report``'s plots."""
 
 from __future__ import annotations
 
@@ -27,14 +28,6 @@ from trainers.plugins.scaling.jobs import plan
 QUICK = ["--model", "tiny", "--learners", "1,2", "--all-reduce-learners", "1,2", "--steps", "8",
          "--epochs", "1", "--warmup-steps", "2", "--device", "cpu"]
 GB = 1e9
-
-
-@pytest.fixture(scope="module", autouse=True)
-def two_logical_devices() -> None:
-    """TensorFlow fixes its devices on first use: split the CPU before any test touches it."""
-    from trainers.plugins.scaling import engine
-
-    engine.setup_devices(2)
 
 
 # -- the model -------------------------------------------------------------------------------
@@ -195,6 +188,23 @@ def test_report_draws_every_plot(env: Env, single_node: dict[str, Any]) -> None:
         assert f"{stem}.png" in names and f"{stem}.svg" in names
     text = (run / "summary.md").read_text()
     assert "logical CPU" in text and "not available" in text and "E(2)" in text
+
+
+def test_one_run_mixes_one_two_and_four_learners(env: Env) -> None:
+    """MirroredStrategy jobs of different sizes in one process collided in TF's collective
+    group keys ("joining a group with size4, but that group has size 2"); each job now runs
+    in a fresh process."""
+    hw3("run", "scaling", "--model", "tiny", "--learners", "1,2,4", "--parts", "strong",
+        "--steps", "3", "--epochs", "1", "--warmup-steps", "1", "--train-samples", "512",
+        "--device", "cpu")
+    results = json.loads((newest(env) / "results.json").read_text())
+    jobs = {j["learners"]: j for j in results["jobs"]}
+    assert sorted(jobs) == [1, 2, 4]
+    for n, j in jobs.items():
+        assert j["status"] == "ok", j.get("reason")
+        assert j["timed_steps"] == 2 and j["images_per_s"] > 0
+        assert j["hardware"].startswith(f"{n} logical CPU")
+    assert len(results["hardware"]["devices"]) == 4
 
 
 def test_model_only_predicts_without_training(env: Env) -> None:

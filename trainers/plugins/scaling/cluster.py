@@ -1,7 +1,12 @@
-"""MultiWorkerMirroredStrategy on worker processes this module launches itself.
+"""Worker processes this module launches itself: every job runs in fresh ones.
 
-Each worker is ``python -m trainers.plugins.scaling.cluster JOB.json`` with its own TF_CONFIG
-on free ports of 127.0.0.1. On CPUs one worker process holds one learner (TensorFlow's
+Each training job gets new processes, so each measurement starts from a clean TensorFlow
+runtime: MirroredStrategy jobs with different device counts in one process collide in TF's
+collective group keys ("joining a group with size 4, but that group has size 2"), and
+logical devices can only be set up once per process. A MirroredStrategy job is one process
+without TF_CONFIG (:func:`run_mirrored`). A MultiWorkerMirroredStrategy worker is
+``python -m trainers.plugins.scaling.cluster JOB.json`` with its own TF_CONFIG on free ports
+of 127.0.0.1. On CPUs one worker process holds one learner (TensorFlow's
 collective runtime uses a single CPU device per worker), so N CPU learners need N processes.
 The chief (task 0) writes the result. BackupAndRestore: workers save every ``backup_every``
 steps and restore the chief's last backup on start, so a cluster restarted after a killed
@@ -56,15 +61,21 @@ def effective_implementation(requested: str, device_kind: str) -> str:
     return "RING"
 
 
-def launch(folder: Path, doc: dict[str, Any], workers: int) -> list[subprocess.Popen[bytes]]:
-    """Start ``workers`` processes for the job described by ``doc``; logs go to ``folder``."""
+def launch(folder: Path, doc: dict[str, Any], workers: int,
+           multi_worker: bool = True) -> list[subprocess.Popen[bytes]]:
+    """Start ``workers`` processes for the job described by ``doc``; logs go to ``folder``.
+
+    ``multi_worker=False``: no TF_CONFIG (a MirroredStrategy job in its own process)."""
     folder.mkdir(parents=True, exist_ok=True)
     job_file = folder / "job.json"
     job_file.write_text(json.dumps(doc), encoding="utf-8")
     ports = free_ports(workers)
     procs = []
     for i in range(workers):
-        env = {**os.environ, "TF_CONFIG": tf_config(ports, i), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+        env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        if multi_worker:
+            env["TF_CONFIG"] = tf_config(ports, i)
         log = open(folder / f"worker-{i}.log", "wb")  # noqa: SIM115 - the child owns it
         procs.append(subprocess.Popen([sys.executable, "-m", __name__, str(job_file)],
                                       env=env, stdout=log, stderr=subprocess.STDOUT))
@@ -73,20 +84,30 @@ def launch(folder: Path, doc: dict[str, Any], workers: int) -> list[subprocess.P
 
 
 def wait_all(procs: list[subprocess.Popen[bytes]], folder: Path,
-             timeout: float = TIMEOUT_S) -> None:
-    """Wait for every worker; on a failure or timeout kill the rest and raise."""
-    deadline = time.monotonic() + timeout
+             timeout: float | None = TIMEOUT_S) -> None:
+    """Wait for every worker (``timeout`` None: no limit); on a failure or timeout kill the
+    rest and raise, naming the worker's log and its last line."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     while any(p.poll() is None for p in procs):
         bad = [i for i, p in enumerate(procs) if p.returncode not in (None, 0)]
-        if bad or time.monotonic() > deadline:
+        late = deadline is not None and time.monotonic() > deadline
+        if bad or late:
             stop(procs)
             who = f"worker {bad[0]}" if bad else "the cluster (timeout)"
-            raise ClusterError(f"{who} failed; see {folder / f'worker-{bad[0] if bad else 0}.log'}")
+            raise ClusterError(f"{who} failed; {_log_hint(folder, bad[0] if bad else 0)}")
         time.sleep(0.1)
     bad = [i for i, p in enumerate(procs) if p.returncode != 0]
     if bad:
         raise ClusterError(f"worker {bad[0]} exited {procs[bad[0]].returncode}; "
-                           f"see {folder / f'worker-{bad[0]}.log'}")
+                           f"{_log_hint(folder, bad[0])}")
+
+
+def _log_hint(folder: Path, index: int) -> str:
+    """``see LOG: last line`` for the failure message."""
+    log = folder / f"worker-{index}.log"
+    lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines() \
+        if log.is_file() else []
+    return f"see {log}" + (f": {lines[-1][-200:]}" if lines else "")
 
 
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -105,6 +126,26 @@ def run_job(folder: Path, doc: dict[str, Any], workers: int,
     result.unlink(missing_ok=True)
     wait_all(launch(folder, {**doc, "result": str(result)}, workers), folder, timeout)
     return dict(json.loads(result.read_text(encoding="utf-8")))
+
+
+def run_mirrored(folder: Path, doc: dict[str, Any],
+                 timeout: float | None = None) -> dict[str, Any]:
+    """Run one MirroredStrategy job in a fresh process (its own TF runtime and devices).
+
+    ``doc`` holds ``spec`` and ``job`` (learners, comm, global_batch). Returns the result,
+    which carries the process's hardware record; raises ``engine.NotAvailableError`` for a
+    method the hardware cannot run, :class:`ClusterError` when the process fails."""
+    from trainers.plugins.scaling.engine import NotAvailableError
+
+    result = folder / "result.json"
+    result.unlink(missing_ok=True)
+    procs = launch(folder, {**doc, "strategy": "mirrored", "result": str(result)}, 1,
+                   multi_worker=False)
+    wait_all(procs, folder, timeout)
+    out = dict(json.loads(result.read_text(encoding="utf-8")))
+    if "not_available" in out:
+        raise NotAvailableError(out["not_available"])
+    return out
 
 
 def run_killed_and_restarted(folder: Path, doc: dict[str, Any], workers: int, victim: int = 1,
@@ -137,11 +178,31 @@ def _backup_step(folder: Path) -> int:
 
 
 # -- the worker process ----------------------------------------------------------------------
+def mirrored_main(doc: dict[str, Any]) -> None:
+    """A MirroredStrategy job: devices, strategy, train; the result has the hardware record."""
+    from trainers.plugins.scaling import engine
+
+    job, spec = doc["job"], engine.TrainSpec(**doc["spec"])
+    hardware = engine.setup_devices(int(job["learners"]))
+    try:
+        strategy, resolved = engine.mirrored(hardware["devices"], job["comm"])
+    except engine.NotAvailableError as exc:
+        out: dict[str, Any] = {"not_available": str(exc), "hardware": hardware}
+    else:
+        x, y, _, _ = engine.load_arrays(spec.data_dir, spec.train_samples)
+        out = engine.train(strategy, spec, x, y, int(job["global_batch"]))
+        out.update(cross_device_ops=resolved, hardware=hardware)
+    Path(doc["result"]).write_text(json.dumps(out), encoding="utf-8")
+
+
 def worker_main(job_file: str) -> None:
     """One worker: build the strategy first (TF's rule), train, chief writes the result."""
     from trainers.plugins.scaling import engine
 
     doc = json.loads(Path(job_file).read_text(encoding="utf-8"))
+    if doc.get("strategy") == "mirrored":
+        mirrored_main(doc)
+        return
     tf = engine.tf_module()
     requested = doc["job"]["comm"]
     options = tf.distribute.experimental.CommunicationOptions(

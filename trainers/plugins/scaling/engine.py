@@ -74,6 +74,17 @@ def setup_devices(n: int) -> dict[str, Any]:
     return hardware(names[:n], "CPU", physical=1, logical=True)
 
 
+def expected_hardware(n: int) -> dict[str, Any]:
+    """What :func:`setup_devices` will make for ``n`` learners in a fresh process, without
+    fixing this process's devices (physical devices are only listed)."""
+    tf = tf_module()
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) >= n:
+        return hardware([f"GPU:{i}" for i in range(n)], "GPU", physical=len(gpus),
+                        logical=False)
+    return hardware([f"CPU:{i}" for i in range(n)], "CPU", physical=1, logical=True)
+
+
 def hardware(devices: list[str], kind: str, *, physical: int, logical: bool) -> dict[str, Any]:
     """The truthful record of where the learners ran."""
     what = (f"{len(devices)} logical {kind} device(s) on {physical} physical {kind}" if logical
@@ -145,13 +156,18 @@ def build_model(name: str, size: int, classes: int = 10) -> Any:
 def mirrored(devices: list[str], comm: str) -> tuple[Any, str]:
     """MirroredStrategy with ``comm`` (or the default) and the cross-device op it resolved to."""
     tf = tf_module()
-    if comm == "nccl" and not any("GPU" in d.upper() for d in devices):
-        raise NotAvailableError("NcclAllReduce needs GPUs; the learners are CPU devices "
-                                "(TensorFlow fails at the first step)")
+    require_available(devices, comm)
     ops = None if comm == "default" else getattr(tf.distribute, CROSS_DEVICE_OPS[comm])()
     strategy = tf.distribute.MirroredStrategy(devices, cross_device_ops=ops)
     resolved = strategy.extended._cross_device_ops  # what the default chose, by TF's rules
     return strategy, type(resolved).__name__ if resolved is not None else "none"
+
+
+def require_available(devices: list[str], comm: str) -> None:
+    """Raise :class:`NotAvailableError` for a cross-device op these devices cannot run."""
+    if comm == "nccl" and not any("GPU" in d.upper() for d in devices):
+        raise NotAvailableError("NcclAllReduce needs GPUs; the learners are CPU devices "
+                                "(TensorFlow fails at the first step)")
 
 
 # -- the loop --------------------------------------------------------------------------------

@@ -39,11 +39,14 @@ def ok_jobs(results: Record, part: str) -> list[Record]:
 def plot_measure(results: Record, key: str, label: str, note: str, path: Path) -> list[Path]:
     """One measure vs learners for strong and weak scaling (model dashed where known)."""
     fig, ax = plots.subplots()
+    drawn = False
     for part in ("strong", "weak"):
         rows = ok_jobs(results, part)
         if rows:
             ax.plot([r["learners"] for r in rows], [r[key] for r in rows], "o-", label=part)
-    ax.set_xscale("log", base=2)
+            drawn = True
+    if drawn:  # a log axis with no points cannot be drawn
+        ax.set_xscale("log", base=2)
     ax.set_xlabel("learners")
     ax.set_ylabel(label)
     return _finish(fig, ax, f"{label} vs learners", note, path)
@@ -61,7 +64,8 @@ def plot_efficiency(results: Record, note: str, path: Path) -> list[Path]:
     pts = efficiency(results)
     ax.plot([n for n, _ in pts], [e for _, e in pts], "o-", label="measured E(N)")
     ax.axhline(1.0, color="0.5", linestyle=":", label="perfect")
-    ax.set_xscale("log", base=2)
+    if pts:  # no weak jobs (e.g. --parts strong): a log axis with no points cannot be drawn
+        ax.set_xscale("log", base=2)
     ax.set_xlabel("learners")
     ax.set_ylabel("t_iter(1) / t_iter(N)")
     return _finish(fig, ax, "weak-scaling efficiency", note, path)

@@ -33,45 +33,57 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
     """Every job of the plan, the hardware it ran on and the model's view of it."""
     if config.model_only:
         return model_only(config)
-    x, y, synthetic, summary = engine.load_arrays(str(ctx.data_dir), config.train_samples)
+    _, y, synthetic, summary = engine.load_arrays(str(ctx.data_dir), config.train_samples)
     if synthetic:
         ctx.use_stand_in(summary)
     jobs = plan(config)
     local = max((j.learners for j in jobs if j.strategy == "mirrored"), default=1)
-    hardware = engine.setup_devices(local)
+    hardware = engine.expected_hardware(local)  # every job runs in its own process
     spec = engine.TrainSpec(config.model, config.image_size, config.epochs, config.steps,
                             config.warmup_steps, config.lr, ctx.seed, str(ctx.data_dir),
                             config.train_samples)
     records = []
     with ctx.reporter.bar("jobs", total=len(jobs), unit="job") as bar:
         for job in jobs:
-            record = run_one(job, spec, config, ctx, hardware, (x, y))
+            record = run_one(job, spec, config, ctx, hardware)
             ctx.reporter.log({k: v for k, v in record.items() if _scalar(v)}, show=False)
             ctx.reporter.note(f"{job.key}: {record['status']} "
                               f"{_num(record.get('images_per_s'))} img/s")
             records.append(record)
             bar.advance()
+    hardware = measured_hardware(records) or hardware
     results = assemble(config, records, hardware, summary, len(y))
     ctx.reporter.table("scaling jobs", [_row(r) for r in records])
     return results
 
 
 def run_one(job: Job, spec: engine.TrainSpec, config: Config, ctx: RunContext,
-            hardware: dict[str, Any], data: tuple[Any, Any]) -> dict[str, Any]:
-    """One job; a method the hardware cannot run is recorded as not available."""
+            hardware: dict[str, Any]) -> dict[str, Any]:
+    """One job in fresh worker process(es), so each starts from a clean TensorFlow runtime
+    (MirroredStrategy jobs of different sizes in one process collide in TF's collective
+    group keys). A method the hardware cannot run is recorded as not available, any other
+    failure as failed; neither stops the other jobs."""
     record: dict[str, Any] = {**job.as_dict(), "hardware": hardware["description"]}
     try:
         if job.strategy == "mirrored":
-            strategy, resolved = engine.mirrored(hardware["devices"][:job.learners], job.comm)
-            out = engine.train(strategy, spec, *data, job.global_batch)
-            out["cross_device_ops"] = resolved
+            engine.require_available(hardware["devices"][:job.learners], job.comm)
+            doc = {"spec": spec.as_dict(), "job": job.as_dict()}
+            out = cluster.run_mirrored(ctx.run.dir / "workers" / job.key, doc)
+            record["hardware"] = out["hardware"]["description"]
+            record["_hardware"] = out.pop("hardware")
         else:
             out = multi_worker(job, spec, ctx, hardware)
     except engine.NotAvailableError as exc:
         return {**record, "status": "not available", "reason": str(exc)}
-    except (cluster.ClusterError, RuntimeError, ValueError) as exc:  # TF errors subclass these
+    except (cluster.ClusterError, RuntimeError, ValueError, OSError) as exc:
         return {**record, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:400]}
     return {**record, **out, "status": "ok", **measured(out, job, config)}
+
+
+def measured_hardware(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The hardware record a worker process reported for the largest single-node job."""
+    found = [r.pop("_hardware") for r in records if "_hardware" in r]
+    return max(found, key=lambda h: len(h["devices"]), default=None)
 
 
 def multi_worker(job: Job, spec: engine.TrainSpec, ctx: RunContext,
