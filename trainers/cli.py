@@ -397,8 +397,7 @@ def provenance(trainer: Trainer[Any], info: RunInfo) -> str:
     rows = [("Run", f"{info.ref}, {info.started} to {info.ended}"),
             ("Dataset", f"stand-in: synthetic data in the real format ({info.stand_in_why})"
              if info.stand_in else "real"),
-            ("Hardware", str(results.get("hardware") or f"device {host.get('device', '?')} "
-                             "(the run records no hardware model)")),
+            ("Hardware", _hardware(results.get("hardware"), host)),
             ("Epochs", epochs), ("Seed", str(host.get("seed", "?"))),
             ("Changed from plugins.toml", "; ".join(changed) or "nothing: the full protocol"),
             ("Refresh", f"hw3 report {info.ref} --to docs")]
@@ -406,6 +405,15 @@ def provenance(trainer: Trainer[Any], info: RunInfo) -> str:
              "| Provenance | |", "|:--|:--|"]
     lines += [f"| {k} | {v.replace('|', '/')} |" for k, v in rows]
     return "\n".join(lines) + "\n"
+
+
+def _hardware(recorded: Any, host: dict[str, Any]) -> str:
+    """A plugin's hardware record as one phrase: its text, or a record's ``description``."""
+    if isinstance(recorded, dict):
+        recorded = recorded.get("description") or ", ".join(f"{k} {v}" for k, v in
+                                                             recorded.items())
+    return str(recorded or f"device {host.get('device', '?')} (the run records no hardware "
+                           "model)")
 
 
 def write_summary(trainer: Trainer[Any], info: RunInfo, *, locked: bool) -> tuple[Path, Summary]:

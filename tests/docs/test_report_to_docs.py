@@ -90,3 +90,16 @@ def test_the_results_directive_shows_an_export(exported: tuple[Hw3Env, str, Path
     assert 'src="_images/loss.png"' in html
     assert "No stored run yet" in html
     assert "hw3 report nothing/RUN_ID --to docs" in html
+
+
+@pytest.mark.parametrize(("recorded", "expected"), [
+    ({"description": "4 logical CPU device(s) on 1 physical CPU", "cores": 2},
+     "4 logical CPU device(s) on 1 physical CPU"),
+    ({"device_kind": "GPU", "hosts": 2}, "device_kind GPU, hosts 2"),
+    ("AMD EPYC (2 cores)", "AMD EPYC (2 cores)"),
+    (None, "device cpu (the run records no hardware model)"),
+])
+def test_hardware_records_become_one_phrase(recorded: object, expected: str) -> None:
+    from trainers.cli import _hardware
+
+    assert _hardware(recorded, {"device": "cpu"}) == expected
