@@ -146,7 +146,7 @@ def test_repository_plugins_toml_has_a_table_with_enabled_per_plugin() -> None:
     for name, table in doc.items():
         assert isinstance(table, dict), name
         assert isinstance(cfg.is_enabled(doc, name, "plugins.toml"), bool)
-    assert doc["cutout"]["M"] == [2, 4, 8, 16, 32]
+    assert doc["cutout"]["M"] == [1, 2, 4, 8, 16, 32]  # M = 1: the baseline (issue 5)
     assert (doc["optimizers"]["epochs"], doc["optimizers"]["batch_size"]) == (200, 128)
 
 
