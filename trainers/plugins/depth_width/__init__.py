@@ -14,8 +14,10 @@ for 10 of the 2000 epochs (``hw3 run depth-width --epochs 10``, seed 0, one run,
 EPYC, torch 2.13 CPU, 2 workers), gave best test RMSE 290.6 for 1 hidden layer (512), 205.7
 for 2 (32-256) and 120.9 for 3 (32-128-256), against a target std of 297.7; every 3-layer
 net, even 16-16-16 (705 parameters), beat the best 1-layer one (2,049). Two such runs, on a
-machine with different loads, gave identical RMSEs. Whether the 1-layer nets catch up with
-2000 epochs is the open question the full run answers.
+machine with different loads, gave identical RMSEs. With 20 epochs
+(docs/results/depth-width, run 20261129-080600-6126, 5.2 min): 283.8 (512), 170.4 (32-256)
+and 104.0 (16-256-128). Whether the 1-layer nets catch up with 2000 epochs is the open
+question the full run answers.
 
 Speed (benchmarks/bench_depth_width.py, same machine, 12 networks x 3 epochs on the full data,
 fastest of 2 alternating runs): plain DataLoader loop 21.4 s (1.68 network-epochs/s, 12.4
