@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
 
 from trainers import registry
 
@@ -67,3 +69,41 @@ def install(found: Hw3Env, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def python() -> str:
     return sys.executable
+
+
+@dataclass(frozen=True)
+class PluginEnv:
+    """One built-in plugin alone, with the repository's plugins.toml; runs and data in root."""
+
+    plugin: str
+    root: Path
+    runs: Path
+    data: Path
+
+    def newest(self) -> Path:
+        """The plugin's most recent run directory."""
+        return max((self.runs / self.plugin).iterdir(), key=lambda p: p.stat().st_mtime_ns)
+
+
+@contextmanager
+def builtin_plugin(root: Path, plugin: str) -> Iterator[PluginEnv]:
+    """Load only ``plugin`` (as a user's ``HW3_PLUGINS`` would), storing under ``root``."""
+    found = PluginEnv(plugin, root, root / "runs", root / "data")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in (("HW3_PLUGINS", plugin), ("HW3_RUNS", str(found.runs)),
+                           ("HW3_PLUGINS_TOML", str(REPO / "plugins.toml")),
+                           ("HW3_DATA", str(found.data)), ("COLUMNS", "120")):
+            patch.setenv(key, value)
+        registry.reset()
+        yield found
+    registry.reset()
+
+
+def invoke(*args: str) -> Result:
+    """``hw3 ARGS`` in this process; a bug (anything but SystemExit) is raised, not hidden."""
+    from trainers.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result

@@ -7,18 +7,17 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torch.multiprocessing as mp
-from hw3_helpers import REPO
+from hw3_helpers import REPO, PluginEnv, builtin_plugin
+from hw3_helpers import invoke as hw3
 from torch import nn
-from typer.testing import CliRunner
 
-from trainers import registry, store
+from trainers import store
 from trainers.augment import Augment
 from trainers.config import read_toml, resolve
 from trainers.counts import model_counts, trainable_parameters
@@ -139,47 +138,20 @@ def test_ddp_ranks_keep_identical_weights(tmp_path: Path) -> None:
 
 
 # -- hw3 run / report end to end -----------------------------------------------------------
-@dataclass(frozen=True)
-class Env:
-    root: Path
-    runs: Path
-    data: Path
-
-
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginEnv]:
     """A small fake CIFAR-10, the repository's plugins.toml, only this plugin loaded."""
     root = tmp_path_factory.mktemp("cutout")
-    found = Env(root, root / "runs", root / "data")
-    fake.write("cifar10", found.data, n=100, n_test=50, seed=1)
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in (("HW3_PLUGINS", "cutout"), ("HW3_RUNS", str(found.runs)),
-                           ("HW3_PLUGINS_TOML", str(REPO / "plugins.toml")),
-                           ("HW3_DATA", str(found.data)), ("COLUMNS", "120")):
-            patch.setenv(key, value)
-        registry.reset()
+    fake.write("cifar10", root / "data", n=100, n_test=50, seed=1)
+    with builtin_plugin(root, "cutout") as found:
         yield found
-    registry.reset()
-
-
-def hw3(*args: str) -> Any:
-    from trainers.cli import app
-
-    result = CliRunner().invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
-def newest(env: Env) -> Path:
-    return max((env.runs / "cutout").iterdir(), key=lambda p: p.stat().st_mtime_ns)
 
 
 @pytest.fixture(scope="module")
-def baseline(env: Env) -> Path:
+def baseline(env: PluginEnv) -> Path:
     result = hw3("run", "cutout", "--M", "1,4", *SMALL)
     assert result.exit_code == 0, result.output
-    return newest(env)
+    return env.newest()
 
 
 def test_run_trains_each_m_and_says_it_is_stand_in_data(baseline: Path) -> None:
@@ -212,7 +184,7 @@ def test_report_draws_the_plots_and_the_tables(baseline: Path) -> None:
         assert part in text
 
 
-def test_an_interrupted_run_resumes_to_the_same_weights(env: Env, baseline: Path,
+def test_an_interrupted_run_resumes_to_the_same_weights(env: PluginEnv, baseline: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     original = store.Run.save_checkpoint
 
@@ -222,7 +194,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(env: Env, baseline: Path
 
     monkeypatch.setattr(store.Run, "save_checkpoint", stopping)
     assert hw3("run", "cutout", "--M", "1,4", *SMALL).exit_code == 130
-    folder = newest(env)
+    folder = env.newest()
     monkeypatch.setattr(store.Run, "save_checkpoint", original)
     assert hw3("run", "cutout", "--resume", folder.name).exit_code == 0
     resumed, expected = (json.loads((f / "results.json").read_text())["trainings"]
@@ -232,10 +204,10 @@ def test_an_interrupted_run_resumes_to_the_same_weights(env: Env, baseline: Path
         assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
 
 
-def test_show_saves_images_beside_their_cutout_versions(env: Env) -> None:
+def test_show_saves_images_beside_their_cutout_versions(env: PluginEnv) -> None:
     result = hw3("run", "cutout", "--show", "2", "--device", "cpu")
     assert result.exit_code == 0, result.output
-    folder = newest(env)
+    folder = env.newest()
     examples = json.loads((folder / "results.json").read_text())["examples"]
     assert len(examples["images"]) == 2 and len(examples["boxes"]) == 2
     assert (folder / "plots" / "cutout-examples.png").stat().st_size > 1000

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,8 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from hw3_helpers import REPO
-from typer.testing import CliRunner
+from hw3_helpers import REPO, PluginEnv, builtin_plugin
+from hw3_helpers import invoke as hw3
 
 from trainers import registry, store
 from trainers.config import read_toml, resolve
@@ -165,41 +164,13 @@ def test_evaluate_in_chunks_equals_one_pass() -> None:
 
 
 # -- hw3 run / hw3 report end to end ------------------------------------------------------------
-@dataclass(frozen=True)
-class Env:
-    root: Path
-    runs: Path
-    data: Path
-
-
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginEnv]:
     """A small fake CIFAR-10, the repository's plugins.toml, only this plugin loaded."""
     root = tmp_path_factory.mktemp("optimizers")
-    found = Env(root, root / "runs", root / "data")
-    fake.write("cifar10", found.data, n=120, n_test=40, seed=1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HW3_PLUGINS", "optimizers")
-        mp.setenv("HW3_PLUGINS_TOML", str(REPO / "plugins.toml"))
-        mp.setenv("HW3_RUNS", str(found.runs))
-        mp.setenv("HW3_DATA", str(found.data))
-        mp.setenv("COLUMNS", "120")
-        registry.reset()
+    fake.write("cifar10", root / "data", n=120, n_test=40, seed=1)
+    with builtin_plugin(root, "optimizers") as found:
         yield found
-    registry.reset()
-
-
-def hw3(*args: str) -> Any:
-    from trainers.cli import app
-
-    result = CliRunner().invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
-def newest(env: Env) -> Path:
-    return max((env.runs / "optimizers").iterdir(), key=lambda p: p.stat().st_mtime_ns)
 
 
 def without_times(trainings: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -208,10 +179,10 @@ def without_times(trainings: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def baseline(env: Env) -> Path:
+def baseline(env: PluginEnv) -> Path:
     result = hw3("run", "optimizers", *SMALL)
     assert result.exit_code == 0, result.output
-    return newest(env)
+    return env.newest()
 
 
 def test_run_trains_all_ten_and_says_it_is_stand_in_data(baseline: Path) -> None:
@@ -235,7 +206,7 @@ def test_run_trains_all_ten_and_says_it_is_stand_in_data(baseline: Path) -> None
     assert json.loads((baseline / "checkpoints" / "last.json").read_text())["epoch"] == 20
 
 
-def test_report_draws_plots_and_names_the_best_method_from_the_numbers(env: Env,
+def test_report_draws_plots_and_names_the_best_method_from_the_numbers(env: PluginEnv,
                                                                        baseline: Path) -> None:
     for old in (baseline / "plots").iterdir():
         old.unlink()
@@ -260,7 +231,7 @@ def test_report_draws_plots_and_names_the_best_method_from_the_numbers(env: Env,
 
 
 @pytest.mark.parametrize("stop_after", [3, 4])  # mid-training / at a training's end
-def test_an_interrupted_run_resumes_to_the_same_results(env: Env, baseline: Path,
+def test_an_interrupted_run_resumes_to_the_same_results(env: PluginEnv, baseline: Path,
                                                         monkeypatch: pytest.MonkeyPatch,
                                                         stop_after: int) -> None:
     original = store.Run.save_checkpoint
@@ -271,7 +242,7 @@ def test_an_interrupted_run_resumes_to_the_same_results(env: Env, baseline: Path
 
     monkeypatch.setattr(store.Run, "save_checkpoint", stopping)
     assert hw3("run", "optimizers", *SMALL).exit_code == 130
-    folder = newest(env)
+    folder = env.newest()
     assert json.loads((folder / "checkpoints" / "last.json").read_text())["epoch"] == stop_after
     monkeypatch.setattr(store.Run, "save_checkpoint", original)
     result = hw3("run", "optimizers", "--resume", folder.name)

@@ -11,15 +11,12 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hw3_helpers import REPO
-from typer.testing import CliRunner
+from hw3_helpers import REPO, PluginEnv, builtin_plugin, invoke
 
-from trainers import registry
 from trainers.config import read_toml, resolve
 from trainers.data import fake
 from trainers.plugins.scaling import Config, perf
@@ -111,46 +108,24 @@ def test_importing_the_plugin_does_not_import_tensorflow() -> None:
 
 
 # -- hw3 run / report ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Env:
-    runs: Path
-    data: Path
-
-
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginEnv]:
     root = tmp_path_factory.mktemp("scaling")
-    found = Env(root / "runs", root / "data")
-    fake.write("fashion-mnist", found.data, n=600, n_test=60, seed=1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HW3_PLUGINS", "scaling")
-        mp.setenv("HW3_PLUGINS_TOML", str(REPO / "plugins.toml"))
-        mp.setenv("HW3_RUNS", str(found.runs))
-        mp.setenv("HW3_DATA", str(found.data))
-        mp.setenv("COLUMNS", "120")
-        registry.reset()
+    fake.write("fashion-mnist", root / "data", n=600, n_test=60, seed=1)
+    with builtin_plugin(root, "scaling") as found:
         yield found
-    registry.reset()
 
 
 def hw3(*args: str) -> Any:
-    from trainers.cli import app
-
-    result = CliRunner().invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
+    result = invoke(*args)
     assert result.exit_code == 0, result.output
     return result
 
 
-def newest(env: Env) -> Path:
-    return max((env.runs / "scaling").iterdir(), key=lambda p: p.stat().st_mtime_ns)
-
-
 @pytest.fixture(scope="module")
-def single_node(env: Env) -> dict[str, Any]:
+def single_node(env: PluginEnv) -> dict[str, Any]:
     hw3("run", "scaling", *QUICK, "--parts", "strong,weak,all-reduce")
-    return dict(json.loads((newest(env) / "results.json").read_text()))
+    return dict(json.loads((env.newest() / "results.json").read_text()))
 
 
 def test_strong_and_weak_jobs_on_two_logical_devices(single_node: dict[str, Any]) -> None:
@@ -180,8 +155,8 @@ def test_each_all_reduce_runs_or_is_reported_not_available(single_node: dict[str
             assert j["images_per_s"] > 0
 
 
-def test_report_draws_every_plot(env: Env, single_node: dict[str, Any]) -> None:
-    run = newest(env)
+def test_report_draws_every_plot(env: PluginEnv, single_node: dict[str, Any]) -> None:
+    run = env.newest()
     hw3("report", str(run))
     names = {p.name for p in (run / "plots").iterdir()}
     for stem in ("throughput", "time", "cost", "weak-efficiency", "all-reduce", "collectives"):
@@ -190,14 +165,14 @@ def test_report_draws_every_plot(env: Env, single_node: dict[str, Any]) -> None:
     assert "logical CPU" in text and "not available" in text and "E(2)" in text
 
 
-def test_one_run_mixes_one_two_and_four_learners(env: Env) -> None:
+def test_one_run_mixes_one_two_and_four_learners(env: PluginEnv) -> None:
     """MirroredStrategy jobs of different sizes in one process collided in TF's collective
     group keys ("joining a group with size4, but that group has size 2"); each job now runs
     in a fresh process."""
     hw3("run", "scaling", "--model", "tiny", "--learners", "1,2,4", "--parts", "strong",
         "--steps", "3", "--epochs", "1", "--warmup-steps", "1", "--train-samples", "512",
         "--device", "cpu")
-    results = json.loads((newest(env) / "results.json").read_text())
+    results = json.loads((env.newest() / "results.json").read_text())
     jobs = {j["learners"]: j for j in results["jobs"]}
     assert sorted(jobs) == [1, 2, 4]
     for n, j in jobs.items():
@@ -207,9 +182,9 @@ def test_one_run_mixes_one_two_and_four_learners(env: Env) -> None:
     assert len(results["hardware"]["devices"]) == 4
 
 
-def test_model_only_predicts_without_training(env: Env) -> None:
+def test_model_only_predicts_without_training(env: PluginEnv) -> None:
     hw3("run", "scaling", "--model-only", "--learners", "1,2,4,8,16,32,64,128,256")
-    run = newest(env)
+    run = env.newest()
     results = json.loads((run / "results.json").read_text())
     assert results["gradient_bytes"] == 4 * 23_544_970
     ring = [r for r in results["predictions"] if r["part"] == "weak" and r["method"] == "ring"]
@@ -220,7 +195,7 @@ def test_model_only_predicts_without_training(env: Env) -> None:
 
 
 # -- several workers -------------------------------------------------------------------------
-def worker_doc(env: Env, comm: str, steps: int, backup: Path | None = None) -> dict[str, Any]:
+def worker_doc(env: PluginEnv, comm: str, steps: int, backup: Path | None = None) -> dict[str, Any]:
     from trainers.plugins.scaling.engine import TrainSpec
 
     spec = TrainSpec("tiny", 32, 1, steps, 2, 0.01, 0, str(env.data))
@@ -230,7 +205,7 @@ def worker_doc(env: Env, comm: str, steps: int, backup: Path | None = None) -> d
     return doc
 
 
-def test_two_workers_with_ring(env: Env, tmp_path: Path) -> None:
+def test_two_workers_with_ring(env: PluginEnv, tmp_path: Path) -> None:
     from trainers.plugins.scaling import cluster
 
     out = cluster.run_job(tmp_path, worker_doc(env, "ring", 8), workers=2, timeout=180)
@@ -240,7 +215,7 @@ def test_two_workers_with_ring(env: Env, tmp_path: Path) -> None:
     assert cluster.effective_implementation("auto", "GPU") == "NCCL"
 
 
-def test_killed_worker_resumes_from_its_backup(env: Env, tmp_path: Path) -> None:
+def test_killed_worker_resumes_from_its_backup(env: PluginEnv, tmp_path: Path) -> None:
     from trainers.plugins.scaling import cluster
 
     doc = worker_doc(env, "ring", 40, backup=tmp_path / "backup")
