@@ -9,8 +9,8 @@
 (3) images/s of the training step and the achieved FLOP rate, with archcalc's forward FLOPs
     per image times 3 (forward + backward for inputs and weights).
 
-Each figure is the median of ``--repeats`` timings. Run: ``python benchmarks/bench_cutout.py``
-(``--help`` for sizes and device).
+Each figure is the median of ``--repeats`` timings (interleaved for (1)).
+Run: ``python benchmarks/bench_cutout.py`` (``--help`` for sizes and device).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from trainers.augment import CIFAR10_MEAN, CIFAR10_STD, Augment, batch_augment
 from trainers.counts import model_counts
 from trainers.plugins.cutout_train import StepPlan, build, graph, make_optimizer, train_step
-from trainers.runtime import Timer
+from trainers.runtime import Timer, keep_freed_memory
 
 
 class PerSample(Dataset[tuple[torch.Tensor, int]]):
@@ -59,24 +59,27 @@ class PerSample(Dataset[tuple[torch.Tensor, int]]):
         return t * torch.from_numpy(mask).expand_as(t), int(self.y[i])
 
 
+def timed(fn: Callable[[], object], device: str) -> float:
+    with Timer(device) as t:
+        fn()
+    return t.seconds
+
+
 def median_time(fn: Callable[[], object], device: str, repeats: int) -> float:
     fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        with Timer(device) as t:
-            fn()
-        times.append(t.seconds)
-    return statistics.median(times)
+    return statistics.median(timed(fn, device) for _ in range(repeats))
 
 
 def augmentation(x: torch.Tensor, y: torch.Tensor, batch: int, m: int, device: str,
                  repeats: int) -> tuple[float, float]:
-    """Images/s of the batched path and of the per-sample DataLoader (M x B each)."""
+    """Images/s of the batched path and of the per-sample DataLoader (M x B each): medians
+    of interleaved repeats after three warm-up calls each (the first calls of a process pay
+    for page faults and lazy initialisation), so a noisy neighbour hits both alike."""
     xd, yd = x.to(device), y.to(device)
 
     def batched() -> None:
         index = torch.randint(0, len(yd), (batch,), device=device)
-        batch_augment(xd[index], yd[index], m, Augment())
+        batch_augment(xd.index_select(0, index), yd.index_select(0, index), m, Augment())
 
     loader = DataLoader(PerSample(x.numpy(), y.numpy()), batch_size=batch, shuffle=True,
                         num_workers=0)
@@ -87,9 +90,16 @@ def augmentation(x: torch.Tensor, y: torch.Tensor, batch: int, m: int, device: s
             img, lab = next(it)
             img.to(device), lab.to(device)
 
+    contenders = (batched, per_sample)
+    for fn in contenders * 3:
+        fn()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, record in zip(contenders, times, strict=True):
+            record.append(timed(fn, device))
     n = batch * m
-    return n / median_time(batched, device, repeats), n / median_time(per_sample, device,
-                                                                        repeats)
+    fast, slow = (n / statistics.median(record) for record in times)
+    return fast, slow
 
 
 def step_share(x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace) -> dict[str, float]:
@@ -102,11 +112,12 @@ def step_share(x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace) -> di
 
     def data() -> None:
         index = torch.randint(0, len(yd), (args.batch,), device=device)
-        batch_augment(xd[index], yd[index], args.m, Augment())
+        batch_augment(xd.index_select(0, index), yd.index_select(0, index), args.m,
+                      Augment())
 
     def step() -> None:
         index = torch.randint(0, len(yd), (args.batch,), device=device)
-        train_step(model, opt, xd[index], yd[index], plan)
+        train_step(model, opt, xd.index_select(0, index), yd.index_select(0, index), plan)
 
     t_step = median_time(step, device, args.steps)
     t_data = median_time(data, device, args.repeats)
@@ -119,12 +130,14 @@ def main() -> None:
     parser.add_argument("--m", type=int, default=8, help="copies per image")
     parser.add_argument("--depth", type=int, default=44)
     parser.add_argument("--steps", type=int, default=3, help="timed training steps")
-    parser.add_argument("--repeats", type=int, default=5, help="timed augmentation repeats")
+    parser.add_argument("--repeats", type=int, default=20, help="timed augmentation repeats")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1: as the per-sample loader's one core)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.device == "cpu":
+        keep_freed_memory()  # as the plugin's run does; process-wide, so the baseline too
     torch.manual_seed(0)
     x = torch.randint(0, 256, (4096, 3, 32, 32), dtype=torch.uint8)
     y = torch.randint(0, 10, (4096,))

@@ -30,13 +30,12 @@ from trainers.plugins.optimizers import METHODS, Config, hyperparameters
 from trainers.plugins.optimizers_loop import (
     SPEC,
     build_mlp,
-    keep_freed_memory,
     l2_penalty,
     make_optimizer,
     penalised_weights,
     train_epoch,
 )
-from trainers.runtime import Timer
+from trainers.runtime import Timer, keep_freed_memory
 
 
 def gemm_shapes(hidden: int) -> list[tuple[int, int, int]]:

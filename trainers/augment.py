@@ -38,22 +38,48 @@ def _uniform_int(n: int, high: int, device: torch.device,
     return torch.randint(0, high, (n,), device=device, generator=generator)
 
 
+def windows(source: torch.Tensor, size: tuple[int, int], mirrored: bool, copies: int = 1,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """``copies`` random ``size`` windows of each (already padded) source image, copy-major.
+
+    With ``mirrored``, ``source`` holds b images followed by their left-right mirrors (see
+    :func:`with_mirrors`) and each window comes from the mirror with probability 1/2: a window
+    at offset ``dx`` of the mirror is the mirror of the window at ``2 * pad - dx``, so this
+    draws the same distribution as crop-then-flip.
+
+    Every output row is ``w`` consecutive elements of the flat source, so the whole batch is
+    one row gather from an overlapping ``(L - w + 1, w)`` view: a memcpy per row instead of
+    index arithmetic per pixel (~5x faster than ``gather`` on this CPU).
+    """
+    k, c, hp, wp = source.shape
+    b = k // 2 if mirrored else k
+    h, w = size
+    n, dev = copies * b, source.device
+    dy = _uniform_int(n, hp - h + 1, dev, generator)
+    dx = _uniform_int(n, wp - w + 1, dev, generator)
+    image = torch.arange(n, device=dev) % b
+    if mirrored:
+        image += b * (torch.rand(n, device=dev, generator=generator) < 0.5)
+    corner = image * (c * hp * wp) + dy * wp + dx  # flat index of each window's (0, 0)
+    offsets = torch.arange(c, device=dev)[:, None] * (hp * wp) + torch.arange(h, device=dev) * wp
+    starts = corner[:, None, None] + offsets  # (n, c, h): flat index of every output row
+    flat = source.contiguous().view(-1)
+    rows = flat.as_strided((flat.numel() - w + 1, w), (1, 1))
+    return F.embedding(starts.view(-1), rows).view(n, c, h, w)
+
+
+def with_mirrors(x: torch.Tensor) -> torch.Tensor:
+    """``x`` followed by its left-right mirror images: the source :func:`windows` flips from."""
+    return torch.cat([x, x.flip(3)])
+
+
 def crop_flip(x: torch.Tensor, pad: int, flip: bool,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+              generator: torch.Generator | None = None, copies: int = 1) -> torch.Tensor:
     """Zero-pad by ``pad``, cut an H x W window at a random offset per image and (with
-    ``flip``) mirror each window left-right with probability 1/2: one gather for both."""
-    n, c, h, w = x.shape
-    dy = _uniform_int(n, 2 * pad + 1, x.device, generator)
-    dx = _uniform_int(n, 2 * pad + 1, x.device, generator)
-    cols = torch.arange(w, device=x.device).expand(n, w)
-    if flip:
-        mirror = torch.rand(n, device=x.device, generator=generator) < 0.5
-        cols = torch.where(mirror[:, None], cols.flip(1), cols)
-    rows = dy[:, None] + torch.arange(h, device=x.device)  # (n, h)
-    cols = dx[:, None] + cols  # (n, w)
-    index = (rows[:, :, None] * (w + 2 * pad) + cols[:, None, :]).view(n, 1, h * w)
-    padded = F.pad(x, (pad, pad, pad, pad)) if pad else x
-    return padded.flatten(2).gather(2, index.expand(n, c, h * w)).view(n, c, h, w)
+    ``flip``) mirror it left-right with probability 1/2; any dtype (see :func:`windows`)."""
+    source = F.pad(x, (pad, pad, pad, pad)) if pad else x
+    return windows(with_mirrors(source) if flip else source, x.shape[-2:], flip, copies,
+                   generator)
 
 
 def random_crop(x: torch.Tensor, pad: int,
@@ -89,13 +115,15 @@ def cutout_boxes(n: int, h: int, w: int, size: int, device: torch.device | str =
                         (cx - half).clamp(0, w), (cx + size - half).clamp(0, w)], dim=1)
 
 
-def box_masks(boxes: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """(n, h, w) booleans, True inside each box."""
+def box_masks(boxes: torch.Tensor, h: int, w: int,
+              dtype: torch.dtype = torch.bool) -> torch.Tensor:
+    """(n, h, w) indicators in ``dtype``, 1 (True) inside each box: the outer product of a
+    row and a column indicator, one vectorised pass over the masks."""
     r = torch.arange(h, device=boxes.device)
     c = torch.arange(w, device=boxes.device)
-    rows = (r >= boxes[:, 0:1]) & (r < boxes[:, 1:2])
-    cols = (c >= boxes[:, 2:3]) & (c < boxes[:, 3:4])
-    return rows[:, :, None] & cols[:, None, :]
+    rows = ((r >= boxes[:, 0:1]) & (r < boxes[:, 1:2])).to(dtype)
+    cols = ((c >= boxes[:, 2:3]) & (c < boxes[:, 3:4])).to(dtype)
+    return torch.mul(rows[:, :, None], cols[:, None, :])
 
 
 def cutout(x: torch.Tensor, size: int, generator: torch.Generator | None = None,
@@ -104,17 +132,26 @@ def cutout(x: torch.Tensor, size: int, generator: torch.Generator | None = None,
     if size == 0:
         return x
     n, _, h, w = x.shape
-    masks = box_masks(cutout_boxes(n, h, w, size, x.device, generator), h, w)[:, None]
-    keep = (~masks).to(x.dtype)  # a multiply broadcasts over channels faster than a fill
+    boxes = cutout_boxes(n, h, w, size, x.device, generator)
+    inside = box_masks(boxes, h, w, x.dtype)
+    keep = torch.ones((), dtype=x.dtype, device=x.device).sub(inside)[:, None]  # one pass
     return x.mul_(keep) if inplace else x * keep
 
 
 def augment(x: torch.Tensor, recipe: Augment, dtype: torch.dtype = torch.float32,
-            generator: torch.Generator | None = None) -> torch.Tensor:
-    """Crop, flip, normalise and cut out a uint8 batch; returns ``dtype`` images."""
-    if recipe.pad or recipe.flip:
-        x = crop_flip(x, recipe.pad, recipe.flip, generator)
-    out = normalize(x, recipe.mean, recipe.std, dtype)
+            generator: torch.Generator | None = None, copies: int = 1) -> torch.Tensor:
+    """Crop, flip, normalise and cut out a uint8 batch, ``copies`` times (copy-major);
+    returns ``dtype`` images.
+
+    The padded images are normalised once, before the copies are cut from them (so a
+    padding pixel becomes ``-mean / std``, as a zero pixel normalised would), and Cutout
+    comes last, on the normalised copies."""
+    pad = recipe.pad
+    source = F.pad(x, (pad, pad, pad, pad)) if pad else x
+    if recipe.flip:  # mirrored in uint8, a quarter of the bytes of the floats
+        source = with_mirrors(source)
+    table = normalize(source, recipe.mean, recipe.std, dtype)
+    out = windows(table, x.shape[-2:], recipe.flip, copies, generator)
     return cutout(out, recipe.cutout, generator, inplace=True)
 
 
@@ -123,4 +160,4 @@ def batch_augment(x: torch.Tensor, y: torch.Tensor, m: int, recipe: Augment,
                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """M augmented copies of each image, copy-major: row ``k * N + i`` is copy k of image i,
     so any N consecutive rows hold every image once. Labels are repeated to match."""
-    return augment(x.repeat(m, 1, 1, 1), recipe, dtype, generator), y.repeat(m)
+    return augment(x, recipe, dtype, generator, copies=m), y.repeat(m)

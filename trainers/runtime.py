@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,6 +110,30 @@ def set_threads(n: int | None) -> int:
             raise ConfigError(f"thread count must be at least 1, got {n}")
         torch.set_num_threads(n)
     return torch.get_num_threads()
+
+
+# -- memory -------------------------------------------------------------------------------
+def keep_freed_memory() -> bool:
+    """Stop glibc from returning freed blocks to the OS after every step (Linux only).
+
+    A training step frees tens of MB of gradients, activations and augmented batches; glibc
+    returns them and the next step faults them back in, zeroed by the kernel (on the
+    optimizers MLP ~2,500 page faults and 10-15% of a CPU step; on cutout's batch
+    augmentation ~40% of the augmentation time).
+    Fixed mmap and trim thresholds keep them in the heap, as jemalloc or tcmalloc would (the
+    fix PyTorch's CPU performance guide gives). Process-wide; returns whether it applied.
+    """
+    import ctypes
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # musl or another libc: leave it alone
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and \
+        bool(libc.mallopt(m_trim_threshold, 512 << 20))
 
 
 # -- timing -------------------------------------------------------------------------------

@@ -71,7 +71,8 @@ def test_cutout_boxes_follow_devries_centre_and_clipping() -> None:
 def test_box_masks_cover_exactly_the_box() -> None:
     boxes = torch.tensor([[0, 8, 24, 32], [10, 26, 3, 19], [5, 5, 0, 32]])
     masks = box_masks(boxes, 32, 32)
-    assert masks.shape == (3, 32, 32)
+    assert masks.shape == (3, 32, 32) and masks.dtype == torch.bool
+    assert torch.equal(box_masks(boxes, 32, 32, torch.float32), masks.float())
     assert masks[0, :8, 24:].all() and masks[0].sum() == 64  # clipped corner: 8 x 8
     assert masks[1, 10:26, 3:19].all() and masks[1].sum() == 256
     assert masks[2].sum() == 0
@@ -108,6 +109,21 @@ def test_batch_augment_makes_m_independent_copies_copy_major() -> None:
         assert len(distinct) == 4  # crop, flip and Cutout drawn per copy
     zero_area = (copies == 0).all(2).sum((2, 3))
     assert bool((zero_area >= 64).all())  # one Cutout hole in every copy
+
+
+def test_every_copy_is_a_window_of_the_normalised_padded_image_or_its_mirror() -> None:
+    x, b, m = images(6, seed=3), 6, 5
+    out = augment(x, Augment(cutout=0), generator=gen(4), copies=m)
+    padded = normalize(F.pad(x, (4, 4, 4, 4)), CIFAR10_MEAN, CIFAR10_STD)
+    mirrored = 0
+    for row in range(b * m):
+        source = padded[row % b]  # copy-major: row k * b + i is copy k of image i
+        windows = [source[:, dy:dy + 32, dx:dx + 32] for dy in range(9) for dx in range(9)]
+        straight = any(torch.equal(out[row], win) for win in windows)
+        flipped = any(torch.equal(out[row], win.flip(2)) for win in windows)
+        assert straight or flipped
+        mirrored += flipped and not straight
+    assert 0 < mirrored < b * m
 
 
 def test_augment_is_reproducible_from_the_generator_and_needs_no_cutout() -> None:

@@ -206,3 +206,20 @@ def test_synchronize_on_cpu_needs_no_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
+def test_keep_freed_memory_sets_glibc_thresholds_in_its_own_process() -> None:
+    probe = ("import ctypes, sys\n"
+             "from trainers.runtime import keep_freed_memory\n"
+             "try:\n"
+             "    ctypes.CDLL('libc.so.6').mallopt\n"
+             "except (OSError, AttributeError):\n"
+             "    sys.exit(3)\n"
+             "print(keep_freed_memory(), keep_freed_memory())\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=False)
+    if done.returncode == 3:
+        pytest.skip("not glibc")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]  # applied, and safe to apply again

@@ -30,7 +30,7 @@ from trainers.plugins.cutout_train import (
     make_optimizer,
     train_epoch,
 )
-from trainers.runtime import Timer
+from trainers.runtime import Timer, keep_freed_memory
 
 Opt = tuple[torch.optim.SGD, torch.optim.lr_scheduler.MultiStepLR]
 
@@ -59,6 +59,8 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
         return show_examples(ds.train.x, config, ds.summary)
     world = setup_world(ctx.device)
     cuda = ctx.device.startswith("cuda")
+    if ctx.device == "cpu":
+        keep_freed_memory()
     data = DeviceData(*(t.to(ctx.device) for t in (ds.train.x, ds.train.y, ds.test.x,
                                                    ds.test.y)))
     done, pending = restore(config, ctx, world)

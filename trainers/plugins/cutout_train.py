@@ -136,7 +136,9 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
     for s in range(count):
         start = (s * batch) % max(len(y) - batch + 1, 1)
         index = shard(order[start:start + batch], world)
-        losses.append(train_step(model, opt, x[index], y[index], plan))
+        # index_select: a row copy per image, faster than advanced indexing on uint8
+        losses.append(train_step(model, opt, x.index_select(0, index), y.index_select(0, index),
+                                 plan))
     return float(torch.stack(losses).mean()) if losses else float("nan")
 
 

@@ -116,28 +116,6 @@ def to_device(ds: Dataset, device: str) -> DeviceData:
 
 
 # -- the loop --------------------------------------------------------------------------------
-def keep_freed_memory() -> bool:
-    """Stop glibc from returning freed blocks to the OS after every step (Linux only).
-
-    A step here frees ~40 MB of gradients and temporaries; glibc trims them and the next step
-    faults them back in, zeroed by the kernel: ~2,500 page faults and 10-15% of a CPU step.
-    Fixed mmap and trim thresholds keep them in the heap, as jemalloc or tcmalloc would (the
-    fix PyTorch's CPU performance guide gives). Process-wide; returns whether it applied.
-    """
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # musl or another libc: leave it alone
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and \
-        bool(libc.mallopt(m_trim_threshold, 512 << 20))
-
-
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                 y: torch.Tensor, batch_size: int, penalty: Callable[[], torch.Tensor],
                 on_step: Callable[[int], None] | None = None) -> tuple[float, float]:

@@ -30,7 +30,6 @@ from trainers.plugins.optimizers_loop import (
     build_mlp,
     deterministic,
     evaluate,
-    keep_freed_memory,
     l2_penalty,
     make_optimizer,
     penalised_weights,
@@ -38,7 +37,7 @@ from trainers.plugins.optimizers_loop import (
     train_epoch,
 )
 from trainers.plugins.optimizers_report import best_by_variant, result_rows
-from trainers.runtime import Timer
+from trainers.runtime import Timer, keep_freed_memory
 
 Job = tuple[str, str]  # (variant, method)
 
