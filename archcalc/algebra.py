@@ -267,8 +267,9 @@ def receptive_field(layer: Layer, rf: RF, in_shape: Shape) -> RF:
 
 # -- shortcuts --------------------------------------------------------------------------
 def shortcut_layers(kind: ShortcutKind, in_shape: Shape, out_shape: Shape,
-                    loc: Loc) -> tuple[Layer, ...]:
-    """The layers on a residual block's shortcut path, from the shapes it must join."""
+                    loc: Loc, bias: bool = False) -> tuple[Layer, ...]:
+    """The layers on a residual block's shortcut path, from the shapes it must join;
+    ``bias`` gives a projection's conv a bias."""
     if kind == "identity" or (kind in ("A", "B") and in_shape == out_shape):
         if in_shape != out_shape:
             raise SpecError(f"residual body changes the shape {fmt_shape(in_shape)} -> "
@@ -283,7 +284,7 @@ def shortcut_layers(kind: ShortcutKind, in_shape: Shape, out_shape: Shape,
             raise SpecError(f"shortcut A can only add channels, not reduce {in_shape[0]} to "
                             f"{out_shape[0]} (use shortcut=B)", loc)
         return (ZeroPadShortcut(out_shape[0], stride),)
-    return (Conv(out_shape[0], (1, 1), stride, (0, 0), bias=False), BatchNorm())
+    return (Conv(out_shape[0], (1, 1), stride, (0, 0), bias=bias), BatchNorm())
 
 
 def fmt_shape(shape: Shape) -> str:

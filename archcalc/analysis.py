@@ -25,6 +25,7 @@ from archcalc.errors import Loc, SpecError, UsageError
 from archcalc.layers import (
     Activation,
     Concat,
+    Conv,
     Dropout,
     Flatten,
     Graph,
@@ -227,8 +228,8 @@ class _Walker:
         body_out, body_rf, peak = self.seq(layer.body, shape, rf, depth + 1, held, x)
         shortcut = tuple(
             Node(sc, _shortcut_label(sc), f"{node.path}.s{i}", node.loc)
-            for i, sc in enumerate(shortcut_layers(layer.shortcut, shape, body_out, node.loc),
-                                   start=1))
+            for i, sc in enumerate(shortcut_layers(layer.shortcut, shape, body_out, node.loc,
+                                                   layer.shortcut_bias), start=1))
         sc_out, sc_rf, sc_peak = self.seq(shortcut, shape, rf, depth + 1,
                                           held + math.prod(body_out), 0)
         if sc_out != body_out:
@@ -260,8 +261,9 @@ def _inplace(layer: Layer) -> bool:
 def _shortcut_label(layer: Layer) -> str:
     if isinstance(layer, ZeroPadShortcut):
         return f"shortcut A (subsample {layer.stride[0]}, zero-pad to {layer.out_channels})"
-    if layer.kind == "conv":
-        return f"shortcut conv1-{layer.out_channels} s={layer.stride[0]} bias=false"
+    if isinstance(layer, Conv):
+        bias = "true" if layer.bias else "false"
+        return f"shortcut conv1-{layer.out_channels} s={layer.stride[0]} bias={bias}"
     return f"shortcut {layer.kind}"
 
 

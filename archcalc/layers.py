@@ -113,10 +113,13 @@ ShortcutKind = Literal["identity", "A", "B", "C"]
 @dataclass(frozen=True)
 class Residual:
     """``body(x) + shortcut(x)``. Shortcut: identity, A (zero-pad), B (projection where the
-    shape changes), C (projection always); A and B are identity when the shape is kept."""
+    shape changes), C (projection always); A and B are identity when the shape is kept.
+    ``shortcut_bias``: the projection conv has a bias (Keras' ResNet50 puts one on every conv).
+    """
 
     body: Seq
     shortcut: ShortcutKind = "identity"
+    shortcut_bias: bool = False
     kind: str = field(default="residual", init=False)
 
 

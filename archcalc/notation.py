@@ -73,6 +73,16 @@ def whole(text: str) -> int | None:
     return int(text) if _WHOLE.fullmatch(text) else None
 
 
+_FLAGS = {"true": True, "on": True, "yes": True, "1": True,
+          "false": False, "off": False, "no": False, "0": False}
+
+
+def flag(text: str) -> bool | None:
+    """``true``/``on``/``yes``/``1`` or their opposites, any case; None for anything else.
+    0 and 1 count, so a flag can be a parameter (``bias=${bias}``)."""
+    return _FLAGS.get(text.lower())
+
+
 def parse_dims(text: str) -> tuple[int, ...] | None:
     """``224x224x3`` -> (224, 224, 3); ``3072`` -> (3072,); anything else -> None."""
     parts = [whole(p) for p in re.split(r"[x*×,]", text.strip().lower())]
@@ -163,12 +173,11 @@ class _Options:
         opt = self.values.get(name)
         if opt is None:
             return default
-        flag = {"true": True, "on": True, "yes": True, "1": True,
-                "false": False, "off": False, "no": False, "0": False}.get(opt.value.lower())
-        if flag is None:
+        value = flag(opt.value)
+        if value is None:
             raise self.fail(opt.tok, f"{name} must be true or false, not {opt.value!r}",
                             opt.offset)
-        return flag
+        return value
 
     def number(self, name: str, default: float, low: float, high: float) -> float:
         opt = self.values.get(name)

@@ -11,7 +11,7 @@ Grammar (one statement per line, or separated by ``;``; ``#`` starts a comment):
     LAYER [OPTION=VALUE ...] [xN] one layer, repeated N times with ``xN``
     repeat EXPR { STATEMENTS }    the statements EXPR times
     concat { branch { ... } branch { ... } ... }      parallel branches, channels joined
-    residual [shortcut=identity|A|B|C] { ... }        body(x) + shortcut(x)
+    residual [shortcut=identity|A|B|C] [bias=BOOL] { ... }   body(x) + shortcut(x)
 
 Layers (paper notation, case-insensitive): ``conv3-64`` ``conv1x7-64`` (kernel-out), options
 s/stride, p/pad (number, HxW or ``same``; default same for odd kernels, 0 for even),
@@ -21,6 +21,11 @@ defaults to the kernel; options s, p, ceil); ``gap`` / ``globalmaxpool``; ``FC-4
 ``gelu`` ``silu`` ``sigmoid`` ``tanh`` ``hardswish`` ``soft-max``; ``dropout`` ``dropout-0.5``
 (option p); ``flatten``; ``lrn`` (size, alpha, beta, k). Any number may be ``$name`` or
 ``${expression}`` over the parameters.
+
+Residual shortcuts (He et al. 2016): ``identity`` (the default); ``A`` subsamples and pads the
+new channels with zeros; ``B`` (``projection``) is a 1x1 conv with the block's stride and a
+``bn`` where the body changes the shape, the identity where it does not; ``C`` projects always.
+``bias=true`` gives the projection conv a bias (Keras' ResNet50), so it needs B or C.
 
 Header lines come before the first layer; ``model``, ``source`` and ``input`` at most once.
 Bounds, so that no text can hang the parser: numbers of at most 18 digits, repeat counts up
@@ -35,8 +40,8 @@ from pathlib import Path
 
 from archcalc.errors import Loc, SpecError
 from archcalc.expr import ExprError, evaluate
-from archcalc.layers import Concat, Graph, Layer, Node, Residual, Shape
-from archcalc.notation import RawOption, Token, build_layer, parse_dims, tokenize, whole
+from archcalc.layers import Concat, Graph, Layer, Node, Residual, Shape, ShortcutKind
+from archcalc.notation import RawOption, Token, build_layer, flag, parse_dims, tokenize, whole
 
 __all__ = ["parse", "parse_dims", "parse_file", "tokenize"]
 
@@ -326,24 +331,43 @@ class _Parser:
         return Node(Concat(tuple(branches)), "concat", path, self.loc(tok))
 
     def residual(self, tok: Token, path: str) -> Node:
-        shortcut = ""
-        for opt in self.rest_of_statement():
-            key, _, value = self.substitute(opt).partition("=")
-            if key.lower() != "shortcut":
-                raise self.error(opt, f"unknown option {key!r} for 'residual' (options: shortcut)")
-            if shortcut:
-                raise self.error(opt, "option 'shortcut' given twice")
-            shortcut = {"identity": "identity", "a": "A", "zeropad": "A", "b": "B",
-                        "projection": "B", "c": "C"}.get(value.lower(), "")
-            if not shortcut:
-                raise self.error(opt, f"unknown shortcut {value!r} (identity, A, B, C)",
-                                 len(key) + 1)
-        shortcut = shortcut or "identity"
+        shortcut, bias = self.residual_options()
         opener = self.expect("{", "'{' after 'residual'")
         body = tuple(self.block(prefix=f"{path}.", opener=opener))
         if not body:
             raise self.error(tok, "'residual' needs at least one layer in its body")
-        return Node(Residual(body, shortcut), f"residual shortcut={shortcut}", path, self.loc(tok))
+        label = f"residual shortcut={shortcut}" + (" bias=true" if bias else "")
+        return Node(Residual(body, shortcut, bias), label, path, self.loc(tok))
+
+    def residual_options(self) -> tuple[ShortcutKind, bool]:
+        """``shortcut=KIND`` and ``bias=BOOL`` of a residual, in any order; ``bias`` is the
+        projection conv's, so it needs a shortcut that can project (B or C)."""
+        given: dict[str, tuple[Token, str, int]] = {}  # option -> token, value, value offset
+        for opt in self.rest_of_statement():
+            key, _, value = self.substitute(opt).partition("=")
+            if key.lower() not in ("shortcut", "bias"):
+                raise self.error(opt, f"unknown option {key!r} for 'residual' "
+                                      "(options: bias, shortcut)")
+            if key.lower() in given:
+                raise self.error(opt, f"option {key.lower()!r} given twice")
+            given[key.lower()] = (opt, value, len(key) + 1)
+        shortcut: ShortcutKind = "identity"
+        if "shortcut" in given:
+            opt, value, offset = given["shortcut"]
+            kind = _SHORTCUTS.get(value.lower())
+            if kind is None:
+                raise self.error(opt, f"unknown shortcut {value!r} (identity, A, B, C)", offset)
+            shortcut = kind
+        if "bias" not in given:
+            return shortcut, False
+        opt, value, offset = given["bias"]
+        bias = flag(value)
+        if bias is None:
+            raise self.error(opt, f"bias must be true or false, not {value!r}", offset)
+        if bias and shortcut in ("identity", "A"):
+            raise self.error(opt, "bias=true is the projection conv's bias; it needs "
+                                  f"shortcut=B or C, not {shortcut}")
+        return shortcut, bias
 
     def layer(self, tok: Token, path: str) -> list[Node]:
         head = self.substitute(tok)
@@ -380,6 +404,9 @@ class _Parser:
             return [Node(layer, label, path, self.loc(tok))]
         return [Node(layer, label, f"{path}.{r + 1}", self.loc(tok)) for r in range(times)]
 
+
+_SHORTCUTS: dict[str, ShortcutKind] = {"identity": "identity", "a": "A", "zeropad": "A",
+                                        "b": "B", "projection": "B", "c": "C"}
 
 # A layer depends only on its words, and layers are immutable: repeated blocks (every
 # ResNet stage) and repeated parses share them instead of rebuilding them.

@@ -138,7 +138,7 @@ def _node(node: Node, x: torch.Tensor) -> tuple[Children, torch.Tensor]:
     elif isinstance(layer, Residual):
         body, y = _seq(layer.body, x)
         layers = shortcut_layers(layer.shortcut, tuple(x.shape[1:]), tuple(y.shape[1:]),
-                                 node.loc)
+                                 node.loc, layer.shortcut_bias)
         sc_nodes = tuple(Node(sc, sc.kind, f"{node.path}.s{i}", node.loc)
                          for i, sc in enumerate(layers, start=1))
         module = ResidualBlock(nn.Sequential(OrderedDict(body)),

@@ -323,6 +323,14 @@ def test_option_b_and_c_project() -> None:
         Conv(16, (1, 1), (1, 1), (0, 0), bias=False), BatchNorm())
 
 
+def test_projection_bias_goes_to_the_projection_conv() -> None:
+    assert shortcut_layers("B", (16, 32, 32), (32, 16, 16), HERE, bias=True) == (
+        Conv(32, (1, 1), (2, 2), (0, 0), bias=True), BatchNorm())
+    assert shortcut_layers("C", (16, 8, 8), (16, 8, 8), HERE, bias=True)[0] == Conv(
+        16, (1, 1), bias=True)
+    assert shortcut_layers("B", (16, 8, 8), (16, 8, 8), HERE, bias=True) == ()  # identity
+
+
 def test_projection_shortcuts_join_feature_maps_only() -> None:
     for kind in ("A", "B", "C"):
         with pytest.raises(SpecError, match="join feature maps, not vectors"):

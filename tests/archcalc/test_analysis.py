@@ -259,6 +259,33 @@ def test_option_c_projects_always() -> None:
     assert rep.totals.params == (3 * 3 * 4 * 4 + 4) + 4 * 4 + (4 + 4)
 
 
+def test_projection_bias_by_hand() -> None:
+    rep = run("input 8x8x4\nresidual shortcut=B bias=true { conv3-8 s=2 bias=false; bn }")
+    projection = rep.rows[2]
+    assert projection.label == "shortcut conv1-8 s=2 bias=true"
+    assert projection.params == Params(1 * 1 * 4 * 8, 8)  # one bias per output channel
+    assert projection.ops == Ops(macs=(4 * 4 * 8) * 4, bias=4 * 4 * 8)
+    # body conv 3*3*4*8 without bias, its BN 8+8; projection 1*1*4*8 + 8, its BN 8+8
+    assert rep.totals.params == 3 * 3 * 4 * 8 + (8 + 8) + (1 * 1 * 4 * 8 + 8) + (8 + 8) == 360
+    assert rep.totals.buffers == 2 * 8 + 2 * 8  # running mean and variance of both BNs
+
+
+@pytest.mark.parametrize(
+    ("convention", "macs", "flops"),
+    [("full", 0, 4 * 4 * 8),  # one addition per output element
+     ("torchinfo", 4 * 4 * 8, 2 * 4 * 4 * 8),  # bias parameters times output positions
+     ("fvcore", 0, 0), ("flopcounter", 0, 0)],  # neither counts biases
+)
+def test_projection_bias_is_counted_as_any_conv_bias(convention: str, macs: int,
+                                                     flops: int) -> None:
+    # the projection's 8 biases and the body conv's 8 each add to a 4x4x8 output
+    block = "input 8x8x4\nresidual shortcut=B bias={} {{ conv3-8 s=2 bias={}; bn }}"
+    plain, projection, body = (run(block.format(*b), convention).totals
+                               for b in (("0", "0"), ("1", "0"), ("0", "1")))
+    for biased in (projection, body):
+        assert (biased.macs - plain.macs, biased.flops - plain.flops) == (macs, flops)
+
+
 def test_misaligned_residual_warns_with_the_location() -> None:
     # the body's 2x2 stride-2 conv is centred on 0.5, the 1x1 projection on 0
     rep = run("input 8x8x4\n\nresidual shortcut=B { conv2-8 s=2 }")

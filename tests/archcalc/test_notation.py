@@ -4,7 +4,7 @@ archcalc.spec in test_spec.py)."""
 from __future__ import annotations
 
 from archcalc import spec
-from archcalc.notation import Token, parse_dims, tokenize, whole
+from archcalc.notation import Token, flag, parse_dims, tokenize, whole
 
 
 def test_tokenize_keeps_expressions_inside_words() -> None:
@@ -39,6 +39,12 @@ def test_parse_dims() -> None:
     assert parse_dims("10") == (10,)
     for bad in ("32x32", "axbxc", "1x2x3x4", "8²x8x3", "-1", "", "1" * 19):
         assert parse_dims(bad) is None
+
+
+def test_flags_accept_words_and_0_1_only() -> None:
+    assert [flag(t) for t in ("true", "ON", "yes", "1")] == [True] * 4
+    assert [flag(t) for t in ("False", "off", "no", "0")] == [False] * 4
+    assert [flag(t) for t in ("2", "", "maybe", " true")] == [None] * 4
 
 
 def test_spec_re_exports_what_callers_import() -> None:

@@ -240,6 +240,28 @@ def test_residual_shortcuts(option: str, shortcut: str) -> None:
     assert node.layer.shortcut == shortcut
     assert node.label == f"residual shortcut={shortcut}"
     assert [n.path for n in node.layer.body] == ["1.1", "1.2"]
+    assert node.layer.shortcut_bias is False
+
+
+@pytest.mark.parametrize(
+    ("options", "shortcut", "bias", "label"),
+    [("shortcut=B bias=true", "B", True, "residual shortcut=B bias=true"),
+     ("bias=1 shortcut=c", "C", True, "residual shortcut=C bias=true"),
+     ("shortcut=projection BIAS=on", "B", True, "residual shortcut=B bias=true"),
+     ("shortcut=B bias=false", "B", False, "residual shortcut=B"),
+     ("bias=0", "identity", False, "residual shortcut=identity"),
+     ("shortcut=A bias=no", "A", False, "residual shortcut=A")],
+)
+def test_residual_projection_bias(options: str, shortcut: str, bias: bool, label: str) -> None:
+    (node,) = nodes(f"residual {options} {{ conv3-3 }}")
+    assert node.layer == Residual(node.layer.body, shortcut, bias)  # type: ignore[arg-type]
+    assert node.label == label
+
+
+def test_residual_projection_bias_from_a_parameter() -> None:
+    text = "param bias = 0\ninput 8x8x3\nresidual shortcut=B bias=${bias} { conv3-8 s=2 }"
+    blocks = [parse(text, overrides={"bias": b}).body[0].layer for b in (0, 1)]
+    assert [isinstance(r, Residual) and r.shortcut_bias for r in blocks] == [False, True]
 
 
 # -- parameters and substitution -----------------------------------------------------------
@@ -377,6 +399,17 @@ BAD = [
     ("input 8x8x3\nresidual shortcut=D { relu }", 2, 19, "unknown shortcut 'D'"),
     ("input 8x8x3\nresidual shortcut=A shortcut=B { relu }", 2, 21,
      "option 'shortcut' given twice"),
+    ("input 8x8x3\nresidual shortcut=B bias=maybe { relu }", 2, 26,
+     "bias must be true or false, not 'maybe'"),
+    ("input 8x8x3\nresidual shortcut=B bias { relu }", 2, 26, "bias must be true or false"),
+    ("input 8x8x3\nresidual bias=1 shortcut=B bias=0 { relu }", 2, 28,
+     "option 'bias' given twice"),
+    ("input 8x8x3\nresidual bias=true { relu }", 2, 10,
+     "bias=true is the projection conv's bias; it needs shortcut=B or C, not identity"),
+    ("input 8x8x3\nresidual shortcut=A bias=1 { relu }", 2, 21,
+     "bias=true is the projection conv's bias; it needs shortcut=B or C, not A"),
+    ("param b = 2\ninput 8x8x3\nresidual shortcut=C bias=$b { relu }", 3, 26,
+     "bias must be true or false, not '2'"),
     # unbalanced braces and containers
     ("input 8x8x3\nresidual {\n  relu\n", 2, 10, "this '{' is never closed"),
     ("input 8x8x3\nrepeat 2 { relu", 2, 10, "this '{' is never closed"),

@@ -34,6 +34,7 @@ SMALL_INPUTS = {
     # stride 32 in all before global average pooling: 64 -> 2x2 maps in conv5_x
     "resnet50": (3, 64, 64),
     "resnet50-paper": (3, 64, 64),
+    "resnet50-keras": (3, 64, 64),
     # googlenet keeps 224: its avgpool7 needs a 7x7 map after the /32 stem.
     # resnet20..110 keep 32 (cheap, and the size the paper's CIFAR models are built for).
 }
@@ -42,7 +43,7 @@ input 20x18x4
 conv3-8 s=2 d=2 g=2 p=1 bias=false; bn affine=false; leakyrelu
 conv1x3-8; bn; elu
 residual shortcut=C { conv3-8; gelu }
-residual shortcut=B { conv3-16 s=2; bn; silu }
+residual shortcut=B bias=true { conv3-16 s=2; bn; silu }
 residual shortcut=A { conv3-24 s=2; hardswish }
 avgpool3 s=2 p=1 ceil=true
 lrn size=3

@@ -3,6 +3,8 @@ arithmetic written out here by hand and with the numbers its source publishes.""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 import archcalc
@@ -41,7 +43,7 @@ def test_the_zoo_holds_the_expected_models() -> None:
     expected = {
         "alexnet", "alexnet-torchvision", "inception-naive", "inception-reduction",
         "googlenet", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet50",
-        "resnet50-paper", "mlp-cifar", "mlp-cifar-dropout",
+        "resnet50-paper", "resnet50-keras", "mlp-cifar", "mlp-cifar-dropout",
     }
     assert expected <= set(zoo.names())
     assert len(zoo.names()) == len(set(zoo.names()))
@@ -297,8 +299,9 @@ def test_resnet_cifar_width_and_classes() -> None:
 STAGES = [(64, 3, 56), (128, 4, 28), (256, 6, 14), (512, 3, 7)]  # width, blocks, output map
 
 
-def resnet50_params(blocks: tuple[int, ...] = (3, 4, 6, 3)) -> int:
-    total = 7 * 7 * 3 * 64 + 2 * 64  # conv1 (no bias) + BN
+def resnet50_params(blocks: tuple[int, ...] = (3, 4, 6, 3), channels: int = 3,
+                    classes: int = 1000) -> int:
+    total = 7 * 7 * channels * 64 + 2 * 64  # conv1 (no bias) + BN
     cin = 64
     for (w, _, _), n in zip(STAGES, blocks, strict=True):
         body = cin * w + 9 * w * w + w * 4 * w + 2 * (w + w + 4 * w)
@@ -306,7 +309,16 @@ def resnet50_params(blocks: tuple[int, ...] = (3, 4, 6, 3)) -> int:
         rest = 4 * w * w + 9 * w * w + w * 4 * w + 2 * (w + w + 4 * w)
         total += body + projection + (n - 1) * rest
         cin = 4 * w
-    return total + 2048 * 1000 + 1000
+    return total + 2048 * classes + classes
+
+
+def resnet50_conv_biases() -> int:
+    """One per output channel of each conv, as Keras' ResNet50 has; each conv has a BN."""
+    total = 64  # conv1
+    for w, n, _ in STAGES:
+        total += (w + w + 4 * w) + 4 * w  # first block: body and projection shortcut
+        total += (n - 1) * (w + w + 4 * w)
+    return total
 
 
 def resnet50_macs(paper: bool) -> int:
@@ -336,6 +348,47 @@ def test_resnet50_params_and_macs() -> None:
     assert len(rows_of(tv, "add")) == 16
     assert rows_of(tv, "act")[-1].label == "relu"  # torchvision returns logits
     assert paper.rows[-1].label == "soft-max"
+
+
+def test_resnet50_keras_has_a_bias_on_every_conv() -> None:
+    keras, paper = report("resnet50-keras"), report("resnet50-paper")
+    biases = resnet50_conv_biases()
+    assert len(rows_of(keras, "conv")) == 53 and biases == 26_560
+    assert keras.totals.params == resnet50_params() + biases == 25_583_592
+    assert keras.totals.buffers == paper.totals.buffers == 2 * biases  # BN mean, variance
+    # Keras' model.summary() of ResNet50(weights=None): total 25,636,712 parameters,
+    # 25,583,592 trainable and 53,120 non-trainable (BN's moving mean and variance)
+    assert keras.totals.params + keras.totals.buffers == 25_636_712
+    assert keras.totals.macs == paper.totals.macs  # biases are additions, not MACs
+    projections = [r for r in rows_of(keras, "conv") if r.label.startswith("shortcut")]
+    assert [r.params.biases for r in projections] == [256, 512, 1024, 2048]
+
+
+def test_resnet50_keras_at_32x32x1_with_10_classes() -> None:
+    # Keras' ResNet50(weights=None, input_shape=(32, 32, 1), classes=10).count_params() is
+    # 23,601,930: trainable parameters plus BN's moving mean and variance (our buffers).
+    # The input changes only conv1 (7*7*1*64 weights) and the classes only the FC layer.
+    rep = report("resnet50-keras", size=32, channels=1, classes=10)
+    trainable = resnet50_params(channels=1, classes=10) + resnet50_conv_biases()
+    assert rep.input_shape == (1, 32, 32)
+    assert rep.totals.params == trainable == 23_548_810
+    assert rep.totals.buffers == 53_120
+    assert rep.totals.params + rep.totals.buffers == 23_601_930
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None,
+                    reason="tensorflow (Keras' backend) is not installed")
+def test_resnet50_keras_agrees_with_keras() -> None:
+    import keras
+
+    model = keras.applications.ResNet50(weights=None, input_shape=(32, 32, 1), classes=10)
+    rep = report("resnet50-keras", size=32, channels=1, classes=10)
+    trainable = sum(int(w.shape.num_elements()) for w in model.trainable_weights)
+    assert (trainable, model.count_params() - trainable) == (rep.totals.params,
+                                                             rep.totals.buffers)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert sorted(c.count_params() for c in convs) == sorted(
+        r.params.trainable for r in rows_of(rep, "conv"))
 
 
 def test_resnet50_stride_placement() -> None:

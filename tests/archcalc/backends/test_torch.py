@@ -119,6 +119,15 @@ def test_residual_shortcuts_come_from_algebra(kind: str, modules: list[type]) ->
     assert torch.allclose(block.eval()(x), block.body(x) + block.shortcut(x))
 
 
+def test_projection_bias_reaches_the_shortcut_conv() -> None:
+    graph = archcalc.parse("input 8x8x4\nresidual shortcut=B bias=true { conv3-8 s=2; bn }")
+    model = build_module(graph)
+    conv = modules_by_path(model)["1.s1"]
+    assert isinstance(conv, nn.Conv2d) and conv.bias is not None and conv.bias.shape == (8,)
+    totals = archcalc.analyze(graph).totals
+    assert parameter_counts(model) == (totals.params, totals.buffers)
+
+
 def test_lrn_uses_the_papers_alpha() -> None:
     """Krizhevsky's b = a / (k + alpha * sum of a^2 over n neighbours)^beta; torch divides
     alpha by n, so the backend must pass alpha * n."""
