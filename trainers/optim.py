@@ -21,9 +21,10 @@ torch's ``SGD(nesterov=True)`` makes). Writing b = −v / ε, the step becomes::
     φ ← φ − ε (g / (√r + δ) + α b)
 
 δ is added to √r as torch's RMSprop adds it, so at α = 0 this is exactly
-``torch.optim.RMSprop(lr=ε, alpha=ρ, eps=δ)``. After training the parameters hold φ, the
-point where the last gradient was taken; like torch's Nesterov SGD we evaluate that network
-(θ = φ − α v is one momentum step behind). tests/trainers/test_optim.py checks these
+``torch.optim.RMSprop(lr=ε, alpha=ρ, eps=δ)``. ``weight_decay`` λ adds λφ to g first, the
+gradient of an L2 penalty (λ/2)‖φ‖², as torch's optimizers do. After training the parameters
+hold φ, the point where the last gradient was taken; like torch's Nesterov SGD we evaluate
+that network (θ = φ − α v is one momentum step behind). tests/trainers/test_optim.py checks these
 equations by hand, one step and several.
 """
 
@@ -39,7 +40,7 @@ class RMSPropNesterov(torch.optim.Optimizer):
     """RMSProp with Nesterov momentum; see the module docstring for the update equations."""
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-4, rho: float = 0.9,
-                 momentum: float = 0.9, eps: float = 1e-8) -> None:
+                 momentum: float = 0.9, eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         if lr < 0:
             raise ValueError(f"lr (learning rate) must be >= 0, got {lr}")
         if not 0 <= rho < 1:
@@ -48,7 +49,10 @@ class RMSPropNesterov(torch.optim.Optimizer):
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         if eps < 0:
             raise ValueError(f"eps must be >= 0, got {eps}")
-        super().__init__(params, {"lr": lr, "rho": rho, "momentum": momentum, "eps": eps})
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        super().__init__(params, {"lr": lr, "rho": rho, "momentum": momentum, "eps": eps,
+                                  "weight_decay": weight_decay})
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
@@ -69,13 +73,15 @@ class RMSPropNesterov(torch.optim.Optimizer):
         if grad.is_sparse:
             raise RuntimeError("RMSPropNesterov does not support sparse gradients")
         state = self.state[p]
-        if not state:
-            state["step"] = 0
+        if not state:  # a tensor step, as torch's: torch.compile traces it without recompiling
+            state["step"] = torch.zeros((), dtype=torch.float32)
             state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        state["step"] += 1
+        state["step"].add_(1)
         rho, alpha, lr = group["rho"], group["momentum"], group["lr"]
         r, b = state["square_avg"], state["momentum_buffer"]
+        if group["weight_decay"]:
+            grad = grad.add(p, alpha=group["weight_decay"])  # g + lambda phi
         # Seven passes over memory, one temporary: the step is bandwidth-bound on big layers.
         r.mul_(rho).addcmul_(grad, grad, value=1 - rho)  # r <- rho r + (1 - rho) g*g
         scaled = r.sqrt().add_(group["eps"])

@@ -62,6 +62,10 @@ class Config:
         "classic", "classic: no rescaling in training, test weights times the keep "
         "probability; inverted: kept units divided by it in training.")
     eval_batch: int = setting(10000, "Samples per forward pass in evaluation (memory only).")
+    step: Literal["auto", "compile", "eager"] = setting(
+        "auto", "How RMSProp, RMSProp+Nesterov and AdaDelta step (Adam and AdaGrad use torch's "
+        "fused kernels): compile fuses each step with torch.compile (needs a C++ compiler on "
+        "CPU), eager runs torch's per-op step; auto compiles where it can. Same arithmetic.")
     adagrad_lr: float = setting(0.01, "AdaGrad learning rate.")
     adagrad_eps: float = setting(1e-10, "AdaGrad stabiliser added to the root.")
     rmsprop_lr: float = setting(0.001, "RMSProp learning rate.")

@@ -33,6 +33,7 @@ from trainers.plugins.optimizers_loop import (
     l2_penalty,
     make_optimizer,
     penalised_weights,
+    step_function,
     to_device,
     train_epoch,
 )
@@ -63,7 +64,8 @@ def build(config: Config, job: Job, device: str) -> tuple[nn.Sequential, torch.o
     drop = (config.dropout_input, config.dropout_hidden, config.dropout_hidden)
     model = build_mlp(config.hidden, drop if variant == "dropout" else None,
                       config.dropout_style).to(device)
-    return model, make_optimizer(method, model.parameters(), hyperparameters(config, method))
+    return model, make_optimizer(method, model, hyperparameters(config, method),
+                                 config.weight_decay)
 
 
 def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
@@ -113,6 +115,7 @@ def train_one(config: Config, ctx: RunContext, data: DeviceData, plan: list[Job]
     else:
         model, optimizer, history = pending.model, pending.optimizer, pending.history
     weights = penalised_weights(model)
+    step, how = step_function(optimizer, method, config.step, ctx.device)
 
     def penalty() -> torch.Tensor:
         return l2_penalty(weights, config.weight_decay)
@@ -124,12 +127,12 @@ def train_one(config: Config, ctx: RunContext, data: DeviceData, plan: list[Job]
             with ctx.reporter.bar("steps", total=n, unit="img") as steps, \
                     Timer(ctx.device) as timer:
                 loss, objective = train_epoch(model, optimizer, data.x_train, data.y_train,
-                                              config.batch_size, penalty, steps.advance)
+                                              config.batch_size, penalty, steps.advance, step)
             history.append(measure(model, data, config, penalty, epoch, loss, objective,
                                    timer.seconds))
             ctx.reporter.log({"variant": variant, "method": method, **history[-1]})
             bar.advance()
-            record = training_record(config, plan[k], history) \
+            record = training_record(config, plan[k], history, how) \
                 if epoch == config.epochs else None
             extra = {"done": [*done, record], "history": []} if record is not None \
                 else {"done": done, "history": history}
@@ -154,10 +157,11 @@ def measure(model: nn.Sequential, data: DeviceData, config: Config,
             "train_s": seconds}
 
 
-def training_record(config: Config, job: Job, history: list[dict[str, Any]]) -> dict[str, Any]:
+def training_record(config: Config, job: Job, history: list[dict[str, Any]],
+                    step: str) -> dict[str, Any]:
     variant, method = job
     return {"variant": variant, "method": method,
-            "hyperparameters": hyperparameters(config, method),
+            "hyperparameters": hyperparameters(config, method), "optimizer_step": step,
             "train_seconds": math.fsum(h["train_s"] for h in history),
             "history": list(history)}
 

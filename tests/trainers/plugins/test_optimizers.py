@@ -32,11 +32,14 @@ from trainers.plugins.optimizers import (
     plugin,
 )
 from trainers.plugins.optimizers_loop import (
+    UNFUSED,
     build_mlp,
+    can_compile,
     evaluate,
     l2_penalty,
     make_optimizer,
     penalised_weights,
+    step_function,
     train_epoch,
 )
 from trainers.plugins.optimizers_report import best_by_variant
@@ -112,27 +115,85 @@ def test_each_method_gets_its_optimizer_and_hyperparameters() -> None:
              "rmsprop-nesterov": RMSPropNesterov, "adadelta": torch.optim.Adadelta,
              "adam": torch.optim.Adam}
     for method in METHODS:
-        opt = make_optimizer(method, [torch.zeros(2, requires_grad=True)],
-                             hyperparameters(config, method))
+        opt = make_optimizer(method, torch.nn.Linear(2, 1), hyperparameters(config, method),
+                             0.01)
         assert type(opt) is kinds[method]
         assert opt.param_groups[0]["lr"] == hyperparameters(config, method)["lr"]
-    adadelta = make_optimizer("adadelta", [torch.zeros(1, requires_grad=True)],
+        decay = [(len(g["params"]), g["weight_decay"]) for g in opt.param_groups]
+        assert decay == [(1, 0.01), (1, 0.0)]  # the weight decays, the bias does not
+    adadelta = make_optimizer("adadelta", torch.nn.Linear(1, 1),
                               hyperparameters(config, "adadelta")).param_groups[0]
     assert (adadelta["rho"], adadelta["eps"]) == (0.95, 1e-6)
 
 
-def test_l2_penalty_value_and_gradient() -> None:
+def test_l2_penalty_value() -> None:
     torch.manual_seed(0)
-    w = [torch.randn(4, 3, dtype=torch.float64, requires_grad=True),
-         torch.randn(2, 4, dtype=torch.float64, requires_grad=True)]
-    value = l2_penalty(w, 0.1)
-    expected = 0.05 * sum((x.detach() ** 2).sum() for x in w)
-    assert value.item() == pytest.approx(float(expected), rel=1e-12)
-    value.backward()
-    for x in w:
-        torch.testing.assert_close(x.grad, 0.1 * x.detach())
+    w = [torch.randn(4, 3, dtype=torch.float64), torch.randn(2, 4, dtype=torch.float64)]
+    expected = 0.05 * sum(float((x ** 2).sum()) for x in w)
+    assert l2_penalty(w, 0.1).item() == pytest.approx(expected, rel=1e-12)
     model = build_mlp(8, None, "classic")
     assert len(penalised_weights(model)) == 3  # weight matrices only, no biases
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_weight_decay_steps_as_the_penalty_in_the_objective_would(method: str) -> None:
+    """The plugin leaves the penalty's gradient to the optimizer's weight decay: three steps
+    equal three steps on data loss + (λ/2)ΣW² differentiated by autograd, biases free."""
+    torch.manual_seed(0)
+    ours = build_mlp(8, None, "classic").double()
+    theirs = build_mlp(8, None, "classic").double()
+    theirs.load_state_dict(ours.state_dict())
+    hyper, lam = hyperparameters(Config(), method), 0.05
+    x, y = torch.randn(16, 3, 32, 32, dtype=torch.float64), torch.randint(0, 10, (16,))
+    decayed = make_optimizer(method, ours, hyper, lam)
+    plain = make_optimizer(method, theirs, hyper, 0.0)
+    for _ in range(3):
+        decayed.zero_grad()
+        F.cross_entropy(ours(x), y).backward()
+        decayed.step()
+        plain.zero_grad()
+        penalty = sum((w ** 2).sum() for w in penalised_weights(theirs)) * lam / 2
+        (F.cross_entropy(theirs(x), y) + penalty).backward()
+        plain.step()
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    assert not torch.equal(ours[-1].weight, build_mlp(8, None, "classic").double()[-1].weight)
+
+
+@pytest.mark.parametrize("method", UNFUSED)
+def test_a_compiled_step_is_the_eager_step(method: str) -> None:
+    if not can_compile("cpu"):
+        pytest.skip("torch.compile needs a C++ compiler")
+    torch.manual_seed(0)
+    eager_model, compiled_model = torch.nn.Linear(40, 30), torch.nn.Linear(40, 30)
+    compiled_model.load_state_dict(eager_model.state_dict())
+    hyper = hyperparameters(Config(), method)
+    eager = make_optimizer(method, eager_model, hyper, 0.01)
+    compiled = make_optimizer(method, compiled_model, hyper, 0.01)
+    step, how = step_function(compiled, method, "compile", "cpu")
+    assert how == "compiled"
+    x = torch.randn(8, 40)
+    for _ in range(3):
+        for model, take in ((eager_model, eager.step), (compiled_model, step)):
+            model.zero_grad()
+            model(x).square().mean().backward()
+            take()
+    for a, b in zip(eager_model.parameters(), compiled_model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_step_modes_and_a_missing_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = torch.nn.Linear(2, 1)
+    adam = make_optimizer("adam", model, hyperparameters(Config(), "adam"))
+    assert step_function(adam, "adam", "compile", "cpu") == (adam.step, "fused")
+    rms = make_optimizer("rmsprop", model, hyperparameters(Config(), "rmsprop"))
+    assert step_function(rms, "rmsprop", "eager", "cpu") == (rms.step, "eager")
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    assert not can_compile("cpu")
+    assert step_function(rms, "rmsprop", "auto", "cpu") == (rms.step, "eager")
+    with pytest.raises(ConfigError, match="C\\+\\+ compiler"):
+        step_function(rms, "rmsprop", "compile", "cpu")
 
 
 def test_train_epoch_means_and_objective() -> None:
@@ -141,8 +202,8 @@ def test_train_epoch_means_and_objective() -> None:
     torch.manual_seed(0)
     model = build_mlp(8, None, "classic")
     x, y = torch.randn(50, 3, 32, 32), torch.randint(0, 10, (50,))
-    opt = make_optimizer("adam", model.parameters(), {"lr": 0.0, "beta1": 0.9, "beta2": 0.999,
-                                                      "eps": 1e-8})
+    opt = make_optimizer("adam", model, {"lr": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+                         0.01)
     weights = penalised_weights(model)
     loss, objective = train_epoch(model, opt, x, y, 16, lambda: l2_penalty(weights, 0.01))
     with torch.no_grad():
@@ -189,7 +250,9 @@ def test_run_trains_all_ten_and_says_it_is_stand_in_data(baseline: Path) -> None
     results = json.loads((baseline / "results.json").read_text())
     pairs = [(t["variant"], t["method"]) for t in results["trainings"]]
     assert pairs == [(v, m) for v in VARIANTS for m in METHODS]
+    compiled = "compiled" if can_compile("cpu") else "eager"
     for t in results["trainings"]:
+        assert t["optimizer_step"] == (compiled if t["method"] in UNFUSED else "fused")
         assert [h["epoch"] for h in t["history"]] == [1, 2]
         last = t["history"][-1]
         assert all(math.isfinite(last[k]) for k in ("train_loss", "full_train_loss",
