@@ -10,7 +10,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -67,6 +67,31 @@ def _check_cuda_index(index: int) -> None:
     if index >= count:
         raise ConfigError(f"device cuda:{index} does not exist; this machine has {count} "
                           f"GPU(s): cuda:0..cuda:{count - 1}")
+
+
+# -- torchrun ----------------------------------------------------------------------------
+def distributed_rank(environ: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """This process's ``(rank, world size)`` under torchrun; ``(0, 1)`` outside one.
+
+    torchrun starts every rank with the same command line and tells them apart only by
+    ``RANK`` and ``WORLD_SIZE``. The host reads them to let rank 0 alone write the run
+    directory; plugins read them (through here) to join the process group and shard their
+    batches, so both agree on who is who. A missing ``WORLD_SIZE``, or one of 1 or less, is
+    a single process whatever ``RANK`` says (a stray ``RANK`` must not silence a plain run).
+    """
+    env = os.environ if environ is None else environ
+    size_text, rank_text = env.get("WORLD_SIZE", "").strip(), env.get("RANK", "0").strip()
+    try:
+        size = int(size_text) if size_text else 1
+        rank = int(rank_text or "0")
+    except ValueError:
+        raise ConfigError(f"torchrun variables RANK={rank_text!r} WORLD_SIZE={size_text!r} "
+                          "are not integers") from None
+    if size <= 1:
+        return 0, 1
+    if not 0 <= rank < size:
+        raise ConfigError(f"RANK={rank} is outside WORLD_SIZE={size} (ranks 0..{size - 1})")
+    return rank, size
 
 
 # -- seeds and threads --------------------------------------------------------------------
@@ -137,6 +162,16 @@ def keep_freed_memory() -> bool:
 
 
 # -- timing -------------------------------------------------------------------------------
+def compile_seconds() -> float:
+    """Seconds torch.compile has spent compiling in this process so far, so that training
+    time can leave out the one-off kernel building (0.0 when torch's dynamo has no such
+    record: the metric is dynamo's own, ``compilation_time_metrics``)."""
+    import torch._dynamo.utils as dynamo_utils
+
+    metrics = getattr(dynamo_utils, "compilation_time_metrics", {})
+    return float(sum(metrics.get("_compile.compile_inner", ())))
+
+
 def synchronize(device: str) -> None:
     """Wait for queued GPU work, so a clock read measures finished work, not launches."""
     if device.startswith("cuda"):

@@ -223,3 +223,17 @@ def test_keep_freed_memory_sets_glibc_thresholds_in_its_own_process() -> None:
         pytest.skip("not glibc")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True"]  # applied, and safe to apply again
+
+
+def test_compile_seconds_grow_only_while_torch_compile_builds() -> None:
+    from trainers.plugins.optimizers_loop import can_compile
+
+    if not can_compile("cpu"):
+        pytest.skip("torch.compile needs a C++ compiler")
+    torch._dynamo.reset()
+    double = torch.compile(lambda t: t * 2 + 1)
+    before = runtime.compile_seconds()
+    double(torch.ones(3))
+    built = runtime.compile_seconds()
+    double(torch.ones(3))
+    assert built > before and runtime.compile_seconds() == built

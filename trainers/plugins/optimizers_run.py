@@ -38,7 +38,7 @@ from trainers.plugins.optimizers_loop import (
     train_epoch,
 )
 from trainers.plugins.optimizers_report import best_by_variant, result_rows
-from trainers.runtime import Timer, keep_freed_memory
+from trainers.runtime import Timer, compile_seconds, keep_freed_memory
 
 Job = tuple[str, str]  # (variant, method)
 
@@ -124,12 +124,14 @@ def train_one(config: Config, ctx: RunContext, data: DeviceData, plan: list[Job]
     with ctx.reporter.bar(f"{variant} {method}", total=config.epochs, unit="epoch") as bar:
         bar.advance(len(history))
         for epoch in range(len(history) + 1, config.epochs + 1):
+            compiled_before = compile_seconds()
             with ctx.reporter.bar("steps", total=n, unit="img") as steps, \
                     Timer(ctx.device) as timer:
                 loss, objective = train_epoch(model, optimizer, data.x_train, data.y_train,
                                               config.batch_size, penalty, steps.advance, step)
-            history.append(measure(model, data, config, penalty, epoch, loss, objective,
-                                   timer.seconds))
+            compiling = compile_seconds() - compiled_before  # first epoch: building kernels
+            history.append({**measure(model, data, config, penalty, epoch, loss, objective,
+                                      timer.seconds - compiling), "compile_s": compiling})
             ctx.reporter.log({"variant": variant, "method": method, **history[-1]})
             bar.advance()
             record = training_record(config, plan[k], history, how) \

@@ -236,7 +236,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginEnv]:
 
 def without_times(trainings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**t, "train_seconds": None,
-             "history": [{**h, "train_s": None} for h in t["history"]]} for t in trainings]
+             "history": [{**h, "train_s": None, "compile_s": None} for h in t["history"]]}
+            for t in trainings]
 
 
 @pytest.fixture(scope="module")
@@ -253,6 +254,8 @@ def test_run_trains_all_ten_and_says_it_is_stand_in_data(baseline: Path) -> None
     compiled = "compiled" if can_compile("cpu") else "eager"
     for t in results["trainings"]:
         assert t["optimizer_step"] == (compiled if t["method"] in UNFUSED else "fused")
+        first, second = (h["compile_s"] for h in t["history"])  # left out of train_s
+        assert second == 0 and (first > 0) == (t["optimizer_step"] == "compiled")
         assert [h["epoch"] for h in t["history"]] == [1, 2]
         last = t["history"][-1]
         assert all(math.isfinite(last[k]) for k in ("train_loss", "full_train_loss",
