@@ -5,6 +5,10 @@ from its config dataclass, so no plugin writes flags. ``hw3 list`` and ``hw3 --h
 metadata and import plugins, which import frameworks only inside ``run``; the data sub-app
 and the run machinery (torch, through runtime and checkpoints) load only when used. User
 mistakes (any Hw3Error) become one line on stderr and exit code 2; Ctrl-C exits 130.
+
+``hw3 run`` runs unchanged under torchrun: every rank trains, but only rank 0 (``RANK``,
+``WORLD_SIZE``) creates, locks and writes the run directory and prints; the other ranks are
+quiet followers that write nothing and, on ``--resume``, read rank 0's checkpoint.
 """
 
 from __future__ import annotations
@@ -250,25 +254,37 @@ def build_config(trainer: Trainer[Any], specs: dict[str, cfg.FieldSpec],
 
 def start(trainer: Trainer[Any], specs: dict[str, cfg.FieldSpec], given: dict[str, Any],
           host: Host) -> None:
-    """Resolve everything that can be wrong before a run directory exists, then launch."""
+    """Resolve everything that can be wrong before a run directory exists, then launch.
+
+    Under torchrun every rank gets this same command line; rank 0 alone creates the run,
+    the others follow it without writing (one run directory per job, not one per rank).
+    """
+    from trainers import runtime
+
+    leader = runtime.distributed_rank()[0] == 0
     store = RunStore(runs_root(host.runs_dir))
     if host.resume is not None:
-        resume(trainer, store, given, host)
+        resume(trainer, store, given, host, leader=leader)
         return
     config = build_config(trainer, specs, given, host.config)
     settings = _settings(host, {})
-    launch(trainer, store.create(trainer.name), config, settings)
+    run = store.create(trainer.name) if leader else store.follow(trainer.name)
+    launch(trainer, run, config, settings)
 
 
-def resume(trainer: Trainer[Any], store: RunStore, given: dict[str, Any], host: Host) -> None:
-    """Continue a run with its saved config; --device and --data-dir may change."""
+def resume(trainer: Trainer[Any], store: RunStore, given: dict[str, Any], host: Host, *,
+           leader: bool = True) -> None:
+    """Continue a run with its saved config; --device and --data-dir may change.
+
+    A follower (torchrun rank > 0) opens the same run read-only: rank 0 holds its lock."""
     extra = [f"--{k.replace('_', '-')}" for k in given] + \
         [o for o, v in (("--config", host.config), ("--seed", host.seed),
                         ("--deterministic", host.deterministic)) if v is not None]
     if extra:
         raise ConfigError(f"--resume continues with the run's saved config; drop "
                           f"{', '.join(extra)}")
-    run = store.resume(trainer.name, str(host.resume))
+    run = store.resume(trainer.name, str(host.resume)) if leader else \
+        store.follow(trainer.name, str(host.resume))
     doc = cfg.read_toml(run.dir / "config.toml")
     source = f"{run.dir / 'config.toml'} [{trainer.name}]"
     config = cfg.resolve(trainer.config_type,
@@ -291,10 +307,14 @@ def _settings(host: Host, saved: dict[str, Any]) -> dict[str, Any]:
 
 
 def launch(trainer: Trainer[Any], run: Run, config: Any, host: dict[str, Any]) -> None:
-    """Lock the run, train, store results (then mark finished) and write the report."""
+    """Lock the run, train, store results (then mark finished) and write the report.
+
+    A follower's run writes nothing, and its console is silent, so a torchrun job prints
+    and records each line once (rank 0's); a follower returns without a summary.
+    """
     from trainers import runtime
 
-    console = Console()
+    console = Console() if run.writer else Console(quiet=True, force_terminal=False)
     with run:
         if not run.resumed:
             run.write_config(cfg.to_toml({"hw3": {"plugin": trainer.name, **host},
@@ -307,6 +327,8 @@ def launch(trainer: Trainer[Any], run: Run, config: Any, host: dict[str, Any]) -
                       f"({run.dir}) on {host['device']}, seed {host['seed']}")
         results = _train(trainer, config, ctx)
         run.finish(results)
+        if not run.writer:
+            return
         summary_path, _ = write_summary(trainer, run_info(run.dir), locked=True)
     console.print(f"finished {run.ref}; summary: {summary_path}", markup=False,
                   highlight=False)

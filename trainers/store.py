@@ -8,6 +8,10 @@ stale (its pid no longer holds it) while a live run can never be written by a se
 A run becomes ``finished`` only after results.json is on disk, so a half-written run is never
 reported as finished. Metric appends are single ``write`` calls; each checkpoint records how
 many metric lines it covers, and a resume cuts metrics.jsonl back to that line.
+
+Under torchrun every rank runs the same command; only rank 0 holds a :class:`Run`. The other
+ranks hold a :class:`Follower`: same interface, nothing created, locked or written, and
+checkpoints read from rank 0's directory when resuming.
 """
 
 from __future__ import annotations
@@ -151,16 +155,21 @@ class RunInfo:
 def run_info(folder: Path) -> RunInfo:
     """Read a run directory; a 'running' run whose lock is free was interrupted."""
     meta = read_json(folder / "state.json") or {}
-    state = str(meta.get("state", "interrupted"))
     results = read_json(folder / "results.json")
+    state = recorded_state(meta, results)
     if state == "running" and lock_holder(folder / ".lock") is None:
         state = "interrupted"
-    if state == "finished" and not isinstance(results, dict):
-        state = "incomplete"
     return RunInfo(folder.parent.name, folder.name, folder, state, str(meta.get("started", "")),
                    str(meta.get("ended", "")), bool(meta.get("stand_in", False)),
                    str(meta.get("stand_in_why", "")), str(meta.get("error", "")),
                    headline(results) if state == "finished" else "")
+
+
+def recorded_state(meta: Mapping[str, Any], results: Any) -> str:
+    """The state as stored (no lock probe); 'finished' without readable results is
+    'incomplete'."""
+    state = str(meta.get("state", "interrupted"))
+    return "incomplete" if state == "finished" and not isinstance(results, dict) else state
 
 
 def headline(results: Any) -> str:
@@ -193,29 +202,54 @@ class RunStore:
 
     def resume(self, plugin: str, ref: str) -> Run:
         info = self.find(ref, plugin)
-        if info.plugin != plugin:
-            raise RunError(f"run {info.ref} belongs to plugin {info.plugin!r}, not {plugin!r}")
-        if info.state == "finished":
-            raise RunError(f"run {info.ref} already finished; nothing to resume")
+        _check_resumable(plugin, info.ref, info.plugin, info.state)
         return Run(info.dir, resumed=True)
+
+    def follow(self, plugin: str, ref: str | None = None) -> Follower:
+        """The run as a rank > 0 of a torchrun job holds it: ``ref`` None for a new run
+        (rank 0 creates the directory; the follower's path is never made or read), else the
+        run rank 0 resumes, whose checkpoints the follower reads.
+
+        Read-only on purpose: no directory, no lock, not even ``run_info``, whose shared
+        flock probe of ``.lock`` could make rank 0's non-blocking lock fail if both met.
+        """
+        if ref is None:
+            return Follower(self.root / plugin / "follower", resumed=False)
+        folder = self.locate(ref, plugin)
+        state = recorded_state(read_json(folder / "state.json") or {},
+                               read_json(folder / "results.json"))
+        _check_resumable(plugin, f"{folder.parent.name}/{folder.name}", folder.parent.name,
+                         state)
+        return Follower(folder, resumed=True)
 
     def find(self, ref: str, plugin: str | None = None) -> RunInfo:
         """``ref`` is a run directory, ``plugin/run-id`` or a run id (unique across plugins)."""
+        return run_info(self.locate(ref, plugin))
+
+    def locate(self, ref: str, plugin: str | None = None) -> Path:
+        """The directory of run ``ref`` (as :meth:`find` takes it), without reading it."""
         candidates = [Path(ref), self.root / ref]
         if plugin:
             candidates.append(self.root / plugin / ref)
         for folder in candidates:
             if (folder / "config.toml").is_file():
-                return run_info(folder)
+                return folder
         matches = [p for p in self.root.glob(f"*/{ref}") if (p / "config.toml").is_file()]
         if len(matches) == 1:
-            return run_info(matches[0])
+            return matches[0]
         found = "several plugins have it" if matches else "no such run"
         raise RunError(f"run {ref!r}: {found} under {self.root} (see hw3 runs)")
 
     def runs(self) -> list[RunInfo]:
         folders = [p.parent for p in self.root.glob("*/*/config.toml")]
         return sorted((run_info(p) for p in folders), key=lambda r: (r.started, r.ref))
+
+
+def _check_resumable(plugin: str, ref: str, owner: str, state: str) -> None:
+    if owner != plugin:
+        raise RunError(f"run {ref} belongs to plugin {owner!r}, not {plugin!r}")
+    if state == "finished":
+        raise RunError(f"run {ref} already finished; nothing to resume")
 
 
 def new_run_id() -> str:
@@ -238,6 +272,8 @@ class Checkpoint:
 
 class Run:
     """A run directory held by this process; use as a context manager to hold its lock."""
+
+    writer = True  # this process records the run (False: a Follower, see there)
 
     def __init__(self, folder: Path, *, resumed: bool) -> None:
         self.dir = folder
@@ -309,12 +345,15 @@ class Run:
 
     def finish(self, results: Mapping[str, Any]) -> None:
         """Store results, then (only then) mark the run finished."""
-        try:
-            text = json.dumps(results, indent=1, sort_keys=False)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"results of {self.plugin!r} are not JSON-able: {exc}") from exc
+        text = self._results_json(results)
         atomic_write(self.dir / "results.json", text + "\n")
         self.set_state("finished", ended=_now())
+
+    def _results_json(self, results: Mapping[str, Any]) -> str:
+        try:
+            return json.dumps(results, indent=1, sort_keys=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"results of {self.plugin!r} are not JSON-able: {exc}") from exc
 
     # -- checkpoints -------------------------------------------------------------------
     def save_checkpoint(self, epoch: int, model: Any, optimizer: Any = None,
@@ -355,6 +394,62 @@ class Run:
         """First Ctrl-C: stop at the next checkpoint. False if this run never checkpoints."""
         self.stop_requested = True
         return self.last_checkpoint() is not None
+
+
+class Follower(Run):
+    """A run as a rank > 0 of a torchrun job holds it: it trains, rank 0 records.
+
+    torchrun starts every rank with the same command line, so without this each rank would
+    create (or, resuming, fight over the lock of) a run directory. A follower creates, locks
+    and writes nothing: state, config, metrics, checkpoints and results go nowhere (rank 0
+    records the same run), so a Ctrl-C or a crash on a follower cannot touch rank 0's files
+    either. Resuming, it reads the checkpoint from the shared run directory, so every rank
+    starts from the one rank 0 loads. Stop requests behave as the writer's (stop after the
+    next checkpoint), so on Ctrl-C all ranks leave at the same epoch and none waits in a
+    collective for a rank that already quit.
+    """
+
+    writer = False
+
+    def __init__(self, folder: Path, *, resumed: bool) -> None:
+        super().__init__(folder, resumed=resumed)
+        self._checkpointed = False  # whether save_checkpoint ran (rank 0 saved one)
+
+    def __enter__(self) -> Follower:
+        return self  # no lock: rank 0 holds it
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        return None
+
+    def set_state(self, state: str, **fields: Any) -> None:
+        assert state in STATES, state
+        self._meta.update(fields, state=state)  # kept in memory only
+
+    def write_config(self, text: str) -> None:
+        return None
+
+    def append_metric(self, record: Mapping[str, Any]) -> None:
+        self._lines += 1
+
+    def finish(self, results: Mapping[str, Any]) -> None:
+        self._results_json(results)  # fail as rank 0 would on results it cannot store
+        self.set_state("finished", ended=_now())
+
+    def save_checkpoint(self, epoch: int, model: Any, optimizer: Any = None,
+                        scheduler: Any = None, extra: Mapping[str, Any] | None = None) -> None:
+        """Nothing is saved (rank 0 saves the same state); a requested stop still stops."""
+        self._checkpointed = True
+        if self.stop_requested:
+            raise KeyboardInterrupt(f"stopped after the checkpoint of epoch {epoch}")
+
+    def last_checkpoint(self) -> dict[str, Any] | None:
+        """Rank 0's last checkpoint when resuming; a new run's follower has none to read."""
+        return super().last_checkpoint() if self.resumed else None
+
+    def request_stop(self) -> bool:
+        self.stop_requested = True
+        return self._checkpointed or self.last_checkpoint() is not None
 
 
 # -- checkpoint files (torch is imported only here, only when a plugin checkpoints) ------

@@ -20,7 +20,7 @@ import pytest
 from hw3_helpers import Hw3Env, install, make_env, write_dist
 from typer.testing import CliRunner
 
-from trainers import registry
+from trainers import cli, registry, store
 from trainers.cli import app
 
 RUN = ["run", "tenant", "--epochs", "4", "--steps", "6", "--step-delay", "0.03",
@@ -245,4 +245,85 @@ def test_ctrl_c_checkpoints_exits_130_and_resumes(hw3_env: Hw3Env, tmp_path: Pat
     # The signal may land just after a checkpoint, which then is "the next checkpoint".
     assert state["state"] == "interrupted" and last["epoch"] >= first["epoch"]
     assert hw3("run", "tenant", "--resume", str(folder)).exit_code == 0
+    assert stored(folder) == baseline
+
+
+# -- torchrun: rank 0 writes the run, the other ranks follow it ---------------------------
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``folder`` with its bytes and mtime."""
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def trained(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The results each run in this process trains to, stored or not."""
+    seen: list[dict[str, Any]] = []
+    real = cli._train
+
+    def spy(*args: Any) -> dict[str, Any]:
+        seen.append(real(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(cli, "_train", spy)
+    return seen
+
+
+def as_rank(monkeypatch: pytest.MonkeyPatch, rank: int, size: int = 2) -> None:
+    monkeypatch.setenv("RANK", str(rank))
+    monkeypatch.setenv("WORLD_SIZE", str(size))
+
+
+def test_a_follower_rank_trains_quietly_and_writes_nothing(
+        hw3_env: Hw3Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    as_rank(monkeypatch, 1)
+    seen = trained(monkeypatch)
+    result = hw3("run", "tenant", "--epochs", "2", "--device", "cpu")
+    assert result.exit_code == 0
+    assert (result.stdout, result.stderr) == ("", "")
+    assert len(seen[0]["train_loss"]) == 2  # it did train
+    with pytest.raises(RuntimeError, match="told to fail"):  # a crash records no failed run
+        hw3("run", "tenant", "--fail", "--device", "cpu")
+    assert not hw3_env.runs.exists()
+    as_rank(monkeypatch, 0)
+    assert hw3("run", "tenant", "--epochs", "1", "--device", "cpu").exit_code == 0
+    assert json.loads((only_run(hw3_env) / "state.json").read_text())["state"] == "finished"
+
+
+def test_followers_resume_from_rank_0s_checkpoint_without_writing(
+        hw3_env: Hw3Env, monkeypatch: pytest.MonkeyPatch, baseline: tuple[Any, Any]) -> None:
+    original = store.Run.save_checkpoint
+
+    def stopping(self: store.Run, epoch: int, *args: Any, **kwargs: Any) -> None:
+        self.stop_requested = self.stop_requested or epoch == 2
+        original(self, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(store.Run, "save_checkpoint", stopping)
+    assert hw3(*RUN).exit_code == 130
+    monkeypatch.setattr(store.Run, "save_checkpoint", original)
+    folder = only_run(hw3_env)
+
+    loaded: list[store.Checkpoint | None] = []
+    load = store.Follower.load_checkpoint
+    monkeypatch.setattr(store.Follower, "load_checkpoint",
+                        lambda self, *a: loaded.append(load(self, *a)) or loaded[-1])
+    seen = trained(monkeypatch)
+    as_rank(monkeypatch, 1)
+    rank0 = store.Lock(folder / ".lock")
+    rank0.acquire()  # rank 0 holds the run while the followers resume it
+    try:
+        before = snapshot(folder)
+        result = hw3("run", "tenant", "--resume", folder.name)
+        assert snapshot(folder) == before
+    finally:
+        rank0.release()
+    assert result.exit_code == 0, result.output
+    assert (result.stdout, result.stderr) == ("", "")
+    results, _ = baseline
+    assert loaded[0] == store.Checkpoint(2, {"history": results["train_loss"][:2]})
+    assert seen[0]["train_loss"] == results["train_loss"]  # the run rank 0 continues below
+
+    as_rank(monkeypatch, 0)
+    result = hw3("run", "tenant", "--resume", folder.name)
+    assert result.exit_code == 0, result.output
+    assert "resuming run tenant/" in result.stdout
     assert stored(folder) == baseline

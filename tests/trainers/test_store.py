@@ -246,3 +246,58 @@ def test_stop_request_stops_after_the_next_checkpoint(tmp_path: Path) -> None:
         assert run.last_checkpoint() == {"file": "epoch-000001.pt", "epoch": 1,
                                          "metrics_lines": 0}
         assert run.request_stop() is True
+
+
+# -- followers: the ranks > 0 of a torchrun job --------------------------------------------
+def test_a_new_runs_follower_writes_nothing_and_stops_with_the_writer(tmp_path: Path) -> None:
+    model, opt, sched = _trio()
+    with RunStore(tmp_path / "runs").follow("p") as run:
+        assert not run.writer and run.last_checkpoint() is None
+        run.write_config("[p]\n")
+        run.mark_stand_in("fake")
+        run.append_metric({"i": 0})
+        assert run.request_stop() is False  # no checkpoint yet: the writer stops at once too
+        run.stop_requested = False
+        run.save_checkpoint(1, model, opt, sched)
+        assert run.last_checkpoint() is None and run.load_checkpoint(model) is None
+        assert run.request_stop() is True
+        with pytest.raises(KeyboardInterrupt):  # stops at the checkpoint, as rank 0 does
+            run.save_checkpoint(2, model, opt, sched)
+        run.set_state("failed", error="boom")
+        with pytest.raises(TypeError, match="not JSON-able"):
+            run.finish({"model": object()})
+        run.finish({"acc": 1.0})
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_follower_reads_the_writers_checkpoint_without_the_lock(tmp_path: Path) -> None:
+    runs = RunStore(tmp_path)
+    model, opt, sched = _trio()
+    _step(model, opt, sched)
+    with runs.create("p") as run:
+        run.write_config("[p]\n")
+        run.append_metric({"i": 0})
+        run.save_checkpoint(1, model, opt, sched, {"history": [0.5]})
+        files = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.dir.rglob("*")
+                 if p.is_file()}
+        for ref in (run.run_id, f"p/{run.run_id}", str(run.dir)):  # lock held: no probe
+            follower = runs.follow("p", ref)
+            assert follower.dir == run.dir and follower.resumed
+            fresh, fresh_opt, fresh_sched = _trio()
+            with follower:
+                assert follower.load_checkpoint(fresh, fresh_opt, fresh_sched) == \
+                    store.Checkpoint(1, {"history": [0.5]})
+                follower.append_metric({"i": 1})
+                follower.save_checkpoint(2, fresh, fresh_opt, fresh_sched)
+                follower.finish({"acc": 1.0})
+            assert all(torch.equal(fresh.state_dict()[k], v)
+                       for k, v in model.state_dict().items())
+        assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.dir.rglob("*")
+                if p.is_file()} == files
+        with pytest.raises(RunError, match="belongs to plugin 'p'"):
+            runs.follow("q", run.run_id)
+        run.finish({"acc": 0.5})
+    with pytest.raises(RunError, match="already finished"):
+        runs.follow("p", run.run_id)
+    with pytest.raises(RunError, match="no such run"):
+        runs.follow("p", "20000101-000000-0000")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from torch import nn
 from archcalc.layers import Graph, Residual
 from trainers.augment import Augment, batch_augment, normalize
 from trainers.counts import build_model, resolve
+from trainers.runtime import distributed_rank
 
 SPEC = "resnet-cifar"
 
@@ -37,8 +37,9 @@ class World:
 
     @staticmethod
     def from_env() -> World:
-        """From torchrun's ``RANK`` / ``WORLD_SIZE`` variables."""
-        return World(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+        """From torchrun's ``RANK`` / ``WORLD_SIZE``, read as the host reads them (the host
+        lets rank 0 alone write the run, so both must agree on which process that is)."""
+        return World(*distributed_rank())
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,6 +132,29 @@ def _ddp_worker(rank: int, folder: str) -> None:
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.parametrize(("env", "world"), [
+    ({}, World(0, 1)), ({"RANK": "1", "WORLD_SIZE": "2"}, World(1, 2)),
+    ({"RANK": "3"}, World(0, 1)), ({"RANK": "1", "WORLD_SIZE": "1"}, World(0, 1)),
+])
+def test_world_comes_from_torchrun_variables(env: dict[str, str], world: World,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert World.from_env() == world
+
+
+@pytest.mark.parametrize("env", [{"RANK": "2", "WORLD_SIZE": "2"},
+                                 {"RANK": "x", "WORLD_SIZE": "2"}])
+def test_world_rejects_impossible_torchrun_variables(env: dict[str, str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match="RANK"):
+        World.from_env()
+
+
 def test_ddp_ranks_keep_identical_weights(tmp_path: Path) -> None:
     mp.spawn(_ddp_worker, args=(str(tmp_path),), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
@@ -213,3 +239,25 @@ def test_show_saves_images_beside_their_cutout_versions(env: PluginEnv) -> None:
     assert (folder / "plots" / "cutout-examples.png").stat().st_size > 1000
     assert "Cutout examples" in (folder / "summary.md").read_text()
     assert not (folder / "checkpoints").exists()
+
+
+def test_torchrun_two_ranks_record_one_run(tmp_path: Path) -> None:
+    """``hw3 run cutout`` under torchrun, 2 gloo ranks: rank 0 alone writes and prints."""
+    fake.write("cifar10", tmp_path / "data", n=100, n_test=50, seed=1)
+    with builtin_plugin(tmp_path, "cutout") as found:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+        proc = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone",
+             "--nproc-per-node", "2", "-m", "trainers.cli", "run", "cutout", "--M", "2",
+             *SMALL, "--epochs", "1"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (folder,) = (found.runs / "cutout").iterdir()
+    assert json.loads((folder / "state.json").read_text())["state"] == "finished"
+    results = json.loads((folder / "results.json").read_text())
+    assert [(t["M"], len(t["history"])) for t in results["trainings"]] == [(2, 1)]
+    assert (folder / "summary.md").is_file()
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == len(set(lines)), proc.stdout  # nothing printed twice
+    assert proc.stdout.count("starting run") == proc.stdout.count("finished cutout/") == 1
+    assert "Traceback" not in proc.stderr, proc.stderr
