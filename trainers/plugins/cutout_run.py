@@ -24,6 +24,7 @@ from trainers.plugins.cutout import Config
 from trainers.plugins.cutout_train import (
     StepPlan,
     World,
+    augmentation_generator,
     build,
     evaluate,
     graph,
@@ -136,9 +137,10 @@ def train_one(config: Config, ctx: RunContext, data: DeviceData, k: int,
     with ctx.reporter.bar(f"M={m}", total=config.epochs, unit="epoch") as bar:
         bar.advance(len(history))
         for epoch in range(len(history) + 1, config.epochs + 1):
+            draws = augmentation_generator(ctx.device, ctx.seed, world.rank, k, epoch)
             with Timer(ctx.device) as timer:
                 loss = train_epoch(net, opt, data.x_train, data.y_train, config.batch_size,
-                                   plan, config.steps, world)
+                                   plan, config.steps, world, draws)
             sched.step()
             history.append(measure(net, data, config, plan, epoch, loss, timer.seconds,
                                    history))

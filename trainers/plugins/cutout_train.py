@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -93,11 +94,25 @@ def _chunks(n: int, micro: int) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
+def augmentation_generator(device: str | torch.device, seed: int, rank: int, training: int,
+                           epoch: int) -> torch.Generator:
+    """The random stream of one epoch's augmentation on one rank.
+
+    Ranks must agree on the weights and the permutation (torch's default generator, seeded
+    alike) but not on their crops, flips and holes: with the default generator every rank
+    would draw the same ones for its share. Seeding from (seed, rank, training, epoch) keeps
+    the ranks independent and needs no saved state, so a resumed epoch draws as before."""
+    key = hashlib.blake2b(f"{seed}/{rank}/{training}/{epoch}".encode(), digest_size=8)
+    return torch.Generator(device).manual_seed(int.from_bytes(key.digest(), "little") >> 1)
+
+
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
-               y: torch.Tensor, plan: StepPlan) -> torch.Tensor:
-    """Augment uint8 ``x`` (this rank's images) M times, accumulate the mean loss's
-    gradient over micro-batches, take one optimizer step; returns the loss (a tensor)."""
-    images, labels = batch_augment(x, y, plan.m, plan.recipe)
+               y: torch.Tensor, plan: StepPlan,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """Augment uint8 ``x`` (this rank's images) M times, drawing from ``generator``,
+    accumulate the mean loss's gradient over micro-batches, take one optimizer step; returns
+    the loss (a tensor)."""
+    images, labels = batch_augment(x, y, plan.m, plan.recipe, generator=generator)
     if plan.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     opt.zero_grad(set_to_none=True)
@@ -126,10 +141,11 @@ def _autocast(device_type: str, enabled: bool) -> contextlib.AbstractContextMana
 
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
                 y: torch.Tensor, batch: int, plan: StepPlan, steps: int = 0,
-                world: World = World()) -> float:
+                world: World = World(), generator: torch.Generator | None = None) -> float:
     """One epoch: N // batch steps (or ``steps``) over a fresh permutation; mean loss.
 
-    The permutation comes from torch's CPU generator, so ranks seeded alike agree on it."""
+    The permutation comes from torch's CPU generator, so ranks seeded alike agree on it;
+    augmentation draws from ``generator`` (:func:`augmentation_generator`)."""
     model.train()
     order = torch.randperm(len(y)).to(x.device)
     count = steps or len(y) // batch
@@ -139,7 +155,7 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
         index = shard(order[start:start + batch], world)
         # index_select: a row copy per image, faster than advanced indexing on uint8
         losses.append(train_step(model, opt, x.index_select(0, index), y.index_select(0, index),
-                                 plan))
+                                 plan, generator))
     return float(torch.stack(losses).mean()) if losses else float("nan")
 
 

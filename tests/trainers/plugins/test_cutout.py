@@ -31,6 +31,7 @@ from trainers.plugins.cutout_run import time_to_target
 from trainers.plugins.cutout_train import (
     StepPlan,
     World,
+    augmentation_generator,
     build,
     graph,
     make_optimizer,
@@ -124,12 +125,23 @@ def _ddp_worker(rank: int, folder: str) -> None:
     before = flat(model)
     net = nn.parallel.DistributedDataParallel(model)
     opt, _ = make_optimizer(model, 0.1, 0.9, 1e-4, (), 0.1)
-    torch.manual_seed(100 + rank)  # and still independent augmentation per rank
     x, y = data(16)
+    draws = augmentation_generator("cpu", 0, rank, 0, 1)  # independent augmentation per rank
     train_epoch(net, opt, x, y, 8, StepPlan(2, Augment(), micro_batch=4), steps=2,
-                world=World(rank, 2))
+                world=World(rank, 2), generator=draws)
     torch.save({"before": before, "after": flat(model)}, f"{folder}/rank{rank}.pt")
     torch.distributed.destroy_process_group()
+
+
+def test_each_rank_and_epoch_augments_with_its_own_reproducible_stream() -> None:
+    def draws(*key: int) -> list[int]:
+        return torch.randint(0, 1 << 30, (4,), generator=augmentation_generator("cpu", *key)
+                             ).tolist()
+
+    assert draws(0, 0, 0, 1) == draws(0, 0, 0, 1)  # a resumed epoch draws as before
+    streams = [draws(0, 0, 0, 1), draws(0, 1, 0, 1), draws(0, 0, 1, 1), draws(0, 0, 0, 2),
+               draws(1, 0, 0, 1)]  # rank, training, epoch and seed each change it
+    assert len({tuple(s) for s in streams}) == len(streams)
 
 
 @pytest.mark.parametrize(("env", "world"), [
