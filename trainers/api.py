@@ -121,6 +121,9 @@ class Trainer(Protocol[ConfigT]):
     name: str
     summary: str
     config_type: type[ConfigT]
+    # Optional: ``datasets = ("cifar10",)`` names the catalog datasets ``run`` reads; the host
+    # checks they are on disk before it creates a run directory, so a missing dataset is one
+    # line of advice and leaves no failed run behind.
 
     def run(self, config: ConfigT, ctx: RunContext) -> Results:
         """Train; return JSON-able results (optional key ``headline``: shown by ``hw3 runs``)."""

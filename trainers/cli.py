@@ -268,6 +268,7 @@ def start(trainer: Trainer[Any], specs: dict[str, cfg.FieldSpec], given: dict[st
         return
     config = build_config(trainer, specs, given, host.config)
     settings = _settings(host, {})
+    require_data(trainer, settings["data_dir"])
     run = store.create(trainer.name) if leader else store.follow(trainer.name)
     launch(trainer, run, config, settings)
 
@@ -289,7 +290,17 @@ def resume(trainer: Trainer[Any], store: RunStore, given: dict[str, Any], host: 
     source = f"{run.dir / 'config.toml'} [{trainer.name}]"
     config = cfg.resolve(trainer.config_type,
                          [(source, cfg.plugin_table(doc, trainer.name, source))])
-    launch(trainer, run, config, _settings(host, doc.get("hw3", {})))
+    settings = _settings(host, doc.get("hw3", {}))
+    require_data(trainer, settings["data_dir"])
+    launch(trainer, run, config, settings)
+
+
+def require_data(trainer: Trainer[Any], data_dir: str) -> None:
+    """The plugin's declared datasets must be on disk before a run starts (or resumes)."""
+    from trainers.data.catalog import require
+
+    for name in getattr(trainer, "datasets", ()):
+        require(name, data_dir)
 
 
 def _settings(host: Host, saved: dict[str, Any]) -> dict[str, Any]:

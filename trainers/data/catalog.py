@@ -127,6 +127,12 @@ def choose_layout(spec: Spec, root: Path, layout: str | None) -> Layout:
     raise DatasetMissingError(missing_message(spec, root, candidates))
 
 
+def require(name: str, data_dir: str | os.PathLike[str] | None = None) -> None:
+    """Raise DatasetMissingError (with the files and commands) unless ``name`` is on disk;
+    reads nothing, so the host can check before it creates a run directory."""
+    choose_layout(get_spec(name), resolve_data_dir(data_dir), None)
+
+
 def missing_message(spec: Spec, root: Path, layouts: tuple[Layout, ...]) -> str:
     """One line: the directory searched, the files expected, and the commands that help."""
     wanted = "; or ".join(

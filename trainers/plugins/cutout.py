@@ -93,6 +93,7 @@ class Cutout:
     summary = ("Problem 4: Cutout and batch augmentation (M copies per image) with ResNet-44 "
                "on CIFAR-10.")
     config_type = Config
+    datasets = ("cifar10",)  # checked by the host before a run directory exists
 
     def run(self, config: Config, ctx: RunContext) -> dict[str, Any]:
         from trainers.plugins.cutout_run import run_all

@@ -121,6 +121,7 @@ class Optimizers:
     summary = ("Problem 1: AdaGrad, RMSProp, RMSProp+Nesterov, AdaDelta and Adam on a CIFAR-10 "
                "MLP, with L2 and with dropout.")
     config_type = Config
+    datasets = ("cifar10",)  # checked by the host before a run directory exists
 
     def run(self, config: Config, ctx: RunContext) -> dict[str, Any]:
         from trainers.plugins.optimizers_run import run_all

@@ -247,6 +247,16 @@ def baseline(env: PluginEnv) -> Path:
     return env.newest()
 
 
+def test_a_missing_dataset_is_one_line_and_leaves_no_run(env: PluginEnv,
+                                                        tmp_path: Path) -> None:
+    before = sorted(env.runs.rglob("*")) if env.runs.exists() else []
+    result = hw3("run", "optimizers", *SMALL, "--data-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert "cifar10 not found under" in result.output and "hw3 data fake cifar10" in result.output
+    assert "Traceback" not in result.output
+    assert (sorted(env.runs.rglob("*")) if env.runs.exists() else []) == before
+
+
 def test_run_trains_all_ten_and_says_it_is_stand_in_data(baseline: Path) -> None:
     results = json.loads((baseline / "results.json").read_text())
     pairs = [(t["variant"], t["method"]) for t in results["trainings"]]
