@@ -15,11 +15,13 @@ images beside their Cutout versions instead of training.
 Result: not yet run on real CIFAR-10 (the development machine has no copy and no GPU); the
 tests train a few steps for M = 1 and M = 4 on stand-in data (``hw3 data fake cifar10``).
 
-Speed (benchmarks/bench_cutout.py --m 8 --steps 2, B = 64, 1 torch thread on a shared
-2-core CPU at load ~6, torch 2.13, no GPU): augmentation 35k img/s batched against 4.2k img/s
-per-sample (PIL + torchvision-style ops in a DataLoader), 8.5x (target 20x: not met on this
-CPU; not yet measured on a GPU); data + augmentation 5.8 ms of a 12.7 s ResNet-44 step of
-512 images, 0.05% (target < 5%); 40 img/s, 24 GFLOP/s (3 x archcalc's 196 MFLOP forward).
+Speed (benchmarks/bench_cutout.py, B = 64, 1 torch thread on a shared 2-core AMD EPYC,
+torch 2.13, no GPU; medians of 20 interleaved repeats): augmentation (crop, flip, normalise,
+Cutout of M x B images as one row gather from a normalised padded table, trainers.augment)
+243k img/s against 10.4k img/s per-sample (PIL + torchvision-style ops in a DataLoader),
+23.5x at M = 8 and 27.4x at M = 32 (target 20x); data + augmentation 1.3 ms of a 6.9 s
+ResNet-44 step of 512 images, 0.02% (target < 5%); 75 img/s, 44 GFLOP/s (3 x archcalc's
+196 MFLOP forward). Not yet measured on a GPU.
 
 Modules: this one is torch-free (config, so ``hw3 list`` stays light); trainers.augment
 (batched crop, flip, normalise, Cutout), cutout_train (model, step with accumulation and
