@@ -12,12 +12,14 @@ Result: not yet run on real CIFAR-10 (the development machine has no copy and no
 test suite runs all ten trainings for 2 epochs on stand-in data (``hw3 data fake cifar10``).
 
 Speed (benchmarks/bench_optimizers.py: 2-core AMD EPYC shared with other jobs, torch 2.13
-CPU, hidden 1000, batch 128, 60 steps, median of 5 interleaved repeats): the GEMM floor (c)
-took 1.064 s (132 GFLOP/s). The plugin's loop (a) against it and against a DataLoader loop (b)
-with the same model and optimizer: Adam 1.31 s (a/c 1.23, a/b 0.96), AdaGrad 1.37 s (1.29,
-0.95), RMSProp 1.47 s (1.38, 0.96), RMSProp+Nesterov 1.51 s (1.42, 0.98), AdaDelta 1.60 s
-(1.50, 0.90). Adam and AdaGrad use torch's fused steps; the other three make 5-11 memory
-passes over the 4M parameters per step, which is what keeps them above 1.3x on a CPU.
+CPU, hidden 1000, batch 128, 60 steps, median of 7 interleaved repeats): the GEMM floor (c)
+took 1.045 s (135 GFLOP/s). The plugin's loop (a) against it and against a DataLoader loop (b)
+with the same model and optimizer step: AdaGrad a/c 1.21 (a/b 0.98), RMSProp 1.21 (1.00),
+RMSProp+Nesterov 1.22 (0.98), AdaDelta 1.25, Adam 1.27 (1.03, noise: a and b differ only in
+how batches arrive, ~1 ms of a ~21 ms step). Two changes got there: the L2 penalty's gradient
+is the optimizers' weight decay (no autograd passes for it), and torch.compile fuses the
+RMSProp, RMSProp+Nesterov and AdaDelta steps (eager, the same run gave a/c 1.38, 2.24 and
+1.52). Adam and AdaGrad use torch's fused steps.
 
 Modules: this one is torch-free (config and hyperparameters, so ``hw3 list`` stays light);
 optimizers_loop (model, optimizers, data on the device, one epoch), optimizers_run (the ten
