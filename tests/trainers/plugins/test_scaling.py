@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +64,22 @@ def test_prediction_time_throughput_and_cost_by_hand() -> None:
     assert perf.gradient_bytes(23_544_970) == 94_179_880
 
 
+def test_compute_model_fits_one_learner_steps_by_hand() -> None:
+    # (64, 0.1 s) and (256, 0.25 s): slope 0.15 / 192 s per image, fixed 0.1 - 64 x slope = 0.05
+    c = perf.fit_compute([(64, 0.1), (256, 0.25)])
+    assert c.per_image_s == pytest.approx(0.15 / 192) and c.fixed_s == pytest.approx(0.05)
+    assert c.seconds(128) == pytest.approx(0.05 + 128 * 0.15 / 192)
+    assert perf.fit_compute([(256, 0.2), (256, 0.3)]) == perf.Compute(0.0, 0.25 / 256)
+    assert perf.fit_compute([(64, 0.3), (256, 0.2)]) == perf.Compute(0.0, 0.5 / 320)  # noise
+    with pytest.raises(ValueError, match="no one-learner"):
+        perf.fit_compute([])
+    # two learners on one device: its arithmetic for both batches, the fixed latency once
+    sys_ = perf.System(perf.Link("in", 10 * GB, 0.0), perf.Link("net", 1 * GB, 0.0), 8, 1.0)
+    p = perf.predict(2, 64, 1e-3, 0.1 * GB, sys_, 25_600, 1, fixed_s=0.01, shared=2)
+    assert p.compute_s == pytest.approx(0.01 + 2 * 0.064)
+    assert p.iteration_s == pytest.approx(0.138 + 0.01)  # + ring: 2 * 1/2 * 0.1 GB / 10 GB/s
+
+
 def test_presets_are_nominal_line_rates() -> None:
     assert perf.LINKS["10gbe"].bandwidth == 1.25e9
     assert perf.LINKS["25gbe"].bandwidth == 3.125e9
@@ -94,17 +113,41 @@ def test_keras_resnet50_matches_archcalc() -> None:
     model = engine.build_model("resnet50", 32)
     counts = archcalc_counts(defaults())
     trainable = sum(int(v.shape.num_elements()) for v in model.trainable_weights)
-    shortcut_biases = 256 + 512 + 1024 + 2048  # Keras' projection convs have a bias
     assert model.count_params() == 23_601_930
-    assert trainable == counts["params"] + shortcut_biases == 23_548_810
+    assert trainable == counts["params"] == 23_548_810  # shortcut-conv biases included
     assert model.count_params() - trainable == counts["buffers"] == 53_120  # BN mean, var
 
 
 def test_importing_the_plugin_does_not_import_tensorflow() -> None:
-    code = "import sys, trainers.plugins.scaling; print('tensorflow' in sys.modules)"
+    """``hw3 list`` and the cluster-file reader stay light."""
+    code = ("import sys, trainers.plugins.scaling, trainers.plugins.scaling.hosts; "
+            "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+SPLIT = """
+from trainers.plugins.scaling import engine
+hw = engine.setup_devices(2)
+tf = engine.tf_module()
+strategy, _ = engine.mirrored(hw["devices"], "default")
+batch = (tf.reshape(tf.range(12.0), (6, 2)), tf.range(6))
+
+def seen(x, y):
+    return tf.distribute.get_replica_context().replica_id_in_sync_group, y, x[:, 0]
+
+per_replica = tf.function(lambda: strategy.run(seen, args=engine.split(strategy, batch, 2)))()
+for r, y, x in zip(*(strategy.experimental_local_results(v) for v in per_replica)):
+    print(int(r), y.numpy().tolist(), x.numpy().tolist())
+"""
+
+
+def test_each_local_replica_gets_its_own_slice_of_the_host_batch() -> None:
+    out = subprocess.run([sys.executable, "-c", SPLIT], capture_output=True, text=True,
+                         check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert out.stdout.splitlines() == ["0 [0, 1, 2] [0.0, 2.0, 4.0]",
+                                       "1 [3, 4, 5] [6.0, 8.0, 10.0]"]
 
 
 # -- hw3 run / report ------------------------------------------------------------------------
@@ -163,6 +206,26 @@ def test_report_draws_every_plot(env: PluginEnv, single_node: dict[str, Any]) ->
         assert f"{stem}.png" in names and f"{stem}.svg" in names
     text = (run / "summary.md").read_text()
     assert "logical CPU" in text and "not available" in text and "E(2)" in text
+    assert_model_compared(single_node, text)
+
+
+def assert_model_compared(results: dict[str, Any], text: str) -> None:
+    """Every measured job carries the model's prediction, and the summary's ratios and
+    largest error are the ones the stored numbers give."""
+    fitted = results["performance_model"]
+    ok = [j for j in results["jobs"] if j.get("images_per_s")]
+    assert fitted["fitted_to"] == [j["key"] for j in ok if j["learners"] == 1]
+    assert fitted["shared_device"] and fitted["per_image_s"] > 0
+    ratios = {}
+    for j in ok:
+        pred = j["predicted"]
+        assert pred["images_per_s"] == pytest.approx(j["global_batch"] / pred["iteration_s"])
+        assert pred["train_s"] == pytest.approx(j["steps"] * pred["iteration_s"])
+        ratios[j["key"]] = j["images_per_s"] / pred["images_per_s"]
+        assert f"| {j['key']} | {j['learners']} |" in text
+        assert f"| {ratios[j['key']]:.2f} |" in text
+    worst = max(ratios, key=lambda k: abs(ratios[k] - 1))
+    assert f"at most {abs(ratios[worst] - 1):.0%} ({worst})" in text
 
 
 def test_one_run_mixes_one_two_and_four_learners(env: PluginEnv) -> None:
@@ -182,11 +245,61 @@ def test_one_run_mixes_one_two_and_four_learners(env: PluginEnv) -> None:
     assert len(results["hardware"]["devices"]) == 4
 
 
+RESUMABLE = ["--model", "tiny", "--learners", "1", "--parts", "strong,weak", "--steps", "3",
+             "--epochs", "1", "--warmup-steps", "1", "--train-samples", "256", "--device", "cpu"]
+
+
+def test_an_interrupted_run_resumes_with_only_the_missing_jobs(env: PluginEnv,
+                                                               tmp_path: Path) -> None:
+    """Ctrl-C twice during the second job (the first asks to stop after the running job, the
+    second stops now and kills its worker); --resume keeps the first job and runs the second."""
+    before = set((env.runs / "scaling").glob("*")) if (env.runs / "scaling").is_dir() else set()
+    log = tmp_path / "log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "trainers.cli", "run", "scaling",
+                                 *RESUMABLE], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        run = wait_for_job(env, before, proc, "weak-n1-default")
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "stopping after the next checkpoint" in log.read_text()
+    assert json.loads((run / "state.json").read_text())["state"] == "interrupted"
+    assert json.loads((run / "checkpoints" / "last.json").read_text())["epoch"] == 1
+    first = run / "workers" / "strong-n1-default" / "result.json"
+    stamp = first.stat().st_mtime_ns
+    hw3("run", "scaling", "--resume", run.name)
+    assert first.stat().st_mtime_ns == stamp  # the first job did not run again
+    results = json.loads((run / "results.json").read_text())
+    assert [(j["key"], j["status"]) for j in results["jobs"]] == \
+        [("strong-n1-default", "ok"), ("weak-n1-default", "ok")]
+    assert results["jobs"][0]["timed_s"] == json.loads(first.read_text())["timed_s"]
+    metrics = [json.loads(line)["key"] for line in (run / "metrics.jsonl").open()]
+    assert metrics == ["strong-n1-default", "weak-n1-default"]  # one line per job
+
+
+def wait_for_job(env: PluginEnv, before: set[Path], proc: subprocess.Popen[bytes],
+                 key: str) -> Path:
+    """The new run's directory, once job ``key`` has started in it."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        for run in set((env.runs / "scaling").glob("*")) - before:
+            if (run / "workers" / key / "job.json").is_file():
+                return run
+        time.sleep(0.05)
+    raise AssertionError(f"job {key} did not start")
+
+
 def test_model_only_predicts_without_training(env: PluginEnv) -> None:
     hw3("run", "scaling", "--model-only", "--learners", "1,2,4,8,16,32,64,128,256")
     run = env.newest()
     results = json.loads((run / "results.json").read_text())
-    assert results["gradient_bytes"] == 4 * 23_544_970
+    assert results["gradient_bytes"] == 4 * 23_548_810  # archcalc resnet50-keras, trainable
     ring = [r for r in results["predictions"] if r["part"] == "weak" and r["method"] == "ring"]
     assert [r["learners"] for r in ring][-1] == 256
     assert all(a["iteration_s"] <= b["iteration_s"] for a, b in itertools.pairwise(ring))

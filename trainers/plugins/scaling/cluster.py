@@ -6,7 +6,8 @@ collective group keys ("joining a group with size 4, but that group has size 2")
 logical devices can only be set up once per process. A MirroredStrategy job is one process
 without TF_CONFIG (:func:`run_mirrored`). A MultiWorkerMirroredStrategy worker is
 ``python -m trainers.plugins.scaling.cluster JOB.json`` with its own TF_CONFIG on free ports
-of 127.0.0.1. On CPUs one worker process holds one learner (TensorFlow's
+of 127.0.0.1, or on the entries of a cluster file (hosts.py), where each host starts its own
+task (:func:`run_tasks`). On CPUs one worker process holds one learner (TensorFlow's
 collective runtime uses a single CPU device per worker), so N CPU learners need N processes.
 The chief (task 0) writes the result. BackupAndRestore: workers save every ``backup_every``
 steps and restore the chief's last backup on start, so a cluster restarted after a killed
@@ -22,8 +23,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from trainers.plugins.scaling import hosts
 
 IMPLEMENTATIONS = {"auto": "AUTO", "ring": "RING", "nccl": "NCCL"}
 TIMEOUT_S = 600.0
@@ -47,13 +52,6 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def tf_config(ports: list[int], index: int) -> str:
-    """TF_CONFIG of worker ``index`` in a local cluster."""
-    workers = [f"127.0.0.1:{p}" for p in ports]
-    return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker",
-                                                                "index": index}})
-
-
 def effective_implementation(requested: str, device_kind: str) -> str:
     """What the collective runtime runs: NCCL only for GPU tensors, RING otherwise."""
     if device_kind == "GPU":
@@ -61,70 +59,97 @@ def effective_implementation(requested: str, device_kind: str) -> str:
     return "RING"
 
 
-def launch(folder: Path, doc: dict[str, Any], workers: int,
-           multi_worker: bool = True) -> list[subprocess.Popen[bytes]]:
-    """Start ``workers`` processes for the job described by ``doc``; logs go to ``folder``.
+@dataclass
+class Worker:
+    """A worker process this module started: its task index, process and log file."""
 
-    ``multi_worker=False``: no TF_CONFIG (a MirroredStrategy job in its own process)."""
+    task: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+def launch(folder: Path, doc: dict[str, Any], configs: Mapping[int, str | None]) -> list[Worker]:
+    """Start one process per task of ``configs`` (task -> its TF_CONFIG; None: none, a
+    MirroredStrategy job) for the job described by ``doc``; logs go to ``folder``.
+
+    Each worker gets its own session, so a Ctrl-C at the terminal reaches hw3 alone, which
+    then lets the running job finish (first Ctrl-C) or kills its workers (second)."""
     folder.mkdir(parents=True, exist_ok=True)
     job_file = folder / "job.json"
     job_file.write_text(json.dumps(doc), encoding="utf-8")
-    ports = free_ports(workers)
-    procs = []
-    for i in range(workers):
+    workers = []
+    for task, config in configs.items():
         env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
         env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-        if multi_worker:
-            env["TF_CONFIG"] = tf_config(ports, i)
-        log = open(folder / f"worker-{i}.log", "wb")  # noqa: SIM115 - the child owns it
-        procs.append(subprocess.Popen([sys.executable, "-m", __name__, str(job_file)],
-                                      env=env, stdout=log, stderr=subprocess.STDOUT))
-        log.close()
-    return procs
+        if config is not None:
+            env["TF_CONFIG"] = config
+        log = folder / f"worker-{task}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", __name__, str(job_file)], env=env,
+                                    stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        workers.append(Worker(task, proc, log))
+    return workers
 
 
-def wait_all(procs: list[subprocess.Popen[bytes]], folder: Path,
-             timeout: float | None = TIMEOUT_S) -> None:
-    """Wait for every worker (``timeout`` None: no limit); on a failure or timeout kill the
-    rest and raise, naming the worker's log and its last line."""
+def local_configs(n: int) -> dict[int, str | None]:
+    """TF_CONFIG of each of ``n`` workers on free ports of this machine."""
+    addresses = hosts.local_workers(free_ports(n))
+    return {i: hosts.tf_config(addresses, i) for i in range(n)}
+
+
+def wait_all(workers: list[Worker], timeout: float | None = TIMEOUT_S) -> None:
+    """Wait for every worker (``timeout`` None: no limit). On a failure, a timeout or an
+    interrupt, kill the rest; a failure or timeout raises, naming the worker's log."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    while any(p.poll() is None for p in procs):
-        bad = [i for i, p in enumerate(procs) if p.returncode not in (None, 0)]
-        late = deadline is not None and time.monotonic() > deadline
-        if bad or late:
-            stop(procs)
-            who = f"worker {bad[0]}" if bad else "the cluster (timeout)"
-            raise ClusterError(f"{who} failed; {_log_hint(folder, bad[0] if bad else 0)}")
-        time.sleep(0.1)
-    bad = [i for i, p in enumerate(procs) if p.returncode != 0]
+    try:
+        while any(w.proc.poll() is None for w in workers):
+            bad = [w for w in workers if w.proc.returncode not in (None, 0)]
+            if bad:
+                raise ClusterError(f"worker {bad[0].task} failed; {_log_hint(bad[0])}")
+            if deadline is not None and time.monotonic() > deadline:
+                raise ClusterError(f"the cluster timed out; {_log_hint(workers[0])}")
+            time.sleep(0.1)
+    finally:
+        stop(workers)
+    bad = [w for w in workers if w.proc.returncode != 0]
     if bad:
-        raise ClusterError(f"worker {bad[0]} exited {procs[bad[0]].returncode}; "
-                           f"{_log_hint(folder, bad[0])}")
+        raise ClusterError(f"worker {bad[0].task} exited {bad[0].proc.returncode}; "
+                           f"{_log_hint(bad[0])}")
 
 
-def _log_hint(folder: Path, index: int) -> str:
+def _log_hint(worker: Worker) -> str:
     """``see LOG: last line`` for the failure message."""
-    log = folder / f"worker-{index}.log"
-    lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines() \
-        if log.is_file() else []
-    return f"see {log}" + (f": {lines[-1][-200:]}" if lines else "")
+    lines = worker.log.read_text(encoding="utf-8", errors="replace").strip().splitlines() \
+        if worker.log.is_file() else []
+    return f"see {worker.log}" + (f": {lines[-1][-200:]}" if lines else "")
 
 
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+def stop(workers: list[Worker]) -> None:
     """SIGKILL the workers still running (only the ones this module started)."""
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-    for p in procs:
-        p.wait()
+    for w in workers:
+        if w.proc.poll() is None:
+            w.proc.send_signal(signal.SIGKILL)
+    for w in workers:
+        w.proc.wait()
 
 
 def run_job(folder: Path, doc: dict[str, Any], workers: int,
-            timeout: float = TIMEOUT_S) -> dict[str, Any]:
-    """Run one multi-worker job to the end; the chief's result."""
+            timeout: float | None = TIMEOUT_S) -> dict[str, Any]:
+    """Run one multi-worker job on ``workers`` local processes to the end; the chief's
+    result."""
+    return run_tasks(folder, doc, local_configs(workers), timeout)
+
+
+def run_tasks(folder: Path, doc: dict[str, Any], configs: Mapping[int, str | None],
+              timeout: float | None = TIMEOUT_S) -> dict[str, Any]:
+    """Run the given tasks of a multi-worker job; the chief's result when task 0 ran here,
+    else only which task this host served (the chief's host stores the numbers)."""
     result = folder / "result.json"
     result.unlink(missing_ok=True)
-    wait_all(launch(folder, {**doc, "result": str(result)}, workers), folder, timeout)
+    wait_all(launch(folder, {**doc, "result": str(result)}, configs), timeout)
+    if 0 not in configs:
+        return {"served_task": sorted(configs)}
     return dict(json.loads(result.read_text(encoding="utf-8")))
 
 
@@ -139,9 +164,8 @@ def run_mirrored(folder: Path, doc: dict[str, Any],
 
     result = folder / "result.json"
     result.unlink(missing_ok=True)
-    procs = launch(folder, {**doc, "strategy": "mirrored", "result": str(result)}, 1,
-                   multi_worker=False)
-    wait_all(procs, folder, timeout)
+    wait_all(launch(folder, {**doc, "strategy": "mirrored", "result": str(result)}, {0: None}),
+             timeout)
     out = dict(json.loads(result.read_text(encoding="utf-8")))
     if "not_available" in out:
         raise NotAvailableError(out["not_available"])
@@ -153,14 +177,15 @@ def run_killed_and_restarted(folder: Path, doc: dict[str, Any], workers: int, vi
     """SIGKILL worker ``victim`` once a backup of ``after_step`` exists, stop the cluster,
     start it again and let it finish from the backup; the chief's result of the restart."""
     backup = Path(doc["backup_dir"]) / "chief"
-    procs = launch(folder, {**doc, "result": str(folder / "killed-run.json")}, workers)
+    procs = launch(folder, {**doc, "result": str(folder / "killed-run.json")},
+                   local_configs(workers))
     deadline = time.monotonic() + timeout
     while _backup_step(backup) < after_step:
-        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+        if time.monotonic() > deadline or any(w.proc.poll() is not None for w in procs):
             stop(procs)
             raise ClusterError(f"no backup of step {after_step} appeared; see {folder}")
         time.sleep(0.05)
-    procs[victim].send_signal(signal.SIGKILL)
+    procs[victim].proc.send_signal(signal.SIGKILL)
     stop(procs)  # the survivors cannot finish a collective without it
     killed_at = _backup_step(backup)
     result = run_job(folder, doc, workers, timeout)
@@ -222,7 +247,8 @@ def worker_main(job_file: str) -> None:
     if task == 0:
         out.update(implementation_requested=IMPLEMENTATIONS[requested],
                    implementation_used=effective_implementation(requested, kind),
-                   workers=strategy.extended._num_workers, device_kind=kind)
+                   workers=strategy.extended._num_workers, device_kind=kind,
+                   replicas=int(strategy.num_replicas_in_sync))
         Path(doc["result"]).write_text(json.dumps(out), encoding="utf-8")
 
 

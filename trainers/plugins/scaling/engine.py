@@ -4,6 +4,14 @@ TensorFlow is imported inside the functions only. A custom loop (not ``model.fit
 Keras 3's fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585); the same loop
 serves MirroredStrategy, so every job is timed the same way. Without enough GPUs the learners
 are logical devices carved out of one physical device, and the hardware record says so.
+
+Input: each worker process reads its shard with a plain ``tf.data`` iterator, and the step
+splits the host batch into one slice per local replica
+(``experimental_distribute_values_from_function``). Not TF's distributed datasets: once a
+``distribute_datasets_from_function`` (or ``experimental_distribute_dataset``) iterator has
+produced a batch, every op of the process costs about 40% more CPU, measured on the 2-core
+development machine (ResNet-50 at batch 32: 114 against 160 img/s; even a plain
+``model.fit`` in that process slows alike), which cost one learner 30% against ``fit``.
 """
 
 from __future__ import annotations
@@ -119,12 +127,13 @@ def padded(tf: Any, batch: Any, size: int) -> Any:
 
 
 def dataset_fn(x: np.ndarray, y: np.ndarray, global_batch: int, size: int,
-               seed: int) -> Callable[[Any], Any]:
-    """A per-input-pipeline tf.data function: shard, shuffle, batch, pad, prefetch."""
+               seed: int, local_replicas: int = 1) -> Callable[[Any], Any]:
+    """A per-input-pipeline tf.data function: shard, shuffle, batch, pad, prefetch; a batch
+    holds the per-replica batch of each of the pipeline's ``local_replicas``."""
     tf = tf_module()
 
     def make(ctx: Any) -> Any:
-        batch = ctx.get_per_replica_batch_size(global_batch)
+        batch = ctx.get_per_replica_batch_size(global_batch) * local_replicas
         ds = tf.data.Dataset.from_tensor_slices((x, y))
         ds = ds.shard(ctx.num_input_pipelines, ctx.input_pipeline_id).cache()
         ds = ds.shuffle(min(len(y), 10_000), seed=seed).repeat()
@@ -171,31 +180,58 @@ def require_available(devices: list[str], comm: str) -> None:
 
 
 # -- the loop --------------------------------------------------------------------------------
-def make_step(strategy: Any, model: Any, optimizer: Any, global_batch: int,
-              xla: bool = False) -> Callable[..., Any]:
-    """One synchronous data-parallel iteration as a tf.function; returns the mean loss."""
+def input_context(strategy: Any) -> Any:
+    """This process's share of the input: one pipeline per worker process."""
     tf = tf_module()
+    resolver = strategy.cluster_resolver
+    spec = resolver.cluster_spec() if resolver is not None else None
+    workers = spec.num_tasks("worker") if spec is not None and "worker" in spec.jobs else 1
+    task = int(resolver.task_id) if workers > 1 else 0
+    return tf.distribute.InputContext(workers, task, strategy.num_replicas_in_sync)
+
+
+def host_batches(strategy: Any, x: np.ndarray, y: np.ndarray, global_batch: int, size: int,
+                 seed: int) -> Any:
+    """An iterator over this worker's batches (its local replicas' share), on the host."""
+    ctx = input_context(strategy)
+    local = strategy.num_replicas_in_sync // ctx.num_input_pipelines
+    return iter(dataset_fn(x, y, global_batch, size, seed, local)(ctx))
+
+
+def make_step(strategy: Any, model: Any, optimizer: Any, global_batch: int) -> Callable[..., Any]:
+    """One synchronous data-parallel iteration as one tf.function; returns the mean loss.
+
+    The host batch is split into one slice per local replica; then the same work as Keras'
+    ``fit`` step: forward, loss, gradients and the optimizer update in each replica, and the
+    summed loss; no XLA, as ``fit`` on CPUs."""
+    tf = tf_module()
+    local = strategy.num_replicas_in_sync // input_context(strategy).num_input_pipelines
     loss_obj = tf.keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, reduction="none")
 
-    @tf.function(jit_compile=xla)  # XLA measured slower on CPU (bench_scaling.py)
-    def gradients(x: Any, y: Any) -> tuple[Any, Any]:
+    def replica(x: Any, y: Any) -> Any:
         with tf.GradientTape() as tape:
             per_example = loss_obj(y, model(x, training=True))
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
-        return loss, tape.gradient(loss, model.trainable_variables)
-
-    def replica(x: Any, y: Any) -> Any:
-        loss, grads = gradients(x, y)
+        grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 
     @tf.function
     def step(iterator: Any) -> Any:
-        per_replica = strategy.run(replica, args=next(iterator))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        losses = strategy.run(replica, args=split(strategy, next(iterator), local))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
     return step
+
+
+def split(strategy: Any, batch: tuple[Any, ...], local: int) -> Any:
+    """A host batch as per-replica values: local replica ``i`` gets the ``i``-th of
+    ``local`` equal slices (on its own device)."""
+    tf = tf_module()
+    parts = [tf.split(t, local) for t in batch]
+    return strategy.experimental_distribute_values_from_function(
+        lambda ctx: tuple(p[ctx.replica_id_in_sync_group % local] for p in parts))
 
 
 def total_steps(spec: TrainSpec, samples: int, global_batch: int) -> int:
@@ -214,36 +250,55 @@ class Backup:
     task: int = 0
 
 
+class Session:
+    """One job's model, optimizer, step function and input iterator, built under the
+    strategy (restored from a backup if there is one). :meth:`run` trains to the end;
+    :meth:`step` runs one iteration (for profiling the very step a job runs)."""
+
+    def __init__(self, strategy: Any, spec: TrainSpec, x: np.ndarray, y: np.ndarray,
+                 global_batch: int, backup: Backup | None = None) -> None:
+        tf = tf_module()
+        tf.keras.utils.set_random_seed(spec.seed)
+        with strategy.scope():
+            self.model = build_model(spec.model, spec.image_size)
+            optimizer = tf.keras.optimizers.SGD(spec.lr, momentum=0.9)
+            optimizer.build(self.model.trainable_variables)  # slots now, not in tf.function
+            self.done = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self._iterator = host_batches(strategy, x, y, global_batch, spec.image_size, spec.seed)
+        self._step = make_step(strategy, self.model, optimizer, global_batch)
+        self.backup = backup
+        self.manager, self.restored = _restore(tf, backup, self.model, optimizer, self.done)
+        self.spec, self.global_batch = spec, global_batch
+        self.total = total_steps(spec, len(y), global_batch)
+
+    def step(self) -> Any:
+        """One iteration; the summed loss as a tensor (reading it waits for the step)."""
+        return self._step(self._iterator)
+
+    def run(self, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """The job's remaining iterations; throughput is timed after ``warmup_steps``."""
+        result = _loop(self.step, int(self.done.numpy()), self.total, self.spec.warmup_steps,
+                       on_step, lambda k: _save(self.manager, self.backup, self.done, k))
+        model = self.model
+        params = int(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
+        return {**result, "restored_from_step": self.restored, "trainable_params": params,
+                "total_params": int(model.count_params()), "global_batch": self.global_batch}
+
+
 def train(strategy: Any, spec: TrainSpec, x: np.ndarray, y: np.ndarray, global_batch: int,
           on_step: Callable[[int], None] | None = None, backup: Backup | None = None,
           ) -> dict[str, Any]:
-    """Run the job's iterations; throughput is timed after ``warmup_steps``."""
-    tf = tf_module()
-    tf.keras.utils.set_random_seed(spec.seed)
-    with strategy.scope():
-        model = build_model(spec.model, spec.image_size)
-        optimizer = tf.keras.optimizers.SGD(spec.lr, momentum=0.9)
-        optimizer.build(model.trainable_variables)  # slots now, not inside tf.function
-        done = tf.Variable(0, dtype=tf.int64, trainable=False)
-    data = strategy.distribute_datasets_from_function(
-        dataset_fn(x, y, global_batch, spec.image_size, spec.seed))
-    step = make_step(strategy, model, optimizer, global_batch)
-    manager, restored = _restore(tf, backup, model, optimizer, done)
-    total = total_steps(spec, len(y), global_batch)
-    result = _loop(step, iter(data), int(done.numpy()), total, spec.warmup_steps, on_step,
-                   lambda k: _save(manager, backup, done, k))
-    params = int(sum(int(np.prod(v.shape)) for v in model.trainable_variables))
-    return {**result, "restored_from_step": restored, "trainable_params": params,
-            "total_params": int(model.count_params()), "global_batch": global_batch}
+    """Build the job's session and run it to the end."""
+    return Session(strategy, spec, x, y, global_batch, backup).run(on_step)
 
 
-def _loop(step: Callable[..., Any], iterator: Any, start: int, total: int, warmup: int,
+def _loop(step: Callable[[], Any], start: int, total: int, warmup: int,
           on_step: Callable[[int], None] | None, save: Callable[[int], None]) -> dict[str, Any]:
     losses: list[float] = []
     t_start = time.perf_counter()
     t_timed, timed_from, loss = t_start, start, None
     for k in range(start, total):
-        loss = step(iterator)
+        loss = step()
         if k + 1 - start == warmup:
             losses.append(float(loss))  # sync: the clock starts on finished work
             t_timed, timed_from = time.perf_counter(), k + 1

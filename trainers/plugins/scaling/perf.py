@@ -5,10 +5,14 @@ One iteration of synchronous data parallelism on N learners takes
     t_iter(N) = t_compute(b) + t_allreduce(N, M)
 
 with ``b`` the per-learner batch and ``M`` the gradient bytes (archcalc's trainable parameters
-x 4 bytes for float32). Compute scales linearly with the per-learner batch from one measured
-(or FLOP-derived) single-learner step; communication is not overlapped with compute (an upper
-bound on time). All-reduce costs use the alpha-beta model, latency ``a`` per message and
-bandwidth ``B`` bytes/s on the slowest link the collective crosses:
+x 4 bytes for float32). Compute is affine in the per-learner batch, t_compute(b) = t0 + b x s,
+fitted to the measured single-learner steps (two batch sizes give both terms, one gives s
+alone; --model-only derives s from FLOPs). Learners that share one physical device (logical
+devices, or local worker processes on one CPU) share its arithmetic, while their fixed
+per-step latency (op dispatch, synchronisation) overlaps: t_compute = t0 + shared x b x s.
+Communication is not overlapped with compute (an upper bound on time). All-reduce costs use
+the alpha-beta model, latency ``a`` per message and bandwidth ``B`` bytes/s on the slowest
+link the collective crosses:
 
     ring                  2 (N-1)/N x M/B + 2 (N-1) x a      (reduce-scatter + all-gather)
     reduction-to-one      2 (N-1) x (M/B + a)                (N-1 copies in, N-1 out, one link)
@@ -108,10 +112,40 @@ def cost_usd(seconds: float, learners: int, hour_usd: float) -> float:
     return seconds / 3600 * learners * hour_usd
 
 
+@dataclass(frozen=True)
+class Compute:
+    """One learner's step time for a per-learner batch ``b``: ``fixed_s + b x per_image_s``."""
+
+    fixed_s: float
+    per_image_s: float
+
+    def seconds(self, batch: float) -> float:
+        return self.fixed_s + batch * self.per_image_s
+
+
+def fit_compute(points: list[tuple[float, float]]) -> Compute:
+    """Least-squares line through (per-learner batch, step seconds) of one-learner jobs;
+    with a single batch size, the line through the origin (no fixed part can be told)."""
+    if not points:
+        raise ValueError("no one-learner measurement to fit the compute model to")
+    xs = [b for b, _ in points]
+    mean_x, mean_t = sum(xs) / len(xs), sum(t for _, t in points) / len(points)
+    spread = sum((b - mean_x) ** 2 for b in xs)
+    if spread == 0:
+        return Compute(0.0, mean_t / mean_x)
+    slope = sum((b - mean_x) * (t - mean_t) for b, t in points) / spread
+    fixed = mean_t - slope * mean_x
+    if fixed < 0 or slope <= 0:  # noise gave an unphysical line: proportional instead
+        return Compute(0.0, sum(t for _, t in points) / sum(xs))
+    return Compute(fixed, slope)
+
+
 def predict(n: int, per_learner_batch: float, step_s_per_image: float, nbytes: float,
-            system: System, samples: int, epochs: int, method: str = "ring") -> Prediction:
-    """Predicted iteration time, throughput, training time and cost on ``n`` learners."""
-    compute = step_s_per_image * per_learner_batch
+            system: System, samples: int, epochs: int, method: str = "ring", *,
+            fixed_s: float = 0.0, shared: int = 1) -> Prediction:
+    """Predicted iteration time, throughput, training time and cost on ``n`` learners;
+    ``shared`` learners share each physical device's arithmetic."""
+    compute = fixed_s + shared * step_s_per_image * per_learner_batch
     comm = allreduce_seconds(method, n, nbytes, system.link_for(n))
     t_iter = compute + comm
     global_batch = per_learner_batch * n

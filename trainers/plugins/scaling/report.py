@@ -38,13 +38,19 @@ def ok_jobs(results: Record, part: str) -> list[Record]:
 
 
 def plot_measure(results: Record, key: str, label: str, note: str, path: Path) -> list[Path]:
-    """One measure vs learners for strong and weak scaling (model dashed where known)."""
+    """One measure vs learners for strong and weak scaling, each with the performance
+    model's prediction for the same jobs dashed in the same colour."""
     fig, ax = plots.subplots()
     drawn = False
     for part in ("strong", "weak"):
         rows = ok_jobs(results, part)
         if rows:
-            ax.plot([r["learners"] for r in rows], [r[key] for r in rows], "o-", label=part)
+            line, = ax.plot([r["learners"] for r in rows], [r[key] for r in rows], "o-",
+                            label=f"{part}, measured")
+            model = [r for r in rows if "predicted" in r]
+            if model:
+                ax.plot([r["learners"] for r in model], [r["predicted"][key] for r in model],
+                        "--", color=line.get_color(), label=f"{part}, model")
             drawn = True
     if drawn:  # a log axis with no points cannot be drawn
         ax.set_xscale("log", base=2)
@@ -60,10 +66,22 @@ def efficiency(results: Record) -> list[tuple[int, float]]:
     return [] if base is None else [(r["learners"], base / r["iteration_s"]) for r in rows]
 
 
+def model_efficiency(results: Record) -> list[tuple[int, float]]:
+    """E(N) of the performance model's iteration times for the weak jobs."""
+    rows = [r for r in ok_jobs(results, "weak") if "predicted" in r]
+    base = next((r["predicted"]["iteration_s"] for r in rows if r["learners"] == 1), None)
+    return [] if base is None else [(r["learners"], base / r["predicted"]["iteration_s"])
+                                    for r in rows]
+
+
 def plot_efficiency(results: Record, note: str, path: Path) -> list[Path]:
     fig, ax = plots.subplots()
     pts = efficiency(results)
-    ax.plot([n for n, _ in pts], [e for _, e in pts], "o-", label="measured E(N)")
+    line, = ax.plot([n for n, _ in pts], [e for _, e in pts], "o-", label="measured E(N)")
+    model = model_efficiency(results)
+    if model:
+        ax.plot([n for n, _ in model], [e for _, e in model], "--", color=line.get_color(),
+                label="model E(N)")
     ax.axhline(1.0, color="0.5", linestyle=":", label="perfect")
     if pts:  # no weak jobs (e.g. --parts strong): a log axis with no points cannot be drawn
         ax.set_xscale("log", base=2)
@@ -79,7 +97,7 @@ def plot_comm(results: Record, part: str, note: str, path: Path) -> list[Path]:
     for comm in dict.fromkeys(r["comm"] for r in jobs):
         rows = sorted((r for r in jobs if r["comm"] == comm), key=lambda r: r["learners"])
         good = [r for r in rows if r.get("images_per_s")]
-        label = comm + ("" if good else " (not available here)")
+        label = comm + ("" if good else f" ({rows[0]['status']} here)")
         if part == "multi-worker" and good:
             label += f" -> {good[0].get('implementation_used')}"
         ax.plot([r["learners"] for r in good], [r["images_per_s"] for r in good], "o-",
@@ -119,6 +137,34 @@ def answer_auto(results: Record) -> str:
     return f"Does AUTO give the best throughput? {verdict} ({rate}).{same}"
 
 
+def model_comparison(results: Record) -> str:
+    """How far measurement and model differ, from the stored measured and predicted values:
+    measured / predicted throughput per job and the largest relative error."""
+    rows = [r for r in results.get("jobs", []) if r.get("images_per_s") and "predicted" in r]
+    fitted = results.get("performance_model")
+    if not rows or not fitted:
+        return "Model vs measurement: no one-learner job ran, so the model was not fitted."
+    lines = ["| job | learners | measured img/s | model img/s | measured / model |",
+             "|---|---:|---:|---:|---:|"]
+    errors = []
+    for r in rows:
+        ratio = r["images_per_s"] / r["predicted"]["images_per_s"]
+        errors.append((abs(ratio - 1), r["key"]))
+        lines.append(f"| {r['key']} | {r['learners']} | {_num(r['images_per_s'])} | "
+                     f"{_num(r['predicted']['images_per_s'])} | {ratio:.2f} |")
+    worst, where = max(errors)
+    mean = sum(e for e, _ in errors) / len(errors)
+    shared = (" Learners share one physical device here: the model gives them its arithmetic "
+              "in turn and overlaps their fixed per-step time." if fitted.get("shared_device")
+              else "")
+    return (f"Model vs measurement (perf.py; compute {fitted['fixed_s'] * 1e3:.3g} ms + "
+            f"{fitted['per_image_s'] * 1e3:.3g} ms per image, fitted to "
+            f"{', '.join(fitted['fitted_to'])}; all-reduce over "
+            f"{fitted['link']['name']}).{shared}\n\n" + "\n".join(lines) +
+            f"\n\nThroughput differs from the model by {mean:.0%} on average and by at most "
+            f"{worst:.0%} ({where}).")
+
+
 def table(rows: Sequence[Record]) -> str:
     lines = ["| job | status | learners | batch/learner | img/s | iter s | model gap | ops |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
@@ -154,5 +200,5 @@ def summarize(results: Record, ctx: ReportContext) -> Summary:
     text = (f"# Scaling: strong and weak, tf.distribute\n\n{note}. Data: {results['data']}.\n\n"
             f"{table(results['jobs'])}\n\nWeak-scaling efficiency: {eff}.\n\n"
             f"{answer_auto(results)}\n\nModel gap: (measured - predicted) / predicted "
-            "iteration time, model fitted to the one-learner job (perf.py).\n")
+            f"iteration time.\n\n{model_comparison(results)}\n")
     return Summary(text, tuple(saved))

@@ -1,12 +1,20 @@
-"""Run Problem 2's jobs (or only the performance model) and assemble the results."""
+"""Run Problem 2's jobs (or only the performance model) and assemble the results.
+
+After every job the run checkpoints the records of the jobs done so far (:class:`Ledger`), so
+``hw3 run scaling --resume RUN`` keeps them and runs only the missing jobs, and a first Ctrl-C
+stops after the running job. With a cluster file (hosts.py) this host runs its own task of
+each multi-worker job; single-node jobs and the numbers belong to the chief (task 0).
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from typing import Any
 
 from trainers.api import RunContext
-from trainers.plugins.scaling import Config, cluster, engine, perf
+from trainers.errors import RunError
+from trainers.plugins.scaling import Config, cluster, engine, hosts, perf
 from trainers.plugins.scaling.jobs import Job, plan
 
 SAMPLES = 60_000  # FashionMNIST training images, for the model's epochs
@@ -17,8 +25,8 @@ def archcalc_counts(config: Config) -> dict[str, int]:
     """Trainable parameters, buffers and forward FLOPs of the spec for this input."""
     from archcalc import analyze, load
 
-    totals = analyze(load(SPEC, classes=10),
-                     input_shape=(1, config.image_size, config.image_size)).totals
+    size = config.image_size
+    totals = analyze(load(SPEC, classes=10, size=size, channels=1)).totals
     return {"params": totals.params, "buffers": totals.buffers, "flops": totals.flops}
 
 
@@ -29,10 +37,39 @@ def system(config: Config, logical: bool) -> perf.System:
                        config.gpu_hour_usd)
 
 
+class Ledger:
+    """The finished jobs' records, as the run's checkpoint state.
+
+    The host checkpoints objects with ``state_dict``; this one's state is plain JSON text."""
+
+    def __init__(self, records: list[dict[str, Any]] | None = None) -> None:
+        self.records = list(records or [])
+
+    def state_dict(self) -> dict[str, str]:
+        return {"records": json.dumps(self.records)}
+
+    def load_state_dict(self, state: dict[str, str]) -> None:
+        self.records = list(json.loads(state["records"]))
+
+
+def restore(ctx: RunContext, jobs: list[Job]) -> Ledger:
+    """The jobs an interrupted run finished (none for a fresh run), checked against the plan."""
+    ledger = Ledger()
+    if ctx.run.last_checkpoint() is None:
+        return ledger
+    ctx.run.load_checkpoint(ledger)
+    done = [r["key"] for r in ledger.records]
+    if done != [j.key for j in jobs[:len(done)]]:
+        raise RunError(f"run {ctx.run.ref}: its checkpoint holds jobs {', '.join(done)}, which "
+                       "are not the start of its plan; start a new run")
+    return ledger
+
+
 def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
     """Every job of the plan, the hardware it ran on and the model's view of it."""
     if config.model_only:
         return model_only(config)
+    where = hosts.read(config.cluster, config.task) if config.cluster else None
     _, y, synthetic, summary = engine.load_arrays(str(ctx.data_dir), config.train_samples)
     if synthetic:
         ctx.use_stand_in(summary)
@@ -42,28 +79,38 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
     spec = engine.TrainSpec(config.model, config.image_size, config.epochs, config.steps,
                             config.warmup_steps, config.lr, ctx.seed, str(ctx.data_dir),
                             config.train_samples)
-    records = []
+    ledger = restore(ctx, jobs)
+    if ledger.records:
+        ctx.reporter.note(f"resuming: {len(ledger.records)} of {len(jobs)} jobs done before")
     with ctx.reporter.bar("jobs", total=len(jobs), unit="job") as bar:
-        for job in jobs:
-            record = run_one(job, spec, config, ctx, hardware)
+        bar.advance(len(ledger.records))
+        for job in jobs[len(ledger.records):]:
+            record = run_one(job, spec, config, ctx, hardware, where)
             ctx.reporter.log({k: v for k, v in record.items() if _scalar(v)}, show=False)
             ctx.reporter.note(f"{job.key}: {record['status']} "
                               f"{_num(record.get('images_per_s'))} img/s")
-            records.append(record)
+            ledger.records.append(record)
+            ctx.run.save_checkpoint(len(ledger.records), ledger)
             bar.advance()
+    records = ledger.records
     hardware = measured_hardware(records) or hardware
     results = assemble(config, records, hardware, summary, len(y))
+    if where is not None:
+        results["cluster"] = {"file": where.path, "workers": list(where.workers),
+                              "task": where.task}
     ctx.reporter.table("scaling jobs", [_row(r) for r in records])
     return results
 
 
 def run_one(job: Job, spec: engine.TrainSpec, config: Config, ctx: RunContext,
-            hardware: dict[str, Any]) -> dict[str, Any]:
+            hardware: dict[str, Any], where: hosts.ClusterFile | None) -> dict[str, Any]:
     """One job in fresh worker process(es), so each starts from a clean TensorFlow runtime
     (MirroredStrategy jobs of different sizes in one process collide in TF's collective
     group keys). A method the hardware cannot run is recorded as not available, any other
     failure as failed; neither stops the other jobs."""
     record: dict[str, Any] = {**job.as_dict(), "hardware": hardware["description"]}
+    if where is not None and not where.chief and job.strategy == "mirrored":
+        return {**record, "status": "skipped", "reason": "single-node jobs run on the chief"}
     try:
         if job.strategy == "mirrored":
             engine.require_available(hardware["devices"][:job.learners], job.comm)
@@ -71,12 +118,18 @@ def run_one(job: Job, spec: engine.TrainSpec, config: Config, ctx: RunContext,
             out = cluster.run_mirrored(ctx.run.dir / "workers" / job.key, doc)
             record["hardware"] = out["hardware"]["description"]
             record["_hardware"] = out.pop("hardware")
+        elif where is not None:
+            out = on_hosts(job, spec, ctx, where)
         else:
             out = multi_worker(job, spec, ctx, hardware)
     except engine.NotAvailableError as exc:
         return {**record, "status": "not available", "reason": str(exc)}
     except (cluster.ClusterError, RuntimeError, ValueError, OSError) as exc:
         return {**record, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:400]}
+    if "skipped" in out:
+        return {**record, "status": "skipped", "reason": out["skipped"]}
+    if "served_task" in out:
+        return {**record, **out, "status": "served", "reason": "the chief stores the numbers"}
     return {**record, **out, "status": "ok", **measured(out, job, config)}
 
 
@@ -91,9 +144,25 @@ def multi_worker(job: Job, spec: engine.TrainSpec, ctx: RunContext,
     """A MultiWorkerMirroredStrategy job on local worker processes (one per CPU learner)."""
     workers = job.learners if hardware["device_kind"] == "CPU" else job.nodes
     doc = {"spec": spec.as_dict(), "job": job.as_dict()}
-    out = cluster.run_job(ctx.run.dir / "workers" / job.key, doc, workers)
+    out = cluster.run_job(ctx.run.dir / "workers" / job.key, doc, workers, timeout=None)
     out["hardware_note"] = f"{workers} worker processes on 127.0.0.1 ({hardware['device_kind']})"
     return out
+
+
+def on_hosts(job: Job, spec: engine.TrainSpec, ctx: RunContext,
+             where: hosts.ClusterFile) -> dict[str, Any]:
+    """This host's task of a multi-worker job on the first ``job.nodes`` hosts of the file."""
+    if len(where.workers) < job.nodes:
+        raise engine.NotAvailableError(f"{where.path} lists {len(where.workers)} worker(s); "
+                                       f"the job needs {job.nodes}")
+    if where.task >= job.nodes:
+        return {"skipped": f"the job runs on the first {job.nodes} host(s) of the file"}
+    addresses = where.workers[:job.nodes]
+    doc = {"spec": spec.as_dict(), "job": job.as_dict()}
+    out = cluster.run_tasks(ctx.run.dir / "workers" / job.key, doc,
+                            {where.task: hosts.tf_config(addresses, where.task)}, timeout=None)
+    out["hardware_note"] = f"{job.nodes} hosts of {where.path}: {', '.join(addresses)}"
+    return {**out, "hosts": list(addresses)}
 
 
 def measured(out: dict[str, Any], job: Job, config: Config) -> dict[str, Any]:
@@ -109,24 +178,42 @@ def assemble(config: Config, records: list[dict[str, Any]], hardware: dict[str, 
              summary: str, samples: int) -> dict[str, Any]:
     """Results: jobs with the model's prediction beside each measured one."""
     grad = perf.gradient_bytes(_params(config, records))
-    base = next((r for r in records if r["learners"] == 1 and r.get("iteration_s")), None)
-    if base is not None:
-        per_image = base["iteration_s"] / base["per_learner_batch"]
-        sys = system(config, hardware["logical"])
-        for r in records:
-            if r.get("iteration_s"):
-                method = "ring" if r["comm"] in ("default", "auto", "nccl") else r["comm"]
-                p = perf.predict(r["learners"], r["per_learner_batch"], per_image, grad, sys,
-                                 samples, 1, method)
-                r["predicted_iteration_s"] = p.iteration_s
-                r["model_gap"] = perf.relative_gap(r["iteration_s"], p.iteration_s)
+    fitted = fit_model(config, records, hardware, grad)
     ok = [r for r in records if r.get("images_per_s")]
     best = max(ok, key=lambda r: r["images_per_s"], default=None)
     return {"headline": f"{len(ok)}/{len(records)} jobs ran" +
             (f", best {best['images_per_s']:.1f} img/s ({best['key']})" if best else ""),
             "model_only": False, "model": config.model, "hardware": hardware, "data": summary,
             "gradient_bytes": grad, "price_usd_per_learner_hour": config.gpu_hour_usd,
-            "jobs": records}
+            "performance_model": fitted, "jobs": records}
+
+
+def fit_model(config: Config, records: list[dict[str, Any]], hardware: dict[str, Any],
+              grad: int) -> dict[str, Any] | None:
+    """Fit the compute term to the one-learner jobs, then store the model's prediction
+    (iteration time, throughput, time and cost for the job's own steps) in every measured
+    record; None when no one-learner job ran."""
+    base = [r for r in records if r["learners"] == 1 and r.get("iteration_s")
+            and r["strategy"] == "mirrored"]
+    if not base:
+        return None
+    compute = perf.fit_compute([(r["per_learner_batch"], r["iteration_s"]) for r in base])
+    sys = system(config, hardware["logical"])
+    for r in records:
+        if r.get("iteration_s"):
+            method = "ring" if r["comm"] in ("default", "auto", "nccl") else r["comm"]
+            shared = r["learners"] if hardware["logical"] and "hosts" not in r else 1
+            p = perf.predict(r["learners"], r["per_learner_batch"], compute.per_image_s, grad,
+                             sys, SAMPLES, 1, method, fixed_s=compute.fixed_s, shared=shared)
+            train = r["steps"] * p.iteration_s
+            r["predicted"] = {"iteration_s": p.iteration_s, "images_per_s": p.images_per_s,
+                              "allreduce_s": p.allreduce_s, "train_s": train,
+                              "cost_usd": perf.cost_usd(train, r["learners"],
+                                                        config.gpu_hour_usd)}
+            r["model_gap"] = perf.relative_gap(r["iteration_s"], p.iteration_s)
+    return {"fixed_s": compute.fixed_s, "per_image_s": compute.per_image_s,
+            "fitted_to": [r["key"] for r in base], "link": asdict(sys.link_for(1)),
+            "shared_device": bool(hardware["logical"])}
 
 
 def _params(config: Config, records: list[dict[str, Any]]) -> int:
