@@ -11,15 +11,17 @@ weights scaled by the keep probability: trainers/dropout.py).
 Result: not yet run on real CIFAR-10 (the development machine has no copy and no GPU); the
 test suite runs all ten trainings for 2 epochs on stand-in data (``hw3 data fake cifar10``).
 
-Speed (benchmarks/bench_optimizers.py: 2-core AMD EPYC shared with other jobs, torch 2.13
-CPU, hidden 1000, batch 128, 60 steps, median of 7 interleaved repeats): the GEMM floor (c)
-took 1.045 s (135 GFLOP/s). The plugin's loop (a) against it and against a DataLoader loop (b)
-with the same model and optimizer step: AdaGrad a/c 1.21 (a/b 0.98), RMSProp 1.21 (1.00),
-RMSProp+Nesterov 1.22 (0.98), AdaDelta 1.25, Adam 1.27 (1.03, noise: a and b differ only in
-how batches arrive, ~1 ms of a ~21 ms step). Two changes got there: the L2 penalty's gradient
-is the optimizers' weight decay (no autograd passes for it), and torch.compile fuses the
-RMSProp, RMSProp+Nesterov and AdaDelta steps (eager, the same run gave a/c 1.38, 2.24 and
-1.52). Adam and AdaGrad use torch's fused steps.
+Speed (benchmarks/bench_optimizers.py: 2-core AMD EPYC, torch 2.13 CPU, hidden 1000, batch
+128, 60 steps, median of 7 interleaved repeats, final run of the session): the GEMM floor (c)
+took 1.001 s (141 GFLOP/s). The plugin's loop (a) against it and against a DataLoader loop (b)
+with the same model and optimizer step: AdaGrad a/c 1.24 (a/b 0.98), RMSProp 1.25 (1.00),
+RMSProp+Nesterov 1.24 (0.99), AdaDelta 1.26 (0.99), Adam 1.28 (0.99); in a run where the floor
+reached 163 GFLOP/s, 1.30-1.34 for all five. Two changes made the five methods cost alike:
+the L2 penalty's gradient is the optimizers' weight decay (no autograd passes for it), and
+torch.compile fuses the RMSProp, RMSProp+Nesterov and AdaDelta steps (eager, the same
+benchmark gave a/c 1.38, 2.24 and 1.52). What is left is shared: the same GEMMs run ~17%
+slower inside the loop than in the floor, whose operands stay in the L3 cache that each
+optimizer step (~110 MB of traffic) flushes.
 
 Modules: this one is torch-free (config and hyperparameters, so ``hw3 list`` stays light);
 optimizers_loop (model, optimizers, data on the device, one epoch), optimizers_run (the ten
