@@ -12,7 +12,8 @@ Result: not yet run on GPUs. On the 2-core development CPU the learners are logi
 one CPU (every result and plot says so); ResNet-50 trains at about 160 img/s (batch 32) to
 230 img/s (batch 256) there, so the tests use a tiny CNN and a few steps. Harness overhead
 (benchmarks/bench_scaling.py: the plugin's one-learner job against a plain ``model.fit``, each
-in fresh processes, alternating): ResNet-50 1.035 and 0.999 (batch 32), 0.979 (batch 256),
+in fresh processes, alternating; medians): ResNet-50 at batch 32 1.035, 0.999 and 1.007 (8
+pairs; per process ~125 or ~160 img/s on both sides, so short runs swing ±7%), 0.979 at 256,
 tiny CNN 1.24; it was 0.65 while the input went through TF's distributed-dataset iterator
 (engine.py says why). docs/results/scaling holds a reduced stand-in run.
 
