@@ -121,9 +121,12 @@ class Trainer(Protocol[ConfigT]):
     name: str
     summary: str
     config_type: type[ConfigT]
-    # Optional: ``datasets = ("cifar10",)`` names the catalog datasets ``run`` reads; the host
-    # checks they are on disk before it creates a run directory, so a missing dataset is one
-    # line of advice and leaves no failed run behind.
+    # Optional, both checked by the host before it creates (or resumes) a run directory, so a
+    # mistake is one line of advice and leaves no failed run behind:
+    # ``datasets = ("cifar10",)`` names the catalog datasets ``run`` reads (they must be on
+    # disk); ``def check(self, config, device: str, data_dir: str) -> None`` raises a
+    # ConfigError (or another Hw3Error) for settings that fail only on this machine or with
+    # outside files.
 
     def run(self, config: ConfigT, ctx: RunContext) -> Results:
         """Train; return JSON-able results (optional key ``headline``: shown by ``hw3 runs``)."""

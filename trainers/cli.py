@@ -268,7 +268,7 @@ def start(trainer: Trainer[Any], specs: dict[str, cfg.FieldSpec], given: dict[st
         return
     config = build_config(trainer, specs, given, host.config)
     settings = _settings(host, {})
-    require_data(trainer, settings["data_dir"])
+    preflight(trainer, config, settings)
     run = store.create(trainer.name) if leader else store.follow(trainer.name)
     launch(trainer, run, config, settings)
 
@@ -291,16 +291,20 @@ def resume(trainer: Trainer[Any], store: RunStore, given: dict[str, Any], host: 
     config = cfg.resolve(trainer.config_type,
                          [(source, cfg.plugin_table(doc, trainer.name, source))])
     settings = _settings(host, doc.get("hw3", {}))
-    require_data(trainer, settings["data_dir"])
+    preflight(trainer, config, settings)
     launch(trainer, run, config, settings)
 
 
-def require_data(trainer: Trainer[Any], data_dir: str) -> None:
-    """The plugin's declared datasets must be on disk before a run starts (or resumes)."""
+def preflight(trainer: Trainer[Any], config: Any, settings: dict[str, Any]) -> None:
+    """Before a run starts (or resumes): the plugin's declared datasets are on disk and its
+    own ``check`` (if any) passes, so a mistake found here leaves no run directory behind."""
     from trainers.data.catalog import require
 
     for name in getattr(trainer, "datasets", ()):
-        require(name, data_dir)
+        require(name, settings["data_dir"])
+    check = getattr(trainer, "check", None)
+    if check is not None:
+        check(config, settings["device"], settings["data_dir"])
 
 
 def _settings(host: Host, saved: dict[str, Any]) -> dict[str, Any]:

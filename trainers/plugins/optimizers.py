@@ -127,6 +127,12 @@ class Optimizers:
     config_type = Config
     datasets = ("cifar10",)  # checked by the host before a run directory exists
 
+    def check(self, config: Config, device: str, data_dir: str) -> None:
+        """Before the run directory exists: a compiled step needs a compiler here."""
+        from trainers.plugins.optimizers_loop import check_step
+
+        check_step(config.step, config.methods, device)
+
     def run(self, config: Config, ctx: RunContext) -> dict[str, Any]:
         from trainers.plugins.optimizers_run import run_all
 

@@ -106,6 +106,13 @@ def can_compile(device: str) -> bool:
     return any(shutil.which(name) for name in names if name)
 
 
+def check_step(mode: StepMode, methods: Sequence[str], device: str) -> None:
+    """``step = "compile"`` for a method torch.compile would fuse needs a compiler here."""
+    if mode == "compile" and set(methods) & set(UNFUSED) and not can_compile(device):
+        raise ConfigError(f'step = "compile" needs a C++ compiler (set CXX) for {device}; '
+                          'install one, or use step = "eager" or "auto"')
+
+
 def step_function(optimizer: torch.optim.Optimizer, method: str, mode: StepMode,
                   device: str) -> tuple[Callable[[], Any], str]:
     """The optimizer's step and how it runs: "fused" (torch's one-kernel step), "compiled"
@@ -113,11 +120,9 @@ def step_function(optimizer: torch.optim.Optimizer, method: str, mode: StepMode,
     or "eager". ``auto`` compiles where it can; ``compile`` insists, with a clear error."""
     if method not in UNFUSED:
         return optimizer.step, "fused" if device.split(":")[0] in FUSED_DEVICES else "eager"
-    if mode == "eager" or (mode == "auto" and not can_compile(device)):
+    check_step(mode, (method,), device)
+    if mode == "eager" or not can_compile(device):
         return optimizer.step, "eager"
-    if not can_compile(device):
-        raise ConfigError(f'step = "compile" needs a C++ compiler (set CXX) for {device}; '
-                          'install one, or use step = "eager" or "auto"')
     # Dynamo guards on the optimizer object, so each new optimizer recompiles; past its
     # recompile limit it would silently fall back to eager. One training's graphs (first
     # step with state set-up, then every later step) need two: start each from a clean cache.

@@ -257,6 +257,17 @@ def test_a_missing_dataset_is_one_line_and_leaves_no_run(env: PluginEnv,
     assert (sorted(env.runs.rglob("*")) if env.runs.exists() else []) == before
 
 
+def test_compile_without_a_compiler_is_one_line_and_leaves_no_run(
+        env: PluginEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    before = sorted(env.runs.rglob("*")) if env.runs.exists() else []
+    result = hw3("run", "optimizers", *SMALL, "--step", "compile")
+    assert result.exit_code == 2 and "needs a C++ compiler" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert (sorted(env.runs.rglob("*")) if env.runs.exists() else []) == before
+
+
 def test_run_trains_all_ten_and_says_it_is_stand_in_data(baseline: Path) -> None:
     results = json.loads((baseline / "results.json").read_text())
     pairs = [(t["variant"], t["method"]) for t in results["trainings"]]

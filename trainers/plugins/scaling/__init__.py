@@ -108,6 +108,17 @@ class Scaling:
                "tf.distribute, plus an all-reduce cost model.")
     config_type = Config
 
+    def check(self, config: Config, device: str, data_dir: str) -> None:
+        """Before the run directory exists: FashionMNIST on disk (unless only the model is
+        plotted) and a readable cluster file with this task in it."""
+        from trainers.data.catalog import require
+        from trainers.plugins.scaling import hosts
+
+        if not config.model_only:
+            require("fashion-mnist", data_dir)
+        if config.cluster:
+            hosts.read(config.cluster, config.task)
+
     def run(self, config: Config, ctx: RunContext) -> dict[str, Any]:
         from trainers.plugins.scaling.run import run_all
 
