@@ -26,7 +26,7 @@ from archcalc.layers import Graph, Shape
 from archcalc.zoo import load
 
 if TYPE_CHECKING:
-    from archcalc.backends.torch import Box, ToolCount
+    from archcalc.backends.measure import Box, ToolCount
 
 NOTES = (
     "buffers: BN running_mean + running_var; torch's num_batches_tracked (one int64 per BN "
@@ -120,7 +120,7 @@ def _backend() -> ModuleType:
         except ImportError:
             raise VerifyUnavailable(f"verify needs torch, torchinfo and fvcore ({name} is "
                                     "missing): pip install 'archcalc-hw3[verify]'") from None
-    return importlib.import_module("archcalc.backends.torch")
+    return importlib.import_module("archcalc.backends.measure")
 
 
 def verify(graph: Graph, input_shape: Shape | None = None, probe_rf: bool = True
@@ -129,7 +129,9 @@ def verify(graph: Graph, input_shape: Shape | None = None, probe_rf: bool = True
     backend = _backend()
     reports = {name: analyze(graph, name, input_shape)
                for name in ("full", "torchinfo", "fvcore", "flopcounter")}
-    model = backend.build_module(graph, input_shape)
+    from archcalc.backends.torch import build_module
+
+    model = build_module(graph, input_shape)
     mult_adds, params = backend.torchinfo_counts(model)
     checks = [*_shape_checks(reports["full"], backend.output_shapes(model)),
               *_param_checks(reports["full"], backend.parameter_counts(model), params),

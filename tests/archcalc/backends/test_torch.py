@@ -12,16 +12,18 @@ nn = torch.nn
 
 import archcalc  # noqa: E402
 from archcalc import algebra, analysis  # noqa: E402
+from archcalc.backends.measure import (  # noqa: E402
+    output_shapes,
+    parameter_counts,
+    probe_copy,
+    probe_fields,
+)
 from archcalc.backends.torch import (  # noqa: E402
     PATH_ATTR,
     ResidualBlock,
     ZeroPad,
     build_module,
     modules_by_path,
-    output_shapes,
-    parameter_counts,
-    probe_copy,
-    probe_fields,
 )
 from archcalc.zoo import names  # noqa: E402
 
