@@ -1,42 +1,18 @@
-"""Per-layer arithmetic as pure functions: output shape, parameters, operations, receptive field.
-
-Every layer kind has an explicit rule here (no guessing from class names). Counts are per
-sample; batch size enters only the memory estimate.
+"""The quantities every layer kind's rules produce: parameters, operations by category and
+receptive fields, and how they combine. The rules themselves live with their kinds
+(:mod:`archcalc.kinds`). Counts are per sample; batch size enters only the memory estimate.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-from archcalc.errors import Loc, SpecError
-from archcalc.layers import (
-    LRN,
-    Activation,
-    BatchNorm,
-    Conv,
-    Dropout,
-    Flatten,
-    GlobalPool,
-    Layer,
-    Linear,
-    Pair,
-    Pool,
-    Shape,
-    ShortcutKind,
-    ZeroPadShortcut,
-)
 
 if TYPE_CHECKING:
     from fractions import Fraction
 
-# Activations that torch (and our memory model) run in place: they allocate nothing new.
-INPLACE_ACTIVATIONS = frozenset(
-    {"relu", "relu6", "leakyrelu", "elu", "gelu", "silu", "sigmoid", "tanh", "hardswish"}
-)
-SOFTMAX_FLOPS_PER_ELEMENT = 3  # exp, running sum, divide
-LRN_FIXED_FLOPS = 3  # scale and offset the sum, raise to beta, divide
+Pair = tuple[int, int]
+Shape = tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -133,158 +109,6 @@ def merge_rfs(rfs: list[RF]) -> tuple[RF, bool]:
                 (starts[0], starts[1]))
     aligned = len({(rf.twice_center, rf.stride) for rf in rfs}) == 1
     return merged, aligned
-
-
-# -- shapes -----------------------------------------------------------------------------
-def _feature_map(layer: Layer, shape: Shape, loc: Loc) -> tuple[int, int, int]:
-    if len(shape) != 3:
-        raise SpecError(f"{layer.kind} needs a feature map (C, H, W) input, got a vector of "
-                        f"{shape[0]}", loc)
-    return shape  # type: ignore[return-value]
-
-
-def _window(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil: bool,
-            loc: Loc, axis: str) -> int:
-    span = dilation * (kernel - 1) + 1
-    if span > size + 2 * pad:
-        raise SpecError(f"kernel {span} is larger than the padded input {axis} "
-                        f"({size} + 2*{pad} = {size + 2 * pad})", loc)
-    if ceil:
-        out = -(-(size + 2 * pad - span) // stride) + 1
-        if (out - 1) * stride >= size + pad:  # torch: the last window must start in the input
-            out -= 1
-        return out
-    return (size + 2 * pad - span) // stride + 1
-
-
-def output_shape(layer: Layer, shape: Shape, loc: Loc) -> Shape:
-    """Output shape of a non-container layer for one sample."""
-    if isinstance(layer, Conv):
-        c, h, w = _feature_map(layer, shape, loc)
-        if c % layer.groups or layer.out_channels % layer.groups:
-            raise SpecError(f"groups={layer.groups} must divide both the input channels ({c}) "
-                            f"and the output channels ({layer.out_channels})", loc)
-        return (layer.out_channels,
-                _window(h, layer.kernel[0], layer.stride[0], layer.padding[0],
-                        layer.dilation[0], False, loc, "height"),
-                _window(w, layer.kernel[1], layer.stride[1], layer.padding[1],
-                        layer.dilation[1], False, loc, "width"))
-    if isinstance(layer, Pool):
-        c, h, w = _feature_map(layer, shape, loc)
-        for k, p in zip(layer.kernel, layer.padding, strict=True):
-            if 2 * p > k:
-                raise SpecError(f"pool padding {p} is more than half the kernel {k}", loc)
-        return (c,
-                _window(h, layer.kernel[0], layer.stride[0], layer.padding[0], 1,
-                        layer.ceil_mode, loc, "height"),
-                _window(w, layer.kernel[1], layer.stride[1], layer.padding[1], 1,
-                        layer.ceil_mode, loc, "width"))
-    if isinstance(layer, GlobalPool):
-        c, _, _ = _feature_map(layer, shape, loc)
-        return (c, 1, 1)
-    if isinstance(layer, Linear):
-        return (layer.out_features,)
-    if isinstance(layer, Flatten):
-        return (math.prod(shape),)
-    if isinstance(layer, ZeroPadShortcut):
-        c, h, w = _feature_map(layer, shape, loc)
-        return (layer.out_channels, -(-h // layer.stride[0]), -(-w // layer.stride[1]))
-    if isinstance(layer, LRN):
-        _feature_map(layer, shape, loc)
-        return shape
-    if isinstance(layer, BatchNorm | Activation | Dropout):
-        return shape
-    raise TypeError(f"no shape rule for {type(layer).__name__}")
-
-
-# -- parameters -------------------------------------------------------------------------
-def parameters(layer: Layer, in_shape: Shape) -> Params:
-    if isinstance(layer, Conv):
-        weights = (layer.out_channels * (in_shape[0] // layer.groups)
-                   * layer.kernel[0] * layer.kernel[1])
-        return Params(weights, layer.out_channels if layer.bias else 0)
-    if isinstance(layer, Linear):
-        return Params(math.prod(in_shape) * layer.out_features,
-                      layer.out_features if layer.bias else 0)
-    if isinstance(layer, BatchNorm):
-        c = in_shape[0]
-        return Params(c if layer.affine else 0, c if layer.affine else 0, 2 * c)
-    return Params()
-
-
-def weight_formula(layer: Layer, in_shape: Shape) -> str:
-    """The weight count written out as in the homework table, e.g. ``(3*3*3)*64``."""
-    if isinstance(layer, Conv):
-        cin = in_shape[0] // layer.groups
-        kh, kw = layer.kernel
-        return f"({kh}*{kw}*{cin})*{layer.out_channels}"
-    if isinstance(layer, Linear):
-        hwc = (*in_shape[1:], in_shape[0]) if len(in_shape) == 3 else in_shape  # as fmt_shape
-        return "*".join(str(d) for d in (*hwc, layer.out_features))
-    if isinstance(layer, BatchNorm) and layer.affine:
-        return f"2*{in_shape[0]}"
-    return ""
-
-
-# -- operations -------------------------------------------------------------------------
-def operations(layer: Layer, in_shape: Shape, out_shape: Shape) -> Ops:
-    out = math.prod(out_shape)
-    if isinstance(layer, Conv):
-        per_output = (in_shape[0] // layer.groups) * layer.kernel[0] * layer.kernel[1]
-        return Ops(macs=out * per_output, bias=out if layer.bias else 0)
-    if isinstance(layer, Linear):
-        return Ops(macs=math.prod(in_shape) * out, bias=out if layer.bias else 0)
-    if isinstance(layer, BatchNorm):
-        if not layer.affine:
-            return Ops(norm=out)
-        return Ops(norm=out, norm_affine=out, norm_params=2 * in_shape[0])
-    if isinstance(layer, Activation):
-        return Ops(act=out * (SOFTMAX_FLOPS_PER_ELEMENT if layer.fn == "softmax" else 1))
-    if isinstance(layer, Pool):
-        window = layer.kernel[0] * layer.kernel[1]
-        return Ops(pool=out * (window - 1 if layer.op == "max" else window))
-    if isinstance(layer, GlobalPool):
-        window = in_shape[1] * in_shape[2]
-        return Ops(pool=out * (window - 1 if layer.op == "max" else window),
-                   pool_inputs=math.prod(in_shape) if layer.op == "avg" else 0)
-    if isinstance(layer, LRN):
-        return Ops(lrn=out * (2 * layer.size - 1 + LRN_FIXED_FLOPS))
-    return Ops()
-
-
-# -- receptive field --------------------------------------------------------------------
-def receptive_field(layer: Layer, rf: RF, in_shape: Shape) -> RF:
-    if isinstance(layer, Conv):
-        return rf.step(layer.kernel, layer.stride, layer.padding, layer.dilation)
-    if isinstance(layer, Pool):
-        return rf.step(layer.kernel, layer.stride, layer.padding)
-    if isinstance(layer, ZeroPadShortcut):
-        return rf.step((1, 1), layer.stride, (0, 0))
-    if isinstance(layer, GlobalPool | Flatten | Linear) and len(in_shape) == 3:
-        return rf.spread((in_shape[1], in_shape[2]))
-    return rf
-
-
-# -- shortcuts --------------------------------------------------------------------------
-def shortcut_layers(kind: ShortcutKind, in_shape: Shape, out_shape: Shape,
-                    loc: Loc, bias: bool = False) -> tuple[Layer, ...]:
-    """The layers on a residual block's shortcut path, from the shapes it must join;
-    ``bias`` gives a projection's conv a bias."""
-    if kind == "identity" or (kind in ("A", "B") and in_shape == out_shape):
-        if in_shape != out_shape:
-            raise SpecError(f"residual body changes the shape {fmt_shape(in_shape)} -> "
-                            f"{fmt_shape(out_shape)}; an identity shortcut cannot add them "
-                            "(use shortcut=A, B or C)", loc)
-        return ()
-    if len(in_shape) != 3 or len(out_shape) != 3:
-        raise SpecError("shortcuts A, B and C join feature maps, not vectors", loc)
-    stride = (-(-in_shape[1] // out_shape[1]), -(-in_shape[2] // out_shape[2]))
-    if kind == "A":
-        if out_shape[0] < in_shape[0]:
-            raise SpecError(f"shortcut A can only add channels, not reduce {in_shape[0]} to "
-                            f"{out_shape[0]} (use shortcut=B)", loc)
-        return (ZeroPadShortcut(out_shape[0], stride),)
-    return (Conv(out_shape[0], (1, 1), stride, (0, 0), bias=bias), BatchNorm())
 
 
 def fmt_shape(shape: Shape) -> str:

@@ -19,9 +19,12 @@ import typer
 from archcalc import spec as spec_module
 from archcalc import zoo
 from archcalc.analysis import Report, analyze
+from archcalc.conventions import CONVENTIONS
 from archcalc.errors import ArchcalcError, SpecError, UsageError
 from archcalc.layers import Shape
 from archcalc.render import (
+    DTYPE_BYTES,
+    FORMATS,
     homework_table,
     inception_table,
     layer_table,
@@ -57,27 +60,11 @@ app = typer.Typer(
 )
 
 
-class Fmt(StrEnum):
-    rich = "rich"
-    md = "md"
-    csv = "csv"
-    json = "json"
-    latex = "latex"
-    rst = "rst"
-
-
-class ConventionName(StrEnum):
-    full = "full"
-    torchinfo = "torchinfo"
-    fvcore = "fvcore"
-    flopcounter = "flopcounter"
-
-
-class Dtype(StrEnum):
-    float32 = "float32"
-    float16 = "float16"
-    bfloat16 = "bfloat16"
-    float64 = "float64"
+# Choice lists come from their one registry: writers, conventions, number types.
+Fmt = StrEnum("Fmt", {n: n for n in FORMATS})  # type: ignore[misc]
+ConventionName = StrEnum("ConventionName", {n: n for n in CONVENTIONS})  # type: ignore[misc]
+Dtype = StrEnum("Dtype", {n: n for n in DTYPE_BYTES})  # type: ignore[misc]
+RICH, FULL, FLOAT32 = Fmt("rich"), ConventionName("full"), Dtype("float32")  # the defaults
 
 
 InputOpt = Annotated[str | None, typer.Option(
@@ -160,10 +147,10 @@ def analyze_cmd(
     input_: InputOpt = None,
     set_: SetOpt = None,
     convention: Annotated[ConventionName, typer.Option(
-        help="How operations become MACs and FLOPs.")] = ConventionName.full,
-    fmt: FormatOpt = Fmt.rich,
+        help="How operations become MACs and FLOPs.")] = FULL,
+    fmt: FormatOpt = RICH,
     batch: Annotated[int, typer.Option(min=1, help="Batch size for memory.")] = 1,
-    dtype: Annotated[Dtype, typer.Option(help="Number type for memory.")] = Dtype.float32,
+    dtype: Annotated[Dtype, typer.Option(help="Number type for memory.")] = FLOAT32,
 ) -> None:
     """Per-layer shapes, parameters, MACs/FLOPs, receptive fields and memory of a model."""
     with edge():
@@ -171,7 +158,7 @@ def analyze_cmd(
         if table:
             emit(homework_table(report, bias, dtype.value, batch), fmt.value)
         else:
-            data = report_dict(report) if fmt is Fmt.json else None
+            data = report_dict(report) if fmt.value == "json" else None
             emit(layer_table(report, dtype.value, batch), fmt.value, data)
 
 
@@ -183,7 +170,7 @@ def load_report(model: str, input_: str | None, sets: list[str] | None,
 
 
 @app.command("list")
-def list_cmd(fmt: FormatOpt = Fmt.rich) -> None:
+def list_cmd(fmt: FormatOpt = RICH) -> None:
     """The zoo: every model name, its spec file, preset parameters and source."""
     rows = tuple((e.name, e.file.name, " ".join(f"{k}={v}" for k, v in e.overrides), e.source)
                  for e in zoo.entries())
@@ -204,7 +191,7 @@ def spec_cmd() -> None:
 
 @app.command("inception")
 def inception_cmd(input_: InputOpt = None, set_: SetOpt = None,
-                  fmt: FormatOpt = Fmt.rich) -> None:
+                  fmt: FormatOpt = RICH) -> None:
     """Compare inception-naive and inception-reduction: output size, MACs per branch, saving.
 
     --set applies to each module that has the parameter (c1, c3, c5 both; r3, r5,

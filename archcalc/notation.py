@@ -11,20 +11,8 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from archcalc.errors import SpecError
-from archcalc.layers import (
-    ACTIVATIONS,
-    LRN,
-    Activation,
-    BatchNorm,
-    Conv,
-    Dropout,
-    Flatten,
-    GlobalPool,
-    Layer,
-    Linear,
-    Pair,
-    Pool,
-)
+
+Pair = tuple[int, int]
 
 _WHOLE = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts '²'
 
@@ -91,25 +79,6 @@ def parse_dims(text: str) -> tuple[int, ...] | None:
     return tuple(parts)  # type: ignore[arg-type]
 
 
-# -- layer notation ----------------------------------------------------------------------
-_CONV = re.compile(r"conv([0-9]+(?:x[0-9]+)?)-([0-9]+)", re.I)
-_POOL = re.compile(r"(max|avg)?pool([0-9]+(?:x[0-9]+)?)?", re.I)
-_FC = re.compile(r"(?:fc|linear)-([0-9]+)", re.I)
-_DROPOUT = re.compile(r"dropout(?:-([0-9]*\.?[0-9]+))?", re.I)
-_GLOBAL = {"gap": "avg", "globalavgpool": "avg", "globalmaxpool": "max", "gmp": "max"}
-_OPTIONS = {
-    "conv": {"s": "stride", "stride": "stride", "p": "pad", "pad": "pad", "padding": "pad",
-             "d": "dilation", "dilation": "dilation", "g": "groups", "groups": "groups",
-             "bias": "bias"},
-    "pool": {"s": "stride", "stride": "stride", "p": "pad", "pad": "pad", "padding": "pad",
-             "ceil": "ceil"},
-    "linear": {"bias": "bias"},
-    "bn": {"eps": "eps", "affine": "affine"},
-    "dropout": {"p": "p"},
-    "lrn": {"size": "size", "alpha": "alpha", "beta": "beta", "k": "k"},
-}
-
-
 class Fail(Protocol):
     """Makes a located error: at ``tok`` (None: the layer's name) plus ``offset`` columns."""
 
@@ -126,11 +95,12 @@ class RawOption:
     offset: int
 
 
-class _Options:
-    """Typed access to OPTION=VALUE pairs, with errors pointing at the value."""
+class Options:
+    """Typed access to a layer's OPTION=VALUE pairs, with errors pointing at the value;
+    ``allowed`` maps each accepted spelling to the option's name (``s`` -> ``stride``)."""
 
-    def __init__(self, kind: str, raw: list[RawOption], fail: Fail) -> None:
-        allowed = _OPTIONS.get(kind, {})
+    def __init__(self, kind: str, allowed: dict[str, str], raw: list[RawOption],
+                 fail: Fail) -> None:
         self.values: dict[str, RawOption] = {}
         self.fail = fail
         for opt in raw:
@@ -146,7 +116,7 @@ class _Options:
         opt = self.values.get(name)
         if opt is None:
             return default
-        dims = _pair_or_none(opt.value)
+        dims = pair_or_none(opt.value)
         if dims is None:
             raise self.fail(opt.tok, f"{name} must be a whole number or HxW, not {opt.value!r}",
                             opt.offset)
@@ -193,7 +163,7 @@ class _Options:
         return number
 
 
-def _pair_or_none(text: str) -> Pair | None:
+def pair_or_none(text: str) -> Pair | None:
     """``3`` -> (3, 3); ``1x7`` -> (1, 7); anything else -> None."""
     parts = [whole(p) for p in re.split(r"[x*×,]", text.strip().lower())]
     if len(parts) not in (1, 2) or None in parts:
@@ -201,73 +171,10 @@ def _pair_or_none(text: str) -> Pair | None:
     return (parts[0], parts[-1])  # type: ignore[return-value]
 
 
-def _sizes(m: re.Match[str], group: int, fail: Fail, what: str) -> Pair:
+def sizes(m: re.Match[str], group: int, fail: Fail, what: str) -> Pair:
     """A kernel or width written in the layer's name; the caret goes under the number."""
-    dims = _pair_or_none(m.group(group))
+    dims = pair_or_none(m.group(group))
     if dims is None or min(dims) < 1:
         raise fail(None, f"{what} must be a positive whole number below 10^18, "
                          f"not {m.group(group)!r}", m.start(group))
     return dims
-
-
-def build_layer(head: str, raw: list[RawOption], fail: Fail) -> Layer:
-    """One layer from its notation and options."""
-    word = head.lower()
-    if m := _CONV.fullmatch(word):
-        return _conv(_sizes(m, 1, fail, "kernel"), _sizes(m, 2, fail, "output channels")[0],
-                     _Options("conv", raw, fail), fail)
-    if m := _POOL.fullmatch(word):
-        kernel = _sizes(m, 2, fail, "pool kernel") if m.group(2) else (2, 2)
-        opts = _Options("pool", raw, fail)
-        return Pool("avg" if m.group(1) == "avg" else "max", kernel, opts.pair("stride", kernel),
-                    opts.pair("pad", (0, 0), minimum=0), opts.boolean("ceil", False))
-    if m := _FC.fullmatch(word):
-        width = _sizes(m, 1, fail, "output features")[0]
-        return Linear(width, _Options("linear", raw, fail).boolean("bias", True))
-    if word in _GLOBAL:
-        _Options("globalpool", raw, fail)
-        return GlobalPool("avg" if _GLOBAL[word] == "avg" else "max")
-    if word in ("bn", "batchnorm"):
-        opts = _Options("bn", raw, fail)
-        return BatchNorm(opts.number("eps", 1e-5, 0.0, 1.0), opts.boolean("affine", True))
-    if word in ACTIVATIONS or word == "soft-max":
-        _Options("activation", raw, fail)
-        return Activation("softmax" if word == "soft-max" else word)
-    if m := _DROPOUT.fullmatch(word):
-        return _dropout(m, _Options("dropout", raw, fail), fail)
-    if word == "flatten":
-        _Options("flatten", raw, fail)
-        return Flatten()
-    if word == "lrn":
-        opts = _Options("lrn", raw, fail)
-        return LRN(opts.integer("size", 5), opts.number("alpha", 1e-4, 0.0, 1e6),
-                   opts.number("beta", 0.75, 0.0, 1e6), opts.number("k", 2.0, 0.0, 1e6))
-    raise fail(None, f"unknown layer {head!r} (e.g. conv3-64, maxpool, FC-4096, bn, relu, "
-                     "soft-max; see 'archcalc spec --help')")
-
-
-def _dropout(m: re.Match[str], opts: _Options, fail: Fail) -> Dropout:
-    default = float(m.group(1)) if m.group(1) else 0.5
-    if not 0.0 <= default <= 1.0:
-        raise fail(None, f"dropout probability must be in [0, 1], not {m.group(1)}",
-                   m.start(1))
-    return Dropout(opts.number("p", default, 0.0, 1.0))
-
-
-def _conv(kernel: Pair, out: int, opts: _Options, fail: Fail) -> Conv:
-    """Pad defaults to 'same' (half the dilated span) where that is symmetric, else 0."""
-    dilation = opts.pair("dilation", (1, 1))
-    stride = opts.pair("stride", (1, 1))
-    groups = opts.integer("groups", 1)
-    span = tuple(d * (k - 1) for d, k in zip(dilation, kernel, strict=True))
-    pad_text = opts.raw("pad")
-    if pad_text is None or pad_text.lower() == "same":
-        if pad_text is not None and any(s % 2 for s in span):
-            opt = opts.values["pad"]
-            raise fail(opt.tok, "pad=same needs an odd kernel (the padding would be asymmetric)",
-                       opt.offset)
-        padding = (span[0] // 2 if span[0] % 2 == 0 else 0,
-                   span[1] // 2 if span[1] % 2 == 0 else 0)
-    else:
-        padding = opts.pair("pad", (0, 0), minimum=0)
-    return Conv(out, kernel, stride, padding, dilation, groups, opts.boolean("bias", True))

@@ -15,6 +15,7 @@ JSON of the full view (``report_dict``; keys are only ever added, never changed)
                  "macs": int, "flops": int,
                  "rf": {"size": [h, w], "stride": [h, w], "padding": [h, w],
                         "center": [h, w]} | null}],
+     "warnings": [str],
      "totals": {"activations", "weights", "biases", "params", "buffers", "macs", "flops"}}
 
 ``totals.activations`` is the input's elements plus the ``activations`` of every layer
@@ -26,8 +27,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from io import StringIO
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from archcalc.algebra import RF, fmt_shape
 from archcalc.analysis import Memory, Report, Row
@@ -49,10 +51,7 @@ if TYPE_CHECKING:
 
     from rich.console import RenderableType
 
-Format = Literal["rich", "md", "csv", "json", "latex", "rst"]
-FORMATS: tuple[str, ...] = ("rich", "md", "csv", "json", "latex", "rst")
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
-_POOL = re.compile(r"(max|avg)?pool(\d+(?:x\d+)?)?", re.I)
 
 
 def abbrev(n: int) -> str:
@@ -81,16 +80,9 @@ def fmt_bytes(n: int) -> str:
 
 # -- the homework table -------------------------------------------------------------------
 def table_label(row: Row) -> str:
-    """Paper notation in capitals, as the assignment writes it: CONV3-64, POOL2, FC-4096."""
-    head, _, rest = row.label.partition(" ")
-    if head == "shortcut":
-        name = row.label
-    elif row.kind == "pool" and (m := _POOL.fullmatch(head)):
-        name = f"{'AVG' if (m.group(1) or '').lower() == 'avg' else ''}POOL{m.group(2) or 2}"
-        name = f"{name} {rest}".rstrip()
-    else:
-        name = f"{head.upper()} {rest}".rstrip()
-    return "  " * row.depth + name
+    """Paper notation in capitals, as the assignment writes it: CONV3-64, POOL2, FC-4096,
+    followed by the options as written."""
+    return "  " * row.depth + " ".join((row.title, *row.options))
 
 
 def memory_cell(shape: Shape) -> str:
@@ -102,10 +94,6 @@ def memory_cell(shape: Shape) -> str:
     return str(n)
 
 
-def _product(expr: str) -> int:
-    return math.prod(int(d) for d in re.findall(r"\d+", expr))
-
-
 def params_cell(row: Row, bias: bool) -> str:
     """``(3*3*3)*64 = 1,728``; with biases ``(3*3*3)*64 + 64 = 1,792``; ``0`` without any."""
     weights = row.params.weights
@@ -115,8 +103,7 @@ def params_cell(row: Row, bias: bool) -> str:
         return "0"
     terms = []
     if weights:
-        formula = row.formula if row.formula and _product(row.formula) == weights else ""
-        terms.append(formula or str(weights))
+        terms.append(str(row.formula) if row.formula is not None else str(weights))
     if biases:
         terms.append(str(biases))
     text = " + ".join(terms)
@@ -124,7 +111,9 @@ def params_cell(row: Row, bias: bool) -> str:
 
 
 def _listed(row: Row) -> bool:
-    return not row.inplace or row.params.trainable > 0
+    """The homework's rows: layers with weights, and the allocations it lists (conv, pool,
+    FC and joins); an activation's output (soft-max) is named in the footer instead."""
+    return row.params.trainable > 0 or (row.homework_row and not row.inplace)
 
 
 def homework_table(report: Report, bias: bool = False, dtype: str = "float32",
@@ -143,19 +132,26 @@ def homework_table(report: Report, bias: bool = False, dtype: str = "float32",
     total = ("TOTAL", f"{acts:,}={abbrev(acts)}", f"{params:,}")
     title = f"{report.model} memory and weights (input {fmt_shape(report.input_shape)})"
     return Table(title, columns, tuple(rows), total,
-                 _homework_footer(report, bias, acts, params, dtype, batch))
+                 _homework_footer(report, bias, acts, params, dtype, batch), report.warnings)
 
 
 def _homework_footer(report: Report, bias: bool, acts: int, params: int, dtype: str,
                      batch: int) -> tuple[str, ...]:
-    hidden = Counter(r.label for r in report.rows if not _listed(r))
+    unlisted = [r for r in report.rows if not _listed(r)]
+    in_place = Counter(r.label for r in unlisted if r.inplace)
+    allocating = Counter(r.label for r in unlisted if not r.inplace)
+    extra = sum(r.activations for r in unlisted if not r.inplace)
     size = dtype_bytes(dtype)
     per = "per image" if batch == 1 else f"per batch of {batch}"
     lines = []
-    if hidden:
-        listed = ", ".join(f"{label} x{n}" for label, n in hidden.items())
+    if in_place:
+        listed = ", ".join(f"{label} x{n}" for label, n in in_place.items())
         lines.append(f"Not listed: layers that allocate no new tensor (run in place or as a "
                      f"view): {listed}.")
+    if allocating:
+        listed = ", ".join(f"{label} x{n}" for label, n in allocating.items())
+        lines.append(f"Not listed, as the assignment's table lists no activation outputs: "
+                     f"{listed}, allocating {extra:,} more activations (not in the TOTAL).")
     if bias:
         lines.append("Parameters include biases.")
     else:
@@ -208,7 +204,7 @@ def layer_table(report: Report, dtype: str = "float32", batch: int = 1) -> Table
     title = (f"{report.model}: input {fmt_shape(report.input_shape)}, "
              f"convention {report.convention.name}")
     return Table(title, LAYER_COLUMNS, tuple(rows), total,
-                 _layer_footer(report, dtype, batch))
+                 _layer_footer(report, dtype, batch), report.warnings)
 
 
 def _layer_footer(report: Report, dtype: str, batch: int) -> tuple[str, ...]:
@@ -217,7 +213,6 @@ def _layer_footer(report: Report, dtype: str, batch: int) -> tuple[str, ...]:
              "Activations: elements each layer allocates; 'in place' layers reuse their "
              "input's memory. RF: receptive field size, effective stride, padding and the "
              "centre of the first output unit's field, in input pixels."]
-    lines += [f"Warning: {w}" for w in report.warnings]
     infer = report.inference_memory(batch, size)
     train = report.training_memory(batch, size)
     lines.append(f"Inference memory (batch {batch}, {dtype}): {fmt_bytes(infer.total)} = "
@@ -320,15 +315,13 @@ def report_dict(report: Report) -> dict[str, Any]:
     return {"schema_version": 1, "model": report.model, "input": list(report.input_shape),
             "convention": report.convention.name,
             "layers": [_layer_dict(r) for r in report.rows],
+            "warnings": list(report.warnings),
             "totals": {"activations": t.activations, "weights": t.weights,
                        "biases": t.biases, "params": t.params, "buffers": t.buffers,
                        "macs": t.macs, "flops": t.flops}}
 
 
 # -- output -----------------------------------------------------------------------------
-_WRITERS = {"md": to_markdown, "csv": to_csv, "latex": to_latex, "rst": to_rst}
-
-
 def dumps(data: dict[str, Any]) -> str:
     """JSON with two-space indents and lists of numbers on one line."""
     import json  # only --format json needs it; the table path stays lean
@@ -338,15 +331,26 @@ def dumps(data: dict[str, Any]) -> str:
                   lambda m: "[" + re.sub(r",\s*", ", ", m.group(1)) + "]", text) + "\n"
 
 
+Writer = Callable[[Table, "dict[str, Any] | None"], str]
+
+# The one list of output formats: the CLI's --format choices and the docs read it.
+WRITERS: dict[str, Writer] = {
+    "rich": lambda table, _: to_plain(table),  # a terminal gets Rich itself (cli.emit)
+    "md": lambda table, _: to_markdown(table),
+    "csv": lambda table, _: to_csv(table),
+    "json": lambda table, data: dumps(data if data is not None else to_dict(table)),
+    "latex": lambda table, _: to_latex(table),
+    "rst": lambda table, _: to_rst(table),
+}
+FORMATS: tuple[str, ...] = tuple(WRITERS)
+
+
 def render(table: Table, fmt: str, data: dict[str, Any] | None = None) -> str:
     """``table`` as text in ``fmt``; JSON writes ``data`` when given, else the table."""
-    if fmt == "json":
-        return dumps(data if data is not None else to_dict(table))
-    if fmt == "rich":
-        return to_plain(table)
-    if fmt not in _WRITERS:
+    writer = WRITERS.get(fmt)
+    if writer is None:
         raise UsageError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-    return _WRITERS[fmt](table)
+    return writer(table, data)
 
 
 def to_text(renderable: RenderableType, width: int | None = None) -> str:

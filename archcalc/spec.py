@@ -10,17 +10,15 @@ Grammar (one statement per line, or separated by ``;``; ``#`` starts a comment):
     variant NAME K=V ...          a zoo name for this spec with parameters set
     LAYER [OPTION=VALUE ...] [xN] one layer, repeated N times with ``xN``
     repeat EXPR { STATEMENTS }    the statements EXPR times
-    concat { branch { ... } branch { ... } ... }      parallel branches, channels joined
+    concat { branch { ... } branch { ... } ... }      parallel branches, channels joined;
+                                  an empty ``branch { }`` is the identity (DenseNet)
     residual [shortcut=identity|A|B|C] [bias=BOOL] { ... }   body(x) + shortcut(x)
 
-Layers (paper notation, case-insensitive): ``conv3-64`` ``conv1x7-64`` (kernel-out), options
-s/stride, p/pad (number, HxW or ``same``; default same for odd kernels, 0 for even),
-d/dilation, g/groups, bias; ``maxpool`` ``avgpool3`` ``pool2`` (kernel, default 2; stride
-defaults to the kernel; options s, p, ceil); ``gap`` / ``globalmaxpool``; ``FC-4096``
-``linear-10`` (option bias); ``bn`` (eps, affine); ``relu`` ``relu6`` ``leakyrelu`` ``elu``
-``gelu`` ``silu`` ``sigmoid`` ``tanh`` ``hardswish`` ``soft-max``; ``dropout`` ``dropout-0.5``
-(option p); ``flatten``; ``lrn`` (size, alpha, beta, k). Any number may be ``$name`` or
-``${expression}`` over the parameters.
+Layers (paper notation, case-insensitive; options as OPTION=VALUE), one entry per kind::
+
+{layers}
+
+Any number may be ``$name`` or ``${expression}`` over the parameters.
 
 Residual shortcuts (He et al. 2016): ``identity`` (the default); ``A`` subsamples and pads the
 new channels with zeros; ``B`` (``projection``) is a 1x1 conv with the block's stride and a
@@ -40,8 +38,9 @@ from pathlib import Path
 
 from archcalc.errors import Loc, SpecError
 from archcalc.expr import ExprError, evaluate
-from archcalc.layers import Concat, Graph, Layer, Node, Residual, Shape, ShortcutKind
-from archcalc.notation import RawOption, Token, build_layer, flag, parse_dims, tokenize, whole
+from archcalc.kinds import Concat, Kind, Residual, ShortcutKind, build_layer
+from archcalc.layers import Graph, Node, Shape
+from archcalc.notation import RawOption, Token, flag, parse_dims, tokenize, whole
 
 __all__ = ["parse", "parse_dims", "parse_file", "tokenize"]
 
@@ -399,10 +398,11 @@ class _Parser:
                 _LAYERS.clear()
             _LAYERS[key] = layer
         self.spend(tok, times or 1)
-        label = " ".join(written)
+        label, opts = " ".join(written), tuple(written[1:])
         if times is None or times == 1:
-            return [Node(layer, label, path, self.loc(tok))]
-        return [Node(layer, label, f"{path}.{r + 1}", self.loc(tok)) for r in range(times)]
+            return [Node(layer, label, path, self.loc(tok), opts)]
+        return [Node(layer, label, f"{path}.{r + 1}", self.loc(tok), opts)
+                for r in range(times)]
 
 
 _SHORTCUTS: dict[str, ShortcutKind] = {"identity": "identity", "a": "A", "zeropad": "A",
@@ -410,7 +410,7 @@ _SHORTCUTS: dict[str, ShortcutKind] = {"identity": "identity", "a": "A", "zeropa
 
 # A layer depends only on its words, and layers are immutable: repeated blocks (every
 # ResNet stage) and repeated parses share them instead of rebuilding them.
-_LAYERS: dict[tuple[str, tuple[tuple[str, str], ...]], Layer] = {}
+_LAYERS: dict[tuple[str, tuple[tuple[str, str], ...]], Kind] = {}
 _LAYER_CACHE_SIZE = 4096
 
 
@@ -440,3 +440,17 @@ def parse_file(path: str | Path, overrides: dict[str, int] | None = None) -> Gra
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read spec file {str(path)!r}: {exc}") from None
     return parse(text, str(path), overrides)
+
+
+def _with_layers(doc: str) -> str:
+    """The grammar with one line per registered layer kind (the registry is its source)."""
+    import textwrap
+
+    from archcalc.kinds import grammar
+
+    lines = (textwrap.fill(entry, 88, initial_indent="    ", subsequent_indent="        ")
+             for entry in grammar())
+    return doc.replace("{layers}", "\n".join(lines))
+
+
+__doc__ = _with_layers(__doc__ or "")

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from archcalc.algebra import fmt_shape, output_shape, parameters
+from archcalc.algebra import fmt_shape
 from archcalc.errors import UsageError
-from archcalc.layers import BatchNorm, Conv, GlobalPool, Layer, Linear, Pool, Shape
+from archcalc.kinds.base import Block
+from archcalc.layers import Shape
 from archcalc.spec import parse
 
 N, F, S, D = sp.symbols("N F S D", positive=True, integer=True)
@@ -94,55 +95,24 @@ Ci, Co, Hin, Win, Ho, Wo, Kh, Kw, P, St, Dl, G, Nin, Nout = sp.symbols(
 def layer_formulas(label: str, in_shape: Shape) -> LayerFormulas:
     """Parameter and MAC formulas of one layer written in spec notation, e.g. ``conv3-64``."""
     graph = parse(f"input {fmt_shape(in_shape)}\n{label}\n", file="<formula>")
-    if len(graph.body) != 1:
+    if len(graph.body) != 1 or isinstance(graph.body[0].layer, Block):
         raise UsageError(f"{label!r} is not a single layer")
     node = graph.body[0]
     layer = node.layer
-    out = output_shape(layer, in_shape, node.loc)
-    rows = _formulas(layer, in_shape, out)
-    counted = parameters(layer, in_shape)
+    out = layer.output_shape(in_shape, node.loc)
+    rows = layer.formulas(in_shape, out)
+    counted = layer.parameters(in_shape)
     checks = {"weights": counted.weights, "biases": counted.biases, "buffers": counted.buffers}
     for row in rows:  # the symbolic and the numeric algebra must agree
         assert row.name not in checks or row.value == checks[row.name], row
     return LayerFormulas(node.label, in_shape, out, tuple(rows))
 
 
-def _line(name: str, formula: sp.Expr, values: dict) -> FormulaLine:
+def line(name: str, formula: sp.Expr, values: dict) -> FormulaLine:
+    """A formula and its value with the layer's numbers substituted."""
     return FormulaLine(name, formula, int(formula.subs(values)))
 
 
-def _formulas(layer: Layer, in_shape: Shape, out: Shape) -> list[FormulaLine]:
-    if isinstance(layer, Conv):
-        values = {Ci: in_shape[0], Co: layer.out_channels, Hin: in_shape[1], Ho: out[1],
-                  Wo: out[2], Kh: layer.kernel[0], Kw: layer.kernel[1], P: layer.padding[0],
-                  St: layer.stride[0], Dl: layer.dilation[0], G: layer.groups}
-        size = sp.floor((Hin + 2 * P - Dl * (Kh - 1) - 1) / St) + 1
-        rows = [_line("H_out", size, values), _line("weights", Kh * Kw * Ci / G * Co, values)]
-        if layer.bias:
-            rows.append(_line("biases", Co, values))
-        rows.append(_line("MACs", Ho * Wo * Co * Kh * Kw * Ci / G, values))
-        return rows
-    if isinstance(layer, Linear):
-        values = {Nin: int(sp.prod(in_shape)), Nout: layer.out_features}
-        rows = [_line("weights", Nin * Nout, values)]
-        if layer.bias:
-            rows.append(_line("biases", Nout, values))
-        return [*rows, _line("MACs", Nin * Nout, values)]
-    if isinstance(layer, Pool):
-        values = {Ci: in_shape[0], Hin: in_shape[1], Kh: layer.kernel[0], Kw: layer.kernel[1],
-                  P: layer.padding[0], St: layer.stride[0], Ho: out[1], Wo: out[2]}
-        size = sp.floor((Hin + 2 * P - Kh) / St) + 1
-        if layer.ceil_mode:
-            size = sp.ceiling((Hin + 2 * P - Kh) / St) + 1
-        return [_line("H_out", size, values), _line("weights", sp.Integer(0), values),
-                _line("window ops", Ho * Wo * Ci * (Kh * Kw - (1 if layer.op == "max" else 0)),
-                      values)]
-    if isinstance(layer, BatchNorm):
-        values = {Ci: in_shape[0]}
-        rows = [_line("weights", Ci, values), _line("biases", Ci, values)] if layer.affine else []
-        return [*rows, _line("buffers", 2 * Ci, values)]
-    if isinstance(layer, GlobalPool):
-        values = {Ci: in_shape[0], Hin: in_shape[1], Win: in_shape[2]}
-        return [_line("weights", sp.Integer(0), values), _line("window ops", Ci * Hin * Win,
-                                                               values)]
+def zero_weights() -> list[FormulaLine]:
+    """The one line of a layer without weights."""
     return [FormulaLine("weights", sp.Integer(0), 0)]

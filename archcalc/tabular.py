@@ -35,6 +35,12 @@ class Table:
     rows: tuple[tuple[Cell, ...], ...]
     total: tuple[Cell, ...] | None = None
     footer: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = field(default=())  # every format carries these
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The footer, then each warning as a line of its own."""
+        return (*self.footer, *(f"Warning: {w}" for w in self.warnings))
 
     @property
     def body(self) -> tuple[tuple[Cell, ...], ...]:
@@ -60,7 +66,7 @@ class Table:
         from rich.console import Group
         from rich.text import Text
 
-        return Group(self.rich_table(), *(Text(line) for line in self.footer))
+        return Group(self.rich_table(), *(Text(line) for line in self.notes))
 
     def natural_width(self) -> int:
         """Columns needed to print the table without wrapping a cell (one-line cells, a
@@ -88,7 +94,7 @@ def to_plain(table: Table) -> str:
     out += [line(row) for row in cells[1:len(table.rows) + 1]]
     if table.total:
         out += [rule("├", "┼", "┤"), line(cells[-1])]
-    out += [rule("└", "┴", "┘"), *table.footer]
+    out += [rule("└", "┴", "┘"), *table.notes]
     return "\n".join(out) + "\n"
 
 
@@ -106,9 +112,9 @@ def to_markdown(table: Table) -> str:
     if table.total:
         lines.append("| " + " | ".join(f"**{_md(human(c))}**" if human(c) else ""
                                        for c in table.total) + " |")
-    if table.footer:
+    if table.notes:
         lines.append("")
-        lines.extend(f"- {_md(line)}" for line in table.footer)
+        lines.extend(f"- {_md(line)}" for line in table.notes)
     return "\n".join(lines) + "\n"
 
 
@@ -117,11 +123,14 @@ def _md(text: str) -> str:
 
 
 def to_csv(table: Table) -> str:
+    """The rows; warnings follow as ``# Warning: ...`` lines (``comment='#'`` in pandas)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(c.name for c in table.columns)
     for row in table.body:
         writer.writerow(str(c) for c in row)
+    for warning in table.warnings:
+        out.write(f"# Warning: {' '.join(warning.split())}\n")
     return out.getvalue()
 
 
@@ -143,9 +152,9 @@ def to_latex(table: Table) -> str:
         lines.append(" & ".join(_tex(human(c)) for c in table.total) + r" \\ \hline")
     lines.append(r"\end{tabular}")
     lines.append(rf"\caption{{{_tex(table.title)}}}")
-    if table.footer:
+    if table.notes:
         lines.append(r"\par\footnotesize")
-        lines.extend(_tex(line) + r"\\" for line in table.footer)
+        lines.extend(_tex(line) + r"\\" for line in table.notes)
     lines.append(r"\end{table}")
     return "\n".join(lines) + "\n"
 
@@ -165,9 +174,9 @@ def to_rst(table: Table) -> str:
     for row in cells[1:]:
         grid += [line(row), rule("-")]
     out = [f".. table:: {table.title}", "", *(f"   {g}" for g in grid)]
-    if table.footer:
+    if table.notes:
         out.append("")
-        out.extend(f"- {line}" for line in table.footer)
+        out.extend(f"- {line}" for line in table.notes)
     return "\n".join(out) + "\n"
 
 
@@ -181,4 +190,5 @@ def to_dict(table: Table) -> dict:
     """A generic table as JSON-ready data: title, columns, rows, total, footer."""
     return {"title": table.title, "columns": [c.name for c in table.columns],
             "rows": [list(r) for r in table.rows],
-            "total": list(table.total) if table.total else None, "footer": list(table.footer)}
+            "total": list(table.total) if table.total else None, "footer": list(table.footer),
+            "warnings": list(table.warnings)}

@@ -50,7 +50,7 @@ def resolve(model: ModelRef, params: Mapping[str, int] | None = None) -> Graph:
 
 def logits_graph(graph: Graph) -> Graph:
     """``graph`` without a final soft-max: papers end in one, cross-entropy wants logits."""
-    from archcalc.layers import Activation
+    from archcalc.kinds import Activation
 
     last = graph.body[-1].layer if graph.body else None
     if isinstance(last, Activation) and last.fn == "softmax":

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from archcalc.backends.torch import _ACTIVATION_TYPES, PATH_ATTR, Net, leaf_names, modules_by_path
+from archcalc.backends.torch import KIND_ATTR, PATH_ATTR, Net, leaf_names, modules_by_path
 from archcalc.layers import Shape
 
 Box = tuple[tuple[int, int], tuple[int, int]]  # ((first row, last row), (first col, last col))
@@ -116,14 +116,14 @@ def probe_copy(model: Net) -> Net:
 
 
 def _probe_module(m: nn.Module) -> nn.Module:
-    if isinstance(m, nn.MaxPool2d):
-        return nn.AvgPool2d(m.kernel_size, m.stride, m.padding, ceil_mode=m.ceil_mode,
-                            count_include_pad=True)
-    if isinstance(m, nn.AdaptiveMaxPool2d):
-        return nn.AdaptiveAvgPool2d(m.output_size)
-    if isinstance(m, (*_ACTIVATION_TYPES, nn.LocalResponseNorm, nn.Dropout)):
-        return nn.Identity()
-    return m
+    """The layer kind's probe module where it differs from the module's class (max pooling
+    -> average pooling, activations -> identity); otherwise the module itself."""
+    tag = getattr(m, KIND_ATTR, None)
+    if tag is None:
+        return m
+    layer, in_shape = tag
+    new = layer.probe_module(in_shape)
+    return m if type(new) is type(m) else new
 
 
 def _swap_for_probe(parent: nn.Module) -> None:

@@ -99,7 +99,7 @@ def select_columns(table: Table, names: str | None) -> Table:
 
     return Table(table.title, tuple(table.columns[i] for i in keep),
                  tuple(pick(r) for r in table.rows), pick(table.total) if table.total else None,
-                 table.footer)
+                 table.footer, table.warnings)
 
 
 def total_value(text: str) -> str:
@@ -154,8 +154,8 @@ def table_nodes(table: Table, footer: bool = True,
         body += _row([human(c) for c in table.total], aligns, strong=True)
     group += body
     out: list[nodes.Node] = [node]
-    if footer and table.footer:
-        out.append(footer_nodes(table.footer))
+    if footer and table.notes:
+        out.append(footer_nodes(table.notes))
     return out
 
 

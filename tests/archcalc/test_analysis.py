@@ -62,6 +62,31 @@ soft-max
 # params: conv 3*3*1*2 = 18 + 2 biases; FC 8*3 = 24 + 3 biases: 47 in all
 
 
+def test_ceil_pool_window_may_run_past_a_small_input() -> None:
+    # torch: (2 + 0 - 3 + (2 - 1)) // 2 + 1 = 1 window, starting at pixel 0 inside the input
+    # (it was rejected as "kernel 3 is larger than the padded input", failing SqueezeNet at
+    # 24 px); without ceil mode the same window does not fit.
+    assert run("input 2x2x1\nmaxpool3 s=2 ceil=true").rows[0].out_shape == (1, 1, 1)
+    with pytest.raises(SpecError, match="kernel 3 is larger than the padded input"):
+        run("input 2x2x1\nmaxpool3 s=2")
+    with pytest.raises(SpecError, match="kernel 5 is larger"):  # overruns by a whole stride
+        run("input 3x3x1\nmaxpool5 s=2 ceil=true")
+
+
+def test_residual_shortcut_stride_comes_from_the_body() -> None:
+    # A stride-2 block on a 1x1 map: the projection keeps stride 2, so the field grows as the
+    # body's does. conv3 s=2 p=1 on a 1x1 map reaches input rows [-1, 1]; the shortcut's
+    # conv1 s=2 sees row 0. An inferred stride ceil(1/1) = 1 gave the same here but a field
+    # stride of 1 downstream: the next conv3 then grew the field by 2 instead of 4.
+    rep = run("input 1x1x4\nresidual shortcut=B { conv3-8 s=2 }\nconv3-8")
+    add, after = rep.rows[-2], rep.rows[-1]
+    assert add.rf is not None and add.rf.stride == (2, 2)
+    assert after.rf is not None and after.rf.size == (3 + 2 * 2, 3 + 2 * 2)
+    # A body that shrinks 8 -> 4 with stride 1 (two unpadded conv3) gets no invented stride:
+    with pytest.raises(SpecError, match="shortcut gives 8x8x8 but the body gives 4x4x8"):
+        run("input 8x8x4\nresidual shortcut=B { conv3-8 p=0; conv3-8 p=0 }")
+
+
 def test_chain_rows() -> None:
     rep = run(CHAIN)
     assert [r.out_shape for r in rep.rows] == [(2, 4, 4), (2, 4, 4), (2, 2, 2), (8,), (3,),
@@ -70,7 +95,10 @@ def test_chain_rows() -> None:
     assert [r.params for r in rep.rows] == [Params(18, 2), Params(), Params(), Params(),
                                             Params(24, 3), Params()]
     assert [r.inplace for r in rep.rows] == [False, True, False, True, False, False]
-    assert [r.formula for r in rep.rows] == ["(3*3*1)*2", "", "", "", "8*3", ""]
+    assert [r.formula and str(r.formula) for r in rep.rows] == [
+        "(3*3*1)*2", None, None, None, "8*3", None]
+    assert [r.title for r in rep.rows] == ["CONV3-2", "RELU", "POOL2", "FLATTEN", "FC-3",
+                                           "SOFT-MAX"]
     assert [r.path for r in rep.rows] == ["1", "2", "3", "4", "5", "6"]
     assert all(r.depth == 0 for r in rep.rows)
     assert rep.rows[0].loc is not None and rep.rows[0].loc.line == 2

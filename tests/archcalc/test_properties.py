@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from archcalc.analysis import Report, analyze
 from archcalc.errors import ArchcalcError, SpecError
 from archcalc.expr import ExprError, evaluate
-from archcalc.layers import Conv, Pool
+from archcalc.kinds import Conv, Pool
 from archcalc.spec import parse
 from archcalc.zoo import ZOO_DIR
 
@@ -181,16 +181,16 @@ chain = st.lists(st.one_of(conv_text, pool_text, st.just("relu"), st.just("bn"))
 
 
 def windows(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil: bool) -> int:
-    """Slide the window over the padded input and count its positions, torch's way."""
+    """Slide the window over the padded input and count its positions, torch's way: in ceil
+    mode a window may run past the padded end by less than a stride, as long as it starts
+    inside the input or its left padding (so a 3-wide window on 2 pixels makes one output,
+    as torch's pooling_output_shape does: SqueezeNet at 24 px)."""
     padded, span = size + 2 * pad, dilation * (kernel - 1) + 1
+    limit = padded + (stride - 1 if ceil else 0)
     count, start = 0, 0
-    while start + span <= padded:
+    while start + span <= limit and (not ceil or start < size + pad):
         count += 1
         start += stride
-    # ceil mode adds one partial window if elements are left over and it starts inside the
-    # input (or its left padding)
-    if ceil and count and start - stride + span < padded and start < size + pad:
-        count += 1
     return count
 
 

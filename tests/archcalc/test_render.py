@@ -159,7 +159,8 @@ def test_vgg19_golden_numbers_by_hand() -> None:
     activations = (224 * 224 * 3 + 2 * 224 * 224 * 64 + 112 * 112 * 64 + 2 * 112 * 112 * 128
                    + 56 * 56 * 128 + 4 * 56 * 56 * 256 + 28 * 28 * 256 + 4 * 28 * 28 * 512
                    + 14 * 14 * 512 + 4 * 14 * 14 * 512 + 7 * 7 * 512
-                   + 4096 + 4096 + 1000 + 1000)  # FC-4096, FC-4096, FC-1000, soft-max
+                   + 4096 + 4096 + 1000)  # FC-4096, FC-4096, FC-1000; no soft-max row
+    assert activations == 16_542_184
     weights = (3 * 3 * 3 * 64 + 3 * 3 * 64 * 64 + 3 * 3 * 64 * 128 + 3 * 3 * 128 * 128
                + 3 * 3 * 128 * 256 + 3 * 3 * 3 * 256 * 256 + 3 * 3 * 256 * 512
                + 7 * 3 * 3 * 512 * 512 + 7 * 7 * 512 * 4096 + 4096 * 4096 + 4096 * 1000)
@@ -188,7 +189,10 @@ def test_every_homework_table_sums_to_its_total(name: str, bias: bool) -> None:
     report = zoo_report(name)
     table = homework_table(report, bias=bias)
     assert table.total is not None
-    assert sum(memory_value(str(r[1])) for r in table.rows) == report.totals.activations
+    unlisted = sum(r.activations for r in report.rows  # soft-max: named in the footer
+                   if not r.inplace and not r.homework_row and not r.params.trainable)
+    assert sum(memory_value(str(r[1])) for r in table.rows) == (
+        report.totals.activations - unlisted)
     params = report.totals.params if bias else report.totals.weights
     assert sum(params_value(str(r[2])) for r in table.rows) == params
     assert table.total[2] == f"{params:,}"
@@ -199,7 +203,7 @@ def test_bias_flag_writes_the_bias_term() -> None:
     assert rows[1] == ("CONV3-64", "224*224*64=3.2M", "(3*3*3)*64 + 64 = 1,792")
     assert rows[23][2] == "4096*4096 + 4096 = 16,781,312"
     assert rows[24][2] == "4096*1000 + 1000 = 4,097,000"
-    assert homework_table(vgg19(), bias=True).total == ("TOTAL", "16,543,184=17M",
+    assert homework_table(vgg19(), bias=True).total == ("TOTAL", "16,542,184=17M",
                                                         "143,667,240")
 
 
@@ -208,12 +212,14 @@ def test_in_place_layers_are_hidden_and_explained() -> None:
     labels = [r[0] for r in table.rows]
     assert "RELU" not in labels and not any(lbl.startswith("DROPOUT") for lbl in labels)
     assert "relu x18" in table.footer[0] and "dropout-0.5 x2" in table.footer[0]
-    assert any("66,172,736 B" in line for line in table.footer)  # 16,543,184 x 4 B
+    assert any("66,168,736 B" in line for line in table.footer)  # 16,542,184 x 4 B
+    assert "SOFT-MAX" not in labels  # the homework's rows: Input, CONV, POOL2, FC and TOTAL
+    assert "soft-max x1, allocating 1,000 more activations (not in the TOTAL)" in table.footer[1]
 
 
 def test_memory_footer_follows_dtype_and_batch() -> None:
     footer = " ".join(homework_table(vgg19(), dtype="float16", batch=8).footer)
-    assert f"{16_543_184 * 2 * 8:,} B" in footer and "per batch of 8" in footer
+    assert f"{16_542_184 * 2 * 8:,} B" in footer and "per batch of 8" in footer
 
 
 # -- the full per-layer view --------------------------------------------------------------
@@ -252,7 +258,9 @@ TOTAL_KEYS = {"activations", "weights", "biases", "params", "buffers", "macs", "
 def test_json_schema(name: str) -> None:
     report = zoo_report(name)
     data = json.loads(render_report(report, "json"))
-    assert set(data) == {"schema_version", "model", "input", "convention", "layers", "totals"}
+    assert set(data) == {"schema_version", "model", "input", "convention", "layers", "warnings",
+                         "totals"}
+    assert data["warnings"] == list(report.warnings)
     assert data["model"] == name and data["convention"] == "full"
     assert data["input"] == list(report.input_shape)
     assert set(data["totals"]) == TOTAL_KEYS

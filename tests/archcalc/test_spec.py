@@ -9,8 +9,7 @@ import pytest
 
 import archcalc
 from archcalc.errors import SpecError
-from archcalc.layers import (
-    ACTIVATIONS,
+from archcalc.kinds import (
     LRN,
     Activation,
     BatchNorm,
@@ -19,14 +18,13 @@ from archcalc.layers import (
     Dropout,
     Flatten,
     GlobalPool,
-    Graph,
-    Layer,
     Linear,
-    Node,
     Pool,
     Residual,
-    walk,
 )
+from archcalc.kinds.activation import FUNCTIONS as ACTIVATIONS
+from archcalc.kinds.base import Kind as Layer
+from archcalc.layers import Graph, Node, walk
 from archcalc.spec import parse, parse_file
 
 HEADER = "input 32x32x3\n"
@@ -387,10 +385,10 @@ BAD = [
     ("input\nrelu", 1, 1, "'input' needs an argument"),
     ("input 8x8x3 4x4x3\nrelu", 1, 13, "'input' takes one argument; unexpected '4x4x3'"),
     # unknown options
-    ("input 8x8x3\nconv3-8 q=1", 2, 9, "unknown option 'q' for conv (options: bias, d, "),
-    ("input 8x8x3\nrelu inplace=true", 2, 6, "unknown option 'inplace' for activation "
+    ("input 8x8x3\nconv3-8 q=1", 2, 9, "unknown option 'q' for conv3-8 (options: bias, d, "),
+    ("input 8x8x3\nrelu inplace=true", 2, 6, "unknown option 'inplace' for relu "
                                              "(options: none)"),
-    ("input 8x8x3\nmaxpool d=2", 2, 9, "unknown option 'd' for pool"),
+    ("input 8x8x3\nmaxpool d=2", 2, 9, "unknown option 'd' for maxpool"),
     ("input 8x8x3\nconv3-8 s=2 stride=1", 2, 13, "option 'stride' given twice"),
     ("input 8x8x3\nconv3-8 s", 2, 9, "expected OPTION=VALUE, found 's'"),
     ("input 8x8x3\nrelu x2 x3", 2, 9, "repeat count 'xN' given twice"),

@@ -10,11 +10,10 @@ import pytest
 from rich.console import Console
 
 import archcalc
-from archcalc import analysis
 from archcalc.algebra import RF, Params
 from archcalc.conventions import CONVENTIONS, Convention
 from archcalc.errors import VerifyUnavailable
-from archcalc.layers import Conv, Linear, Pool
+from archcalc.kinds import Conv, Linear, Pool
 from archcalc.verify import Check, ExpectedField, VerifyReport, verify, verify_model
 from archcalc.zoo import names
 
@@ -35,6 +34,24 @@ SMALL_INPUTS = {
     "resnet50": (3, 64, 64),
     "resnet50-paper": (3, 64, 64),
     "resnet50-keras": (3, 64, 64),
+    # resnet18/34/101/152 and mobilenet-v2 pad every conv and pool, so any size down to 1x1
+    # gives each layer an output unit; 32 is the smallest at which each of their five
+    # stride-2 layers halves the map exactly: 32 -> 16 -> 8 -> 4 -> 2 -> 1
+    **{n: (3, 32, 32) for n in ("resnet18", "resnet34", "resnet101", "resnet152",
+                                "mobilenet-v2")},
+    # conv7/2 (pad 3), 3x3/2 max pool (pad 1) and three unpadded 2x2/2 average pools:
+    # 29 -> 15 -> 8 -> 4 -> 2 -> 1, the smallest
+    "densenet121": (3, 29, 29),
+    # unpadded conv1 and three unpadded 3x3/2 ceil-mode max pools, each needing a 3x3 input:
+    # v1.0 conv7/2 29 -> 12 -> 6 -> 3 -> 1; v1.1 conv3/2 25 -> 12 -> 6 -> 3 -> 1, the smallest
+    # archcalc accepts (torchvision's min_size is 21 and 17: torch lets a ceil-mode window
+    # overhang a 2x2 map, one output, where archcalc refuses a kernel larger than its input)
+    "squeezenet1.0": (3, 29, 29),
+    "squeezenet1.1": (3, 25, 25),
+    # the unpadded stem (3x3/2, 3x3, 3x3/2 pool, 3x3, 3x3/2 pool) and the 3x3/2 convs of
+    # Mixed_6a and Mixed_7a: 75 -> 37 -> 35 -> 17 -> 15 -> 7 -> 3 -> 1, the smallest
+    # (torchvision's documented minimum for inception_v3, 75x75)
+    "inception-v3": (3, 75, 75),
     # googlenet keeps 224: its avgpool7 needs a 7x7 map after the /32 stem.
     # resnet20..110 keep 32 (cheap, and the size the paper's CIFAR models are built for).
 }
@@ -106,13 +123,13 @@ def test_vector_input_model_verifies() -> None:
 
 @needs_verify
 def test_wrong_parameter_rule_is_reported(monkeypatch, sink) -> None:
-    real = analysis.parameters
+    real = Linear.parameters
 
     def no_linear_bias(layer, in_shape):
         p = real(layer, in_shape)
-        return Params(p.weights, 0, p.buffers) if isinstance(layer, Linear) else p
+        return Params(p.weights, 0, p.buffers)
 
-    monkeypatch.setattr(analysis, "parameters", no_linear_bias)
+    monkeypatch.setattr(Linear, "parameters", no_linear_bias)
     report = verify(sink)
     assert _names(report) == {"params (torch numel)", "params (torchinfo total_params)",
                               "layer params (torchinfo)"}
@@ -121,15 +138,12 @@ def test_wrong_parameter_rule_is_reported(monkeypatch, sink) -> None:
 
 @needs_verify
 def test_wrong_shape_rule_is_reported(monkeypatch) -> None:
-    real = analysis.output_shape
+    real = Pool.output_shape
 
     def ceil_pool(layer, shape, loc):  # as if every pool rounded up
-        if isinstance(layer, Pool):
-            return real(Pool(layer.op, layer.kernel, layer.stride, layer.padding, True),
-                        shape, loc)
-        return real(layer, shape, loc)
+        return real(Pool(layer.op, layer.kernel, layer.stride, layer.padding, True), shape, loc)
 
-    monkeypatch.setattr(analysis, "output_shape", ceil_pool)
+    monkeypatch.setattr(Pool, "output_shape", ceil_pool)
     report = verify(archcalc.parse("input 7x7x2\nconv3-4; maxpool; conv1-3"), probe_rf=False)
     shape_failures = [c for c in report.failures if c.name == "output shape"]
     assert [(c.path, c.expected, c.actual) for c in shape_failures] == [
@@ -147,14 +161,10 @@ def test_wrong_convention_preset_is_reported(monkeypatch, sink) -> None:
 
 @needs_verify
 def test_wrong_receptive_field_is_caught_by_the_probe(monkeypatch, sink) -> None:
-    real = analysis.receptive_field
-
     def forget_dilation(layer, rf, in_shape):
-        if isinstance(layer, Conv) and layer.dilation != (1, 1):
-            return rf.step(layer.kernel, layer.stride, layer.padding)
-        return real(layer, rf, in_shape)
+        return rf.step(layer.kernel, layer.stride, layer.padding)
 
-    monkeypatch.setattr(analysis, "receptive_field", forget_dilation)
+    monkeypatch.setattr(Conv, "receptive_field", forget_dilation)
     report = verify(sink)
     assert _names(report) <= {"RF first unit", "RF last unit"}
     assert ("RF first unit", "1") in {(c.name, c.path) for c in report.failures}
@@ -162,15 +172,11 @@ def test_wrong_receptive_field_is_caught_by_the_probe(monkeypatch, sink) -> None
 
 @needs_verify
 def test_probe_catches_an_off_by_one_pool_field(monkeypatch) -> None:
-    real = analysis.receptive_field
-
     def pool_one_wider(layer, rf, in_shape):
-        if isinstance(layer, Pool):
-            k = (layer.kernel[0] + 1, layer.kernel[1] + 1)
-            return rf.step(k, layer.stride, layer.padding)
-        return real(layer, rf, in_shape)
+        k = (layer.kernel[0] + 1, layer.kernel[1] + 1)
+        return rf.step(k, layer.stride, layer.padding)
 
-    monkeypatch.setattr(analysis, "receptive_field", pool_one_wider)
+    monkeypatch.setattr(Pool, "receptive_field", pool_one_wider)
     report = verify_model("vgg11", SMALL_INPUTS["vgg11"])
     assert report.failures and _names(report) <= {"RF first unit", "RF last unit"}
     assert report.failures[0].path == "2"  # the first maxpool; the convs before it pass

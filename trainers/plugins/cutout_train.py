@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archcalc.layers import Graph, Residual
+from archcalc.kinds import Residual
+from archcalc.layers import Graph
 from trainers.augment import Augment, batch_augment, normalize
 from trainers.counts import build_model, resolve
 from trainers.runtime import distributed_rank

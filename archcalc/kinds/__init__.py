@@ -1,0 +1,40 @@
+"""The layer kinds: one class per kind, each holding every rule about it (see
+:mod:`archcalc.kinds.base`), grouped by family, and the registry the parser reads."""
+
+from __future__ import annotations
+
+from archcalc.kinds.activation import Activation
+from archcalc.kinds.base import REGISTRY, Block, Kind, Notation, WeightFormula, register
+from archcalc.kinds.blocks import Concat, Residual, ShortcutKind, ZeroPadShortcut
+from archcalc.kinds.conv import Conv
+from archcalc.kinds.linear import Linear
+from archcalc.kinds.norm import LRN, BatchNorm
+from archcalc.kinds.pool import GlobalPool, Pool
+from archcalc.kinds.regularize import Dropout
+from archcalc.kinds.reshape import Flatten
+from archcalc.notation import Fail, Options, RawOption
+
+__all__ = [
+    "LRN", "REGISTRY", "Activation", "BatchNorm", "Block", "Concat", "Conv", "Dropout",
+    "Flatten", "GlobalPool", "Kind", "Linear", "Notation", "Pool", "Residual", "ShortcutKind",
+    "WeightFormula", "ZeroPadShortcut", "build_layer", "grammar", "register",
+]
+
+
+def build_layer(head: str, raw: list[RawOption], fail: Fail) -> Kind:
+    """One layer from its name as written and its OPTION=VALUE pairs: the first registered
+    kind whose notation matches the whole name builds it."""
+    for cls in REGISTRY.values():
+        if cls.notation is None:
+            continue
+        m = cls.notation.match(head)
+        if m is not None:
+            opts = Options(head.lower(), cls.notation.options, raw, fail)
+            return cls.from_notation(m, opts, fail)
+    raise fail(None, f"unknown layer {head!r} (e.g. conv3-64, maxpool, FC-4096, bn, relu, "
+                     "soft-max; see 'archcalc spec --help')")
+
+
+def grammar() -> list[str]:
+    """One line per writable kind, for the spec grammar's help."""
+    return [cls.notation.grammar for cls in REGISTRY.values() if cls.notation is not None]

@@ -1,0 +1,90 @@
+"""Pointwise activations (``relu``, ``gelu``...) and ``soft-max`` over channels."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from archcalc.algebra import RF, Ops, Params
+from archcalc.errors import Loc
+from archcalc.kinds.base import Kind, Notation, register
+from archcalc.notation import Fail, Options
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from archcalc.layers import Shape
+    from archcalc.symbolic import FormulaLine
+
+SOFTMAX_FLOPS_PER_ELEMENT = 3  # exp, running sum, divide
+
+
+def _torch_activations() -> dict[str, Callable[[], nn.Module]]:
+    from torch import nn
+
+    return {"relu": nn.ReLU, "relu6": nn.ReLU6, "leakyrelu": nn.LeakyReLU, "elu": nn.ELU,
+            "gelu": nn.GELU, "silu": nn.SiLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
+            "hardswish": nn.Hardswish, "softmax": lambda: nn.Softmax(dim=1)}
+
+
+# Functions torch (and the memory model) run in place: they allocate nothing new.
+INPLACE = ("relu", "relu6", "leakyrelu", "elu", "gelu", "silu", "sigmoid", "tanh", "hardswish")
+FUNCTIONS = (*INPLACE, "softmax")
+
+
+@register
+@dataclass(frozen=True)
+class Activation(Kind):
+    fn: str = "relu"
+
+    kind = "act"
+    notation = Notation("|".join((*FUNCTIONS, "soft-max")), {},
+                        " ".join(INPLACE) + " (in place); soft-max softmax (over channels)")
+    homework_row = False  # soft-max's output is an allocation the table's footer names
+
+    @classmethod
+    def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> Activation:
+        word = m.group().lower()
+        return cls("softmax" if word == "soft-max" else word)
+
+    def title(self) -> str:
+        return "SOFT-MAX" if self.fn == "softmax" else self.fn.upper()
+
+    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
+        return shape
+
+    def parameters(self, in_shape: Shape) -> Params:
+        return Params()
+
+    def weight_formula(self, in_shape: Shape) -> None:
+        return None
+
+    def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
+        weight = SOFTMAX_FLOPS_PER_ELEMENT if self.fn == "softmax" else 1
+        return Ops(act=math.prod(out_shape) * weight)
+
+    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
+        return rf
+
+    def subsampling(self) -> tuple[int, int]:
+        return (1, 1)
+
+    def allocates(self) -> bool:
+        return self.fn not in INPLACE
+
+    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
+        from archcalc.symbolic import zero_weights
+
+        return zero_weights()
+
+    def torch_module(self, in_shape: Shape) -> nn.Module:
+        return _torch_activations()[self.fn]()
+
+    def probe_module(self, in_shape: Shape) -> nn.Module:
+        """Pointwise, or a channel softmax that sums to a constant: the field is unchanged."""
+        from torch import nn
+
+        return nn.Identity()

@@ -1,0 +1,237 @@
+"""What every layer kind must say about itself, and the registry that holds the kinds.
+
+A kind is a frozen dataclass (its options, plain data) whose methods are its rules: how it is
+written, its output shape, parameters and buffers, operations by category, receptive-field
+step, whether it allocates, its symbolic formulas and its torch module. Every rule is
+abstract here, so a kind that forgets one cannot be instantiated: nothing counts as zero by
+accident. Containers (concat, residual, gate) are :class:`Block` kinds; the analysis walker
+and the torch builder hand their sequences back to them.
+
+Adding a kind: a dataclass in its family's module, decorated with :func:`register`, and a
+test; the parser, analysis, renderers, symbolic formulas, torch builder and the grammar in
+``archcalc spec --help`` all find it in the registry.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from archcalc.algebra import RF, Ops, Params
+from archcalc.errors import Loc, SpecError
+from archcalc.notation import Fail, Options
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from archcalc.layers import Seq, Shape
+    from archcalc.symbolic import FormulaLine
+
+Pair = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class WeightFormula:
+    """A weight count as the homework writes it: groups of factors, e.g. ``(3*3*3)*64`` is
+    ((3, 3, 3), (64,)); a single group prints without parentheses (``7*7*512*4096``)."""
+
+    groups: tuple[tuple[int, ...], ...]
+
+    @property
+    def value(self) -> int:
+        total = 1
+        for group in self.groups:
+            for factor in group:
+                total *= factor
+        return total
+
+    def __str__(self) -> str:
+        if len(self.groups) == 1:
+            return "*".join(map(str, self.groups[0]))
+        return "*".join("(" + "*".join(map(str, g)) + ")" if len(g) > 1 else str(g[0])
+                        for g in self.groups)
+
+
+@dataclass(frozen=True)
+class Notation:
+    """How a kind is written: the pattern of its name (matched whole, any case), its options
+    (alias -> option name) and one line of grammar for ``archcalc spec --help``."""
+
+    pattern: str
+    options: dict[str, str]
+    grammar: str
+
+    def match(self, word: str) -> re.Match[str] | None:
+        return _compiled(self.pattern).fullmatch(word)
+
+
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
+def _compiled(pattern: str) -> re.Pattern[str]:
+    found = _PATTERNS.get(pattern)
+    if found is None:
+        found = _PATTERNS[pattern] = re.compile(pattern, re.I)
+    return found
+
+
+class Kind(ABC):
+    """A layer kind. Subclasses are frozen dataclasses registered with :func:`register`."""
+
+    kind: ClassVar[str]  # the row kind in reports and JSON, e.g. "conv"
+    notation: ClassVar[Notation | None]  # None: made by a block, never written
+    # Listed in the homework table when it allocates: the assignment lists conv, pool and FC
+    # rows; activations such as soft-max are allocations the footer mentions instead.
+    homework_row: ClassVar[bool] = True
+
+    # -- notation ------------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> Kind:
+        """The layer from its written name (``m``) and options."""
+
+    @abstractmethod
+    def title(self) -> str:
+        """The homework table's name, in capitals as the assignment writes it: CONV3-64."""
+
+    # -- arithmetic ----------------------------------------------------------------------
+    @abstractmethod
+    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
+        """Output shape for one sample; a SpecError at ``loc`` if ``shape`` does not fit."""
+
+    @abstractmethod
+    def parameters(self, in_shape: Shape) -> Params:
+        """Trainable weights and biases, and non-trainable buffers."""
+
+    @abstractmethod
+    def weight_formula(self, in_shape: Shape) -> WeightFormula | None:
+        """The weight count written out, or None when there are no weights."""
+
+    @abstractmethod
+    def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
+        """What one sample costs, by category; conventions weigh the categories."""
+
+    @abstractmethod
+    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
+        """The field of an output unit, from the field of an input unit."""
+
+    @abstractmethod
+    def subsampling(self) -> Pair | None:
+        """How much the layer subsamples a feature map (None: not by a fixed factor, e.g.
+        global pooling). A residual's shortcut takes its stride from its body's layers."""
+
+    @abstractmethod
+    def allocates(self) -> bool:
+        """False when the layer runs in place or as a view: no new tensor at inference."""
+
+    def stored(self) -> bool:
+        """Whether the output is kept for the backward pass in training. Dropout keeps its
+        mask-scaled output although it allocates nothing at inference."""
+        return self.allocates()
+
+    # -- other views ---------------------------------------------------------------------
+    @abstractmethod
+    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
+        """Symbolic parameter and operation formulas (sympy, imported by the caller)."""
+
+    @abstractmethod
+    def torch_module(self, in_shape: Shape) -> nn.Module:
+        """The torch module for ``in_shape`` (C, H, W) or (N,), default initialisation."""
+
+    def probe_module(self, in_shape: Shape) -> nn.Module:
+        """The module in the receptive-field probe, a positive linear copy of the network
+        (weights are set to 1/fan_in afterwards). Pointwise non-linearities override this
+        with the identity, max pooling with average pooling of the same geometry."""
+        return self.torch_module(in_shape)
+
+    def sequences(self) -> tuple[Seq, ...]:
+        """The layer sequences a container holds; a leaf holds none."""
+        return ()
+
+
+class Block(Kind):
+    """A container: the walker and the builder call these instead of the leaf rules."""
+
+    homework_row: ClassVar[bool] = True
+
+    @abstractmethod
+    def walk(self, walker: Any, node: Any, shape: Shape, rf: RF | None, depth: int,
+             held: int) -> tuple[Shape, RF | None, int]:
+        """Analyse the block with ``walker`` (archcalc.analysis): rows for its contents and
+        its join; returns output shape, field and peak live elements."""
+
+    @abstractmethod
+    def torch_block(self, node: Any, x: Any, build: Callable[[Seq, Any], Any]) -> nn.Module:
+        """The block's module for input ``x``; ``build(seq, x)`` builds a sequence."""
+
+    # A block's own rules apply to its join row only; walk() derives everything else.
+    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
+        raise TypeError(f"{self.kind} is a block: the walker derives its shape")
+
+    def parameters(self, in_shape: Shape) -> Params:
+        return Params()
+
+    def weight_formula(self, in_shape: Shape) -> WeightFormula | None:
+        return None
+
+    def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
+        return Ops()
+
+    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
+        raise TypeError(f"{self.kind} is a block: the walker derives its field")
+
+    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
+        raise TypeError(f"{self.kind} is a block, not a single layer")
+
+    def torch_module(self, in_shape: Shape) -> nn.Module:
+        raise TypeError(f"{self.kind} is a block: use torch_block")
+
+    @classmethod
+    def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> Kind:
+        raise TypeError(f"{cls.kind} is a block statement, parsed by archcalc.spec")
+
+
+K = TypeVar("K", bound=type[Kind])
+REGISTRY: dict[str, type[Kind]] = {}
+
+
+def register(cls: K) -> K:
+    """Add a kind to the registry (in definition order: the parser tries them in turn)."""
+    if cls.kind in REGISTRY:
+        raise AssertionError(f"layer kind {cls.kind!r} registered twice")
+    REGISTRY[cls.kind] = cls
+    return cls
+
+
+# -- helpers the families share -----------------------------------------------------------
+def feature_map(kind: str, shape: Shape, loc: Loc) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise SpecError(f"{kind} needs a feature map (C, H, W) input, got a vector of "
+                        f"{shape[0]}", loc)
+    return shape  # type: ignore[return-value]
+
+
+def window(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil: bool,
+           loc: Loc, axis: str) -> int:
+    """Output length of a sliding window, as torch computes it (``ceil``: the last window
+    may run past the input, as long as it starts inside the input or its left padding)."""
+    span = dilation * (kernel - 1) + 1
+    room = size + 2 * pad - span
+    if ceil:
+        out = -(-room // stride) + 1
+        if (out - 1) * stride >= size + pad:  # torch: the last window must start in the input
+            out -= 1
+    else:
+        out = room // stride + 1
+    if out < 1:
+        raise SpecError(f"kernel {span} is larger than the padded input {axis} "
+                        f"({size} + 2*{pad} = {size + 2 * pad})", loc)
+    return out
+
+
+def pair_str(p: Pair) -> str:
+    """(3, 3) -> ``3``; (1, 7) -> ``1x7``: a size as the notation writes it."""
+    return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"

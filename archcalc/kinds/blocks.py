@@ -1,0 +1,241 @@
+"""Blocks that join paths: ``concat`` (Inception's branches) and ``residual`` (He et al.
+2016), with the zero-padding shortcut of option A as the one leaf only a residual makes."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from archcalc.algebra import RF, Ops, Params, fmt_shape
+from archcalc.errors import Loc, SpecError
+from archcalc.kinds.base import Block, Kind, Pair, feature_map, register
+from archcalc.layers import Node, Seq
+from archcalc.notation import Fail, Options
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from archcalc.analysis import Walker
+    from archcalc.layers import Shape
+    from archcalc.symbolic import FormulaLine
+
+ShortcutKind = Literal["identity", "A", "B", "C"]
+
+
+def seq_subsampling(seq: Seq) -> Pair | None:
+    """The factor by which a sequence subsamples a map: the product of its layers' strides
+    (None when a layer has no fixed one)."""
+    total = (1, 1)
+    for node in seq:
+        step = node.layer.subsampling()
+        if step is None:
+            return None
+        total = (total[0] * step[0], total[1] * step[1])
+    return total
+
+
+@register
+@dataclass(frozen=True)
+class Concat(Block):
+    """Parallel branches on the same input, joined along channels (an empty branch is the
+    identity: DenseNet's dense layers)."""
+
+    branches: tuple[Seq, ...]
+
+    kind = "concat"
+    notation = None
+
+    def title(self) -> str:
+        return "CONCAT"
+
+    def sequences(self) -> tuple[Seq, ...]:
+        return self.branches
+
+    def subsampling(self) -> Pair | None:
+        found = {seq_subsampling(b) for b in self.branches}
+        return found.pop() if len(found) == 1 else None
+
+    def allocates(self) -> bool:
+        return True
+
+    def walk(self, walker: Walker, node: Node, shape: Shape, rf: RF | None, depth: int,
+             held: int) -> tuple[Shape, RF | None, int]:
+        outs, rfs, peak, done = [], [], 0, 0
+        for branch in self.branches:
+            out, branch_rf, branch_peak = walker.seq(branch, shape, rf, depth + 1, held + done,
+                                                     math.prod(shape))
+            outs.append(out)
+            rfs.append(branch_rf)
+            done += math.prod(out)
+            peak = max(peak, branch_peak)
+        joined = _concat_shape(outs, node.loc)
+        merged = walker.merge(rfs, node, "concat branches")
+        walker.add_join(node, self, node.label, depth, shape, joined, merged, Ops())
+        return joined, merged, max(peak, held + done + math.prod(joined))
+
+    def torch_block(self, node: Node, x: Any, build: Callable[[Seq, Any], Any]) -> nn.Module:
+        from torch import nn
+
+        from archcalc.backends.modules import ConcatBranches
+
+        return ConcatBranches([nn.Sequential(OrderedDict(build(branch, x)[0]))
+                               for branch in self.branches])
+
+
+def _concat_shape(shapes: list[Shape], loc: Loc) -> Shape:
+    ranks = {len(s) for s in shapes}
+    if ranks == {1}:
+        return (sum(s[0] for s in shapes),)
+    spatial = {s[1:] for s in shapes if len(s) == 3}
+    if ranks != {3} or len(spatial) != 1:
+        listed = ", ".join(fmt_shape(s) for s in shapes)
+        raise SpecError(f"concat branches must agree in height and width: {listed}", loc)
+    return (sum(s[0] for s in shapes), *shapes[0][1:])
+
+
+@register
+@dataclass(frozen=True)
+class Residual(Block):
+    """``body(x) + shortcut(x)``. Shortcut: identity, A (zero-pad), B (projection where the
+    shape changes), C (projection always); A and B are identity when the shape is kept. The
+    shortcut's stride is the body's (the product of its layers' strides), never guessed
+    from shapes. ``shortcut_bias``: the projection conv has a bias (Keras' ResNet50)."""
+
+    body: Seq
+    shortcut: ShortcutKind = "identity"
+    shortcut_bias: bool = False
+
+    kind = "residual"
+    notation = None
+
+    def title(self) -> str:
+        return "ADD"
+
+    def sequences(self) -> tuple[Seq, ...]:
+        return (self.body,)
+
+    def subsampling(self) -> Pair | None:
+        return seq_subsampling(self.body)
+
+    def allocates(self) -> bool:
+        return False  # the addition runs in place on the body's output
+
+    def shortcut_layers(self, in_shape: Shape, out_shape: Shape, loc: Loc
+                        ) -> tuple[tuple[Kind, str], ...]:
+        """The layers on the shortcut path and their labels, for a body that maps
+        ``in_shape`` to ``out_shape``."""
+        from archcalc.kinds.conv import Conv
+        from archcalc.kinds.norm import BatchNorm
+
+        kind = self.shortcut
+        if kind == "identity" or (kind in ("A", "B") and in_shape == out_shape):
+            if in_shape != out_shape:
+                raise SpecError(f"residual body changes the shape {fmt_shape(in_shape)} -> "
+                                f"{fmt_shape(out_shape)}; an identity shortcut cannot add "
+                                "them (use shortcut=A, B or C)", loc)
+            return ()
+        if len(in_shape) != 3 or len(out_shape) != 3:
+            raise SpecError("shortcuts A, B and C join feature maps, not vectors", loc)
+        stride = self.subsampling()
+        if stride is None:
+            raise SpecError("the residual body has no fixed stride (it pools globally or "
+                            "flattens), so a shortcut cannot follow it", loc)
+        channels = out_shape[0]
+        if kind == "A":
+            if channels < in_shape[0]:
+                raise SpecError(f"shortcut A can only add channels, not reduce {in_shape[0]} "
+                                f"to {channels} (use shortcut=B)", loc)
+            return ((ZeroPadShortcut(channels, stride),
+                     f"shortcut A (subsample {stride[0]}, zero-pad to {channels})"),)
+        bias = "true" if self.shortcut_bias else "false"
+        return ((Conv(channels, (1, 1), stride, (0, 0), bias=self.shortcut_bias),
+                 f"shortcut conv1-{channels} s={stride[0]} bias={bias}"),
+                (BatchNorm(), "shortcut bn"))
+
+    def shortcut_nodes(self, node: Node, in_shape: Shape, out_shape: Shape) -> Seq:
+        path = self.shortcut_layers(in_shape, out_shape, node.loc)
+        return tuple(Node(layer, label, f"{node.path}.s{i}", node.loc, title=label)
+                     for i, (layer, label) in enumerate(path, start=1))
+
+    def walk(self, walker: Walker, node: Node, shape: Shape, rf: RF | None, depth: int,
+             held: int) -> tuple[Shape, RF | None, int]:
+        x = math.prod(shape)
+        body_out, body_rf, peak = walker.seq(self.body, shape, rf, depth + 1, held, x)
+        shortcut = self.shortcut_nodes(node, shape, body_out)
+        sc_out, sc_rf, sc_peak = walker.seq(shortcut, shape, rf, depth + 1,
+                                            held + math.prod(body_out), 0)
+        if sc_out != body_out:
+            raise SpecError(f"shortcut gives {fmt_shape(sc_out)} but the body gives "
+                            f"{fmt_shape(body_out)}; they cannot be added", node.loc)
+        merged = walker.merge([body_rf, sc_rf], node, "residual paths")
+        elements = math.prod(body_out)
+        walker.add_join(node, self, "add", depth, shape, body_out, merged, Ops(add=elements),
+                        kind="add")
+        live = held + elements + math.prod(sc_out)
+        return body_out, merged, max(peak, sc_peak, live)
+
+    def torch_block(self, node: Node, x: Any, build: Callable[[Seq, Any], Any]) -> nn.Module:
+        from torch import nn
+
+        from archcalc.backends.modules import ResidualBlock
+
+        body, y = build(self.body, x)
+        shortcut = self.shortcut_nodes(node, tuple(x.shape[1:]), tuple(y.shape[1:]))
+        return ResidualBlock(nn.Sequential(OrderedDict(body)),
+                             nn.Sequential(OrderedDict(build(shortcut, x)[0])))
+
+
+@register
+@dataclass(frozen=True)
+class ZeroPadShortcut(Kind):
+    """He et al. option A: subsample by ``stride`` and pad the new channels with zeros
+    ((Cout-Cin)//2 in front). Made by ``residual shortcut=A``, never written."""
+
+    out_channels: int
+    stride: Pair = (1, 1)
+
+    kind = "zeropad"
+    notation = None
+
+    @classmethod
+    def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> Kind:
+        raise TypeError("zeropad is made by 'residual shortcut=A', never written")
+
+    def title(self) -> str:
+        return "SHORTCUT A"
+
+    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
+        _, h, w = feature_map(self.kind, shape, loc)
+        return (self.out_channels, -(-h // self.stride[0]), -(-w // self.stride[1]))
+
+    def parameters(self, in_shape: Shape) -> Params:
+        return Params()
+
+    def weight_formula(self, in_shape: Shape) -> None:
+        return None
+
+    def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
+        return Ops()
+
+    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
+        return rf.step((1, 1), self.stride, (0, 0))
+
+    def subsampling(self) -> Pair:
+        return self.stride
+
+    def allocates(self) -> bool:
+        return True
+
+    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
+        from archcalc.symbolic import zero_weights
+
+        return zero_weights()
+
+    def torch_module(self, in_shape: Shape) -> nn.Module:
+        from archcalc.backends.modules import ZeroPad
+
+        return ZeroPad(self.out_channels, self.stride)

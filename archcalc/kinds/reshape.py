@@ -1,0 +1,66 @@
+"""Reshaping without arithmetic: ``flatten``."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from archcalc.algebra import RF, Ops, Params
+from archcalc.errors import Loc
+from archcalc.kinds.base import Kind, Notation, register
+from archcalc.notation import Fail, Options
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from archcalc.layers import Shape
+    from archcalc.symbolic import FormulaLine
+
+
+@register
+@dataclass(frozen=True)
+class Flatten(Kind):
+    """(C, H, W) -> (C*H*W,): a view, no new tensor."""
+
+    kind = "flatten"
+    notation = Notation("flatten", {}, "flatten (a view: allocates nothing)")
+
+    @classmethod
+    def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> Flatten:
+        return cls()
+
+    def title(self) -> str:
+        return "FLATTEN"
+
+    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
+        return (math.prod(shape),)
+
+    def parameters(self, in_shape: Shape) -> Params:
+        return Params()
+
+    def weight_formula(self, in_shape: Shape) -> None:
+        return None
+
+    def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
+        return Ops()
+
+    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
+        return rf.spread((in_shape[1], in_shape[2])) if len(in_shape) == 3 else rf
+
+    def subsampling(self) -> None:
+        return None
+
+    def allocates(self) -> bool:
+        return False
+
+    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
+        from archcalc.symbolic import zero_weights
+
+        return zero_weights()
+
+    def torch_module(self, in_shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.Flatten()

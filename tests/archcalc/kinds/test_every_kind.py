@@ -1,0 +1,79 @@
+"""Every registered layer kind: all its rules present, written in a spec, and verified
+against torch. A new kind without an example here fails ``test_every_kind_has_an_example``,
+so no kind reaches users untested."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+
+import pytest
+
+import archcalc
+from archcalc.kinds import REGISTRY, Block, Kind, grammar
+
+needs_verify = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("torch", "torchinfo", "fvcore")),
+    reason="the verify extra (torch, torchinfo, fvcore) is not installed")
+
+# One small spec per kind that uses it in a way torch builds; the kind's rows are checked
+# against torch's shapes, parameters, torchinfo, fvcore, FlopCounterMode and the RF probe.
+EXAMPLES: dict[str, str] = {
+    "conv": "input 9x8x4\nconv3-8 s=2 d=2 g=2 p=1 bias=false; conv1x3-6",
+    # 9 -> 4 -> 5 -> 2 -> 1: the last window starts inside a 2-pixel map and runs past it,
+    # which torch's ceil mode accepts (SqueezeNet at 24 px, GoogLeNet at 16 px)
+    "pool": "input 9x9x3\nmaxpool3 s=2 ceil=true; avgpool2 s=1 p=1; maxpool3 s=2 ceil=true\n"
+            "avgpool3 s=2 ceil=true",
+    "globalpool": "input 6x5x4\nconv1-4; gap; conv1-2; globalmaxpool",
+    "linear": "input 4x4x3\nFC-7; FC-3 bias=false",
+    "bn": "input 5x5x3\nbn; conv1-2; bn affine=false; flatten; bn",
+    "lrn": "input 6x6x8\nlrn size=3",
+    "act": "input 4x4x3\n" + "; ".join(
+        ("relu", "relu6", "leakyrelu", "elu", "gelu", "silu", "sigmoid", "tanh",
+         "hardswish", "soft-max")),
+    "dropout": "input 6\nFC-4; dropout-0.3",
+    "flatten": "input 3x3x2\nflatten; FC-2",
+    "concat": "input 6x6x4\nconcat { branch { } branch { conv3-2 } branch { maxpool3 s=1 p=1 } }",
+    "residual": "input 8x8x4\nresidual shortcut=B { conv3-8 s=2; bn }\n"
+                "residual { conv3-8; relu }",
+    "zeropad": "input 8x8x4\nresidual shortcut=A { conv3-8 s=2 }",
+}
+
+
+@pytest.mark.parametrize("cls", REGISTRY.values(), ids=lambda c: c.kind)
+def test_every_rule_is_defined(cls: type[Kind]) -> None:
+    """An abstract method left out makes the class abstract: it could not be made, so a
+    forgotten rule fails here rather than counting as zero."""
+    assert not inspect.isabstract(cls), sorted(getattr(cls, "__abstractmethods__", ()))
+    assert cls.kind and REGISTRY[cls.kind] is cls
+
+
+def test_every_kind_has_an_example() -> None:
+    assert set(EXAMPLES) == set(REGISTRY)
+
+
+@pytest.mark.parametrize("kind", EXAMPLES)
+def test_example_uses_its_kind(kind: str) -> None:
+    report = archcalc.analyze(archcalc.parse(EXAMPLES[kind]))
+    assert kind in {r.kind for r in report.rows} | (
+        {"residual"} if any(r.kind == "add" for r in report.rows) else set())
+
+
+@needs_verify
+@pytest.mark.parametrize("kind", EXAMPLES)
+def test_every_kind_verifies_against_torch(kind: str) -> None:
+    from archcalc.verify import verify
+
+    report = verify(archcalc.parse(EXAMPLES[kind]))
+    assert report.ok, "\n".join(f"{c.name} {c.path}: expected {c.expected}, got {c.actual}"
+                                for c in report.failures)
+
+
+def test_every_written_kind_is_in_the_grammar() -> None:
+    lines = grammar()
+    written = [c for c in REGISTRY.values() if c.notation is not None]
+    assert len(lines) == len(written)
+    assert all(c.notation is None or issubclass(c, Block) or c.kind == "zeropad"
+               for c in REGISTRY.values() if c.notation is None)
+    assert all(line.strip() for line in lines)
+    assert archcalc.spec.__doc__ is not None and lines[0].split()[0] in archcalc.spec.__doc__
