@@ -363,3 +363,16 @@ def test_bad_graphs_are_located_to_the_column(text: str, line: int, col: int,
         "t.arch", line, col)
     caret = err.render().splitlines()[2]
     assert caret == "  " + " " * (col - 1) + "^"
+
+
+def test_resnet18_receptive_field_at_16_px_keeps_the_body_stride() -> None:
+    # By hand (r += (k-1)*j, j *= s): conv7/2 r=7 j=2; maxpool3/2 r=7+2*2=11 j=4; layer1,
+    # four conv3: 11+4*2*4=43; layer2: 43+2*4=51 j=8, three more: 51+3*2*8=99; layer3:
+    # 99+2*8=115 j=16, 115+3*2*16=211; layer4: 211+2*16=243 j=32, 243+3*2*32=435.
+    # At 16 px layer4 runs on 1x1 maps; a shortcut stride guessed from ceil(1/1) = 1 used
+    # to halve the field's stride there and report 371.
+    rep = analyze(zoo.load("resnet18"), input_shape=(3, 16, 16))
+    last_add = [r for r in rep.rows if r.kind == "add"][-1]
+    assert last_add.rf is not None and last_add.rf.size == (435, 435)
+    assert last_add.rf.stride == (32, 32)
+    assert rep.warnings == ()
