@@ -76,10 +76,13 @@ def test_every_command_is_routed_to_itself() -> None:
     assert registered == COMMANDS
 
 
-def test_choices_match_the_library() -> None:
+def test_choices_come_from_the_library_registries() -> None:
     assert set(ConventionName) == set(CONVENTIONS)
     assert set(Dtype) == set(DTYPE_BYTES)
     assert set(Fmt) == set(FORMATS)
+    help_text = " ".join(run("analyze", "--help").stdout.split())
+    for name in (*CONVENTIONS, *DTYPE_BYTES, *FORMATS):  # every choice reaches the user
+        assert name in help_text, name
 
 
 def test_table_output_matches_golden_text() -> None:
