@@ -40,19 +40,25 @@ class Ops:
     bias: int = 0  # bias additions
     norm: int = 0  # elements batch-normalised (a scale and a shift each at inference)
     norm_affine: int = 0  # of those, elements of BN layers with learnt scale and shift
-    norm_params: int = 0  # affine BN parameters (torchinfo counts these as Mult-Adds)
+    norm_params: int = 0  # affine BN/LN/GN/IN parameters (torchinfo counts these as Mult-Adds)
     act: int = 0  # activation function evaluations, weighted (softmax counts 3 per element)
     pool: int = 0  # comparisons (max) or additions and a division (avg) of pooling
     pool_inputs: int = 0  # input elements of adaptive (global) average pooling
     add: int = 0  # elementwise additions joining residual paths
     lrn: int = 0  # LRN operations
+    norm_stats: int = 0  # elements normalised by the sample's own statistics (LN, GN, IN)
+    norm_stats_affine: int = 0  # of those, elements given a learnt scale and shift
+    act_params: int = 0  # learnt activation parameters (PReLU; torchinfo counts them)
+    scale: int = 0  # multiplications by a learnt per-channel scale (layer scale)
+    mul: int = 0  # elementwise products of two activations (a gate's x * body(x))
 
     def __add__(self, other: Ops) -> Ops:
         return Ops(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
 
     def astuple(self) -> tuple[int, ...]:
         return (self.macs, self.bias, self.norm, self.norm_affine, self.norm_params, self.act,
-                self.pool, self.pool_inputs, self.add, self.lrn)
+                self.pool, self.pool_inputs, self.add, self.lrn, self.norm_stats,
+                self.norm_stats_affine, self.act_params, self.scale, self.mul)
 
 
 @dataclass(frozen=True)

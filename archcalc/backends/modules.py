@@ -48,3 +48,85 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x) + self.shortcut(x)
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels of each position of a (B, C, H, W) map: ConvNeXt's
+    channels-first LayerNorm (torchvision's ``LayerNorm2d``: permute to channels-last,
+    ``F.layer_norm`` over C, permute back). A subclass of nn.LayerNorm, so counting tools see
+    one leaf with ``weight`` and ``bias`` and fvcore one ``aten::layer_norm``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class LayerScale(nn.Module):
+    """ConvNeXt's layer scale (Touvron et al. 2021, CaiT): ``x * gamma``, one learnt factor
+    per channel, initialised to ``init``. The parameter is named ``gamma`` as in timm
+    (torchvision's CNBlock calls it ``layer_scale``); neither is a ``weight``, so torchinfo
+    counts no Mult-Adds for it."""
+
+    def __init__(self, channels: int, spatial: bool, init: float = 1e-6) -> None:
+        super().__init__()
+        self.init = init
+        shape = (channels, 1, 1) if spatial else (channels,)
+        self.gamma = nn.Parameter(torch.empty(shape))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.constant_(self.gamma, self.init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.StochasticDepth (Huang et al. 2016): in training, zero the whole input
+    of a sample (``row``) or of the batch (``batch``) with probability ``p`` and scale the
+    survivors by 1/(1-p); the identity at inference. Written out here because torchvision is
+    not a dependency; same semantics as torchvision.ops.stochastic_depth."""
+
+    def __init__(self, p: float, mode: str = "row") -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0 or mode not in ("row", "batch"):
+            raise ValueError(f"p must be in [0, 1] and mode row or batch, not {p}, {mode!r}")
+        self.p, self.mode = p, mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.dim() - 1) if self.mode == "row" else [1] * x.dim()
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode={self.mode!r}"
+
+
+class GateBlock(nn.Module):
+    """``x * body(x)``, the body's output broadcast over x (squeeze-and-excitation)."""
+
+    def __init__(self, body: nn.Sequential) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.body(x)
+
+
+class SplitBranches(nn.Module):
+    """ShuffleNetV2's channel split: equal channel shares (torch.chunk), one branch each,
+    outputs concatenated along channels; an empty branch passes its share through."""
+
+    def __init__(self, branches: list[nn.Sequential]) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shares = x.chunk(len(self.branches), dim=1)
+        return torch.cat([b(s) for b, s in zip(self.branches, shares, strict=True)], dim=1)

@@ -3,21 +3,31 @@
 
 from __future__ import annotations
 
-from archcalc.kinds.activation import Activation
+from archcalc.kinds.activation import Activation, PReLU
 from archcalc.kinds.base import REGISTRY, Block, Kind, Notation, WeightFormula, register
-from archcalc.kinds.blocks import Concat, Residual, ShortcutKind, ZeroPadShortcut
+from archcalc.kinds.blocks import (
+    ChannelShuffle,
+    Concat,
+    Gate,
+    Residual,
+    ShortcutKind,
+    Split,
+    ZeroPadShortcut,
+)
 from archcalc.kinds.conv import Conv
 from archcalc.kinds.linear import Linear
-from archcalc.kinds.norm import LRN, BatchNorm
-from archcalc.kinds.pool import GlobalPool, Pool
-from archcalc.kinds.regularize import Dropout
+from archcalc.kinds.norm import LRN, BatchNorm, GroupNorm, InstanceNorm, LayerNorm, LayerScale
+from archcalc.kinds.pool import AdaptivePool, GlobalPool, Pool
+from archcalc.kinds.regularize import Dropout, StochasticDepth
 from archcalc.kinds.reshape import Flatten
 from archcalc.notation import Fail, Options, RawOption
 
 __all__ = [
-    "LRN", "REGISTRY", "Activation", "BatchNorm", "Block", "Concat", "Conv", "Dropout",
-    "Flatten", "GlobalPool", "Kind", "Linear", "Notation", "Pool", "Residual", "ShortcutKind",
-    "WeightFormula", "ZeroPadShortcut", "build_layer", "grammar", "register",
+    "LRN", "REGISTRY", "Activation", "AdaptivePool", "BatchNorm", "Block", "ChannelShuffle",
+    "Concat", "Conv", "Dropout", "Flatten", "Gate", "GlobalPool", "GroupNorm",
+    "InstanceNorm", "Kind", "LayerNorm", "LayerScale", "Linear", "Notation", "PReLU",
+    "Pool", "Residual", "ShortcutKind", "Split", "StochasticDepth", "WeightFormula",
+    "ZeroPadShortcut", "build_layer", "grammar", "register",
 ]
 
 

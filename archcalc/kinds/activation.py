@@ -1,4 +1,5 @@
-"""Pointwise activations (``relu``, ``gelu``...) and ``soft-max`` over channels."""
+"""Pointwise activations (``relu``, ``gelu``...), ``soft-max`` over channels, and ``prelu``
+(He et al. 2015), whose negative slopes are learnt."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from archcalc.algebra import RF, Ops, Params
 from archcalc.errors import Loc
-from archcalc.kinds.base import Kind, Notation, register
+from archcalc.kinds.base import Kind, Notation, WeightFormula, register
 from archcalc.notation import Fail, Options
 
 if TYPE_CHECKING:
@@ -27,11 +28,14 @@ def _torch_activations() -> dict[str, Callable[[], nn.Module]]:
 
     return {"relu": nn.ReLU, "relu6": nn.ReLU6, "leakyrelu": nn.LeakyReLU, "elu": nn.ELU,
             "gelu": nn.GELU, "silu": nn.SiLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh,
-            "hardswish": nn.Hardswish, "softmax": lambda: nn.Softmax(dim=1)}
+            "hardswish": nn.Hardswish, "hardsigmoid": nn.Hardsigmoid, "mish": nn.Mish,
+            "softmax": lambda: nn.Softmax(dim=1)}
 
 
 # Functions torch (and the memory model) run in place: they allocate nothing new.
-INPLACE = ("relu", "relu6", "leakyrelu", "elu", "gelu", "silu", "sigmoid", "tanh", "hardswish")
+# (nn.Hardsigmoid and nn.Mish take inplace=True, like nn.ReLU; nn.PReLU cannot.)
+INPLACE = ("relu", "relu6", "leakyrelu", "elu", "gelu", "silu", "sigmoid", "tanh", "hardswish",
+           "hardsigmoid", "mish")
 FUNCTIONS = (*INPLACE, "softmax")
 
 
@@ -85,6 +89,72 @@ class Activation(Kind):
 
     def probe_module(self, in_shape: Shape) -> nn.Module:
         """Pointwise, or a channel softmax that sums to a constant: the field is unchanged."""
+        from torch import nn
+
+        return nn.Identity()
+
+
+@register
+@dataclass(frozen=True)
+class PReLU(Kind):
+    """``nn.PReLU``: max(0, x) + a * min(0, x) with learnt slopes ``a``: one shared slope by
+    default (torch's num_parameters=1), or one per channel with ``per-channel=true``
+    (num_parameters=C; He et al. 2015 use both). The slopes are weights; torch names them
+    ``weight``, so torchinfo counts each as one Mult-Add; fvcore and FlopCounterMode count
+    nothing; full FLOPs: one activation per element. It allocates: torch's PReLU has no
+    in-place form. Pointwise: the field is unchanged."""
+
+    per_channel: bool = False
+
+    kind = "prelu"
+    notation = Notation("prelu", {"per-channel": "per-channel", "channelwise": "per-channel"},
+                        "prelu (learnt slope, allocates); per-channel (true: one slope per "
+                        "channel, default one shared)")
+    homework_row = False  # an activation: the table's footer names its output
+
+    @classmethod
+    def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> PReLU:
+        return cls(opts.boolean("per-channel", False))
+
+    def title(self) -> str:
+        return "PRELU"
+
+    def slopes(self, in_shape: Shape) -> int:
+        return in_shape[0] if self.per_channel else 1
+
+    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
+        return shape
+
+    def parameters(self, in_shape: Shape) -> Params:
+        return Params(self.slopes(in_shape), 0, 0)
+
+    def weight_formula(self, in_shape: Shape) -> WeightFormula:
+        return WeightFormula(((self.slopes(in_shape),),))
+
+    def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
+        return Ops(act=math.prod(out_shape), act_params=self.slopes(in_shape))
+
+    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
+        return rf
+
+    def subsampling(self) -> tuple[int, int]:
+        return (1, 1)
+
+    def allocates(self) -> bool:
+        return True
+
+    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
+        from archcalc.symbolic import Ci, line, sp
+
+        values = {Ci: in_shape[0]}
+        return [line("weights", Ci if self.per_channel else sp.Integer(1), values)]
+
+    def torch_module(self, in_shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.PReLU(self.slopes(in_shape))
+
+    def probe_module(self, in_shape: Shape) -> nn.Module:
         from torch import nn
 
         return nn.Identity()

@@ -1,4 +1,7 @@
-"""Normalisation: ``bn`` (Ioffe & Szegedy 2015) and ``lrn`` (Krizhevsky et al. 2012, 3.3)."""
+"""Normalisation: ``bn`` (Ioffe & Szegedy 2015), ``lrn`` (Krizhevsky et al. 2012, 3.3),
+``layernorm`` (Ba et al. 2016, over channels as ConvNeXt uses it), ``groupnorm`` (Wu & He
+2018), ``instancenorm`` (Ulyanov et al. 2016), and ``layerscale`` (Touvron et al. 2021),
+the learnt per-channel factor ConvNeXt puts after its blocks' last layer."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from archcalc.algebra import RF, Ops, Params
-from archcalc.errors import Loc
+from archcalc.errors import Loc, SpecError
 from archcalc.kinds.base import Kind, Notation, WeightFormula, feature_map, register
 from archcalc.notation import Fail, Options
 
@@ -140,3 +143,248 @@ class LRN(Kind):
         from torch import nn
 
         return nn.Identity()  # channel-wise: the spatial field is unchanged
+
+
+class _SampleNorm(Kind):
+    """Normalisation by statistics of the sample itself (layer, group, instance norm): unlike
+    BN at inference, mean and variance are computed on every forward, so the cost is per
+    element (see :data:`archcalc.conventions.NORM_STATS_FLOPS`).
+
+    Receptive field: unchanged. Group and instance norm take their statistics over the whole
+    H x W map, so strictly every output depends on every input position of its group; like
+    BN's statistics (over the batch in training), they are treated as a per-sample scale and
+    shift, outside the field of the sliding-window paths (Araujo et al. 2019). The RF probe
+    uses the identity for them."""
+
+    eps: float
+    affine: bool
+
+    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
+        return shape
+
+    def parameters(self, in_shape: Shape) -> Params:
+        c = in_shape[0] if self.affine else 0
+        return Params(c, c, 0)
+
+    def weight_formula(self, in_shape: Shape) -> WeightFormula | None:
+        """One scale per channel (the shifts are its biases)."""
+        return WeightFormula(((in_shape[0],),)) if self.affine else None
+
+    def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
+        n = math.prod(in_shape)
+        if not self.affine:
+            return Ops(norm_stats=n)
+        return Ops(norm_stats=n, norm_stats_affine=n, norm_params=2 * in_shape[0])
+
+    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
+        return rf
+
+    def subsampling(self) -> tuple[int, int]:
+        return (1, 1)
+
+    def allocates(self) -> bool:
+        return True
+
+    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
+        from archcalc.conventions import AFFINE_FLOPS, NORM_STATS_FLOPS
+        from archcalc.symbolic import Ci, line, zero_weights
+
+        values = _symbol_values(in_shape)
+        rows = ([line("weights", Ci, values), line("biases", Ci, values)] if self.affine
+                else zero_weights())
+        per_element = NORM_STATS_FLOPS + (AFFINE_FLOPS if self.affine else 0)
+        return [*rows, line("FLOPs (full)", per_element * _elements(in_shape), values)]
+
+    def probe_module(self, in_shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.Identity()  # see the class docstring: the field is unchanged
+
+
+def _elements(in_shape: Shape):  # -> sympy expression; sympy is imported lazily
+    from archcalc.symbolic import Ci, Hin, Win
+
+    return Ci * Hin * Win if len(in_shape) == 3 else Ci
+
+
+def _symbol_values(in_shape: Shape) -> dict:
+    from archcalc.symbolic import Ci, Hin, Win
+
+    values = {Ci: in_shape[0]}
+    if len(in_shape) == 3:
+        values.update({Hin: in_shape[1], Win: in_shape[2]})
+    return values
+
+
+@register
+@dataclass(frozen=True)
+class LayerNorm(_SampleNorm):
+    """Normalise each position over its C channels (ConvNeXt's LayerNorm on (C, H, W),
+    torchvision's ``LayerNorm2d``), or a vector over its N features (``nn.LayerNorm(N)``).
+    ``affine`` is torch's ``elementwise_affine``: C scales and C shifts. torch's default eps
+    is 1e-5; ConvNeXt uses eps=1e-6."""
+
+    eps: float = 1e-5
+    affine: bool = True
+
+    kind = "layernorm"
+    notation = Notation("layernorm|ln", {"eps": "eps", "affine": "affine",
+                                         "elementwise_affine": "affine"},
+                        "layernorm ln (over channels at each position, or over a vector); "
+                        "eps, affine (elementwise_affine)")
+
+    @classmethod
+    def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> LayerNorm:
+        return cls(opts.number("eps", 1e-5, 0.0, 1.0), opts.boolean("affine", True))
+
+    def title(self) -> str:
+        return "LN"
+
+    def torch_module(self, in_shape: Shape) -> nn.Module:
+        from torch import nn
+
+        from archcalc.backends.modules import ChannelLayerNorm
+
+        norm = ChannelLayerNorm if len(in_shape) == 3 else nn.LayerNorm
+        return norm(in_shape[0], eps=self.eps, elementwise_affine=self.affine)
+
+
+@register
+@dataclass(frozen=True)
+class GroupNorm(_SampleNorm):
+    """``nn.GroupNorm(groups, C)``: statistics over each group of C/groups channels and the
+    whole map; ``affine``: C scales and C shifts. ``groups`` is required (torch has no
+    default; Wu & He use 32): groups=1 is LayerNorm over (C, H, W), groups=C is instance
+    norm with a per-channel affine."""
+
+    groups: int = 1
+    eps: float = 1e-5
+    affine: bool = True
+
+    kind = "groupnorm"
+    notation = Notation("groupnorm|gn", {"groups": "groups", "g": "groups", "eps": "eps",
+                                         "affine": "affine"},
+                        "groupnorm gn groups=G (G divides the channels; statistics over "
+                        "H, W: field unchanged); eps, affine")
+
+    @classmethod
+    def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> GroupNorm:
+        if opts.raw("groups") is None:
+            raise fail(None, f"{m.group()} needs groups=G (the number of channel groups; "
+                             "Wu & He 2018 use 32)")
+        return cls(opts.integer("groups", 1), opts.number("eps", 1e-5, 0.0, 1.0),
+                   opts.boolean("affine", True))
+
+    def title(self) -> str:
+        return f"GN{self.groups}"
+
+    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
+        if shape[0] % self.groups:
+            raise SpecError(f"groupnorm groups={self.groups} must divide the {shape[0]} "
+                            "channels", loc)
+        return shape
+
+    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
+        from archcalc.symbolic import G, line
+
+        values = {**_symbol_values(in_shape), G: self.groups}
+        group = line("elements per group", _elements(in_shape) / G, values)
+        return [*super().formulas(in_shape, out_shape), group]
+
+    def torch_module(self, in_shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.GroupNorm(self.groups, in_shape[0], eps=self.eps, affine=self.affine)
+
+
+@register
+@dataclass(frozen=True)
+class InstanceNorm(_SampleNorm):
+    """``nn.InstanceNorm2d``: each channel of each sample over its H x W map. As in torch,
+    ``affine`` is off by default and no running statistics are kept (track_running_stats
+    false), so there are no buffers and inference uses the sample's own statistics."""
+
+    eps: float = 1e-5
+    affine: bool = False
+
+    kind = "instancenorm"
+    notation = Notation("instancenorm", {"eps": "eps", "affine": "affine"},
+                        "instancenorm (feature maps; statistics over H, W: field unchanged; "
+                        "no running stats); eps, affine (default false)")
+
+    @classmethod
+    def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> InstanceNorm:
+        return cls(opts.number("eps", 1e-5, 0.0, 1.0), opts.boolean("affine", False))
+
+    def title(self) -> str:
+        return "IN"
+
+    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
+        feature_map(self.kind, shape, loc)
+        return shape
+
+    def torch_module(self, in_shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.InstanceNorm2d(in_shape[0], eps=self.eps, affine=self.affine)
+
+
+@register
+@dataclass(frozen=True)
+class LayerScale(Kind):
+    """ConvNeXt's layer scale: ``x * gamma`` with one learnt factor per channel (C weights,
+    no bias), the last layer of each block's residual body. ``init`` (ConvNeXt: 1e-6) sets
+    gamma in the torch module; it changes no count. Full FLOPs: one multiply per element;
+    no tool counts it (torchinfo counts only parameters named weight or bias, and both timm
+    (``gamma``) and torchvision (``layer_scale``) name it otherwise; fvcore skips aten::mul).
+    Pointwise: the field is unchanged."""
+
+    init: float = 1e-6
+
+    kind = "layerscale"
+    notation = Notation("layerscale", {"init": "init"},
+                        "layerscale (x * gamma, one learnt factor per channel); init")
+
+    @classmethod
+    def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> LayerScale:
+        return cls(opts.number("init", 1e-6, -1e6, 1e6))
+
+    def title(self) -> str:
+        return "LAYERSCALE"
+
+    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
+        return shape
+
+    def parameters(self, in_shape: Shape) -> Params:
+        return Params(in_shape[0], 0, 0)
+
+    def weight_formula(self, in_shape: Shape) -> WeightFormula:
+        return WeightFormula(((in_shape[0],),))
+
+    def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
+        return Ops(scale=math.prod(out_shape))
+
+    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
+        return rf
+
+    def subsampling(self) -> tuple[int, int]:
+        return (1, 1)
+
+    def allocates(self) -> bool:
+        return True  # x * gamma is a new tensor in torchvision's CNBlock and timm's default
+
+    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
+        from archcalc.symbolic import Ci, line
+
+        values = _symbol_values(in_shape)
+        return [line("weights", Ci, values), line("multiplies", _elements(in_shape), values)]
+
+    def torch_module(self, in_shape: Shape) -> nn.Module:
+        from archcalc.backends.modules import LayerScale as LayerScaleModule
+
+        return LayerScaleModule(in_shape[0], len(in_shape) == 3, self.init)
+
+    def probe_module(self, in_shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.Identity()  # a positive per-channel factor: the field is unchanged

@@ -30,13 +30,27 @@ EXAMPLES: dict[str, str] = {
     "lrn": "input 6x6x8\nlrn size=3",
     "act": "input 4x4x3\n" + "; ".join(
         ("relu", "relu6", "leakyrelu", "elu", "gelu", "silu", "sigmoid", "tanh",
-         "hardswish", "soft-max")),
+         "hardswish", "hardsigmoid", "mish", "soft-max")),
     "dropout": "input 6\nFC-4; dropout-0.3",
     "flatten": "input 3x3x2\nflatten; FC-2",
     "concat": "input 6x6x4\nconcat { branch { } branch { conv3-2 } branch { maxpool3 s=1 p=1 } }",
     "residual": "input 8x8x4\nresidual shortcut=B { conv3-8 s=2; bn }\n"
                 "residual { conv3-8; relu }",
     "zeropad": "input 8x8x4\nresidual shortcut=A { conv3-8 s=2 }",
+    # 9 -> 3 and 8 -> 7, then 3 -> 2 and 7 -> 3: windows that slide, so the RF is probed
+    "adaptivepool": "input 9x8x4\nadaptiveavgpool3x7; amp2x3; conv1-2",
+    "layernorm": "input 5x4x6\nln; conv1-4; ln eps=1e-6 affine=false; flatten; ln",
+    "groupnorm": "input 5x4x6\ngn groups=3; gn groups=2 affine=false; flatten; gn groups=4",
+    "instancenorm": "input 5x4x6\ninstancenorm; instancenorm affine=true",
+    "layerscale": "input 5x4x6\nlayerscale; flatten; layerscale",
+    "prelu": "input 5x4x6\nprelu; prelu per-channel=true; flatten; prelu per-channel=true",
+    "stochasticdepth": "input 6x6x4\nresidual { conv3-4 p=1; layerscale; droppath-0.2 }",
+    # squeeze-and-excitation (channel weights), a per-position gate, a vector gate
+    "gate": "input 8x8x4\ngate { gap; conv1-2; relu; conv1-4; sigmoid }\n"
+            "gate { conv3-1; sigmoid }; flatten; gate { FC-256; sigmoid }",
+    # ShuffleNetV2's basic unit: identity half, branch half, concat, shuffle
+    "split": "input 6x6x8\nsplit { branch { } branch { conv1-4; bn; relu; conv3-4 g=4; bn } }",
+    "shuffle": "input 6x6x8\nconv1-6; shuffle; shuffle g=3; channelshuffle groups=6",
 }
 
 
