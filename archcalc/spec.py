@@ -13,6 +13,12 @@ Grammar (one statement per line, or separated by ``;``; ``#`` starts a comment):
     concat { branch { ... } branch { ... } ... }      parallel branches, channels joined;
                                   an empty ``branch { }`` is the identity (DenseNet)
     residual [shortcut=identity|A|B|C] [bias=BOOL] { ... }   body(x) + shortcut(x)
+    gate { ... }                  x * body(x), the body's output broadcast over x: each of
+                                  its dimensions x's or 1 (squeeze-and-excitation:
+                                  ``gate { gap; conv1-16; relu; conv1-64; sigmoid }``)
+    split { branch { ... } branch { ... } ... }       the channels cut into equal shares,
+                                  one per branch (torch.chunk), outputs joined along
+                                  channels; ``branch { }`` passes its share (ShuffleNetV2)
 
 Layers (paper notation, case-insensitive; options as OPTION=VALUE), one entry per kind::
 
@@ -24,6 +30,13 @@ Residual shortcuts (He et al. 2016): ``identity`` (the default); ``A`` subsample
 new channels with zeros; ``B`` (``projection``) is a 1x1 conv with the block's stride and a
 ``bn`` where the body changes the shape, the identity where it does not; ``C`` projects always.
 ``bias=true`` gives the projection conv a bias (Keras' ResNet50), so it needs B or C.
+
+A gate multiplies once per output element (FLOPs under ``full`` only; torchinfo, fvcore and
+FlopCounterMode count no elementwise products) and allocates the product. Its receptive
+field joins x's with the body's; a body pooled to 1x1 (``gap``) sees the whole map, held as
+a field centred on x's that reaches ``(H-1)*stride`` past the map on each side.
+ShuffleNetV2's unit: ``split { branch { } branch { conv1-58 bias=false; bn; relu;
+conv3-58 g=58 bias=false; bn; conv1-58 bias=false; bn; relu } }`` then ``shuffle g=2``.
 
 Header lines come before the first layer; ``model``, ``source`` and ``input`` at most once.
 Bounds, so that no text can hang the parser: numbers of at most 18 digits, repeat counts up
@@ -38,7 +51,7 @@ from pathlib import Path
 
 from archcalc.errors import Loc, SpecError
 from archcalc.expr import ExprError, evaluate
-from archcalc.kinds import Concat, Kind, Residual, ShortcutKind, build_layer
+from archcalc.kinds import Concat, Gate, Kind, Residual, ShortcutKind, Split, build_layer
 from archcalc.layers import Graph, Node, Shape
 from archcalc.notation import RawOption, Token, flag, parse_dims, tokenize, whole
 
@@ -194,7 +207,8 @@ class _Parser:
                 self.pos += 1
                 return nodes
             if tok.kind == "{":
-                raise self.error(tok, "'{' must follow 'repeat', 'concat', 'branch' or 'residual'")
+                raise self.error(tok, "'{' must follow 'repeat', 'concat', 'branch', "
+                                      "'residual', 'gate', 'split' or 'define'")
             if self.directive(tok, index > 0 or opener is not None):
                 continue
             self.spend(tok, 1)
@@ -284,8 +298,13 @@ class _Parser:
             return [self.concat(tok, path)]
         if word == "residual":
             return [self.residual(tok, path)]
+        if word == "gate":
+            return [self.gate(tok, path)]
+        if word == "split":
+            return [self.split(tok, path)]
         if word == "branch":
-            raise self.error(tok, "'branch' is only allowed inside 'concat { ... }'")
+            raise self.error(tok, "'branch' is only allowed inside 'concat { ... }' or "
+                                  "'split { ... }'")
         return self.layer(tok, path)
 
     def repeat(self, tok: Token, path: str) -> list[Node]:
@@ -311,7 +330,16 @@ class _Parser:
         return value
 
     def concat(self, tok: Token, path: str) -> Node:
-        opener = self.expect("{", "'{' after 'concat'")
+        return Node(Concat(self.branches(tok, path)), "concat", path, self.loc(tok))
+
+    def split(self, tok: Token, path: str) -> Node:
+        return Node(Split(self.branches(tok, path)), "split", path, self.loc(tok))
+
+    def branches(self, tok: Token, path: str) -> tuple[tuple[Node, ...], ...]:
+        """``{ branch { ... } branch { ... } ... }`` after ``concat`` or ``split``."""
+        word = tok.text.lower()
+        self.no_options(word)
+        opener = self.expect("{", f"'{{' after '{word}'")
         branches = []
         while True:
             self.skip_newlines()
@@ -321,13 +349,27 @@ class _Parser:
             if head.kind == "eof":
                 raise self.error(opener, "this '{' is never closed")
             if head.kind != "word" or head.text.lower() != "branch":
-                raise self.error(head, "expected 'branch { ... }' or '}' inside 'concat'")
+                raise self.error(head, f"expected 'branch {{ ... }}' or '}}' inside '{word}'")
             brace = self.expect("{", "'{' after 'branch'")
             prefix = f"{path}.b{len(branches) + 1}."
             branches.append(tuple(self.block(prefix=prefix, opener=brace)))
         if len(branches) < 2:
-            raise self.error(tok, "'concat' needs at least two branches")
-        return Node(Concat(tuple(branches)), "concat", path, self.loc(tok))
+            raise self.error(tok, f"'{word}' needs at least two branches")
+        return tuple(branches)
+
+    def no_options(self, word: str) -> None:
+        words = self.rest_of_statement()
+        if words:
+            raise self.error(words[0], f"'{word}' takes no options; unexpected "
+                                       f"{words[0].text!r}")
+
+    def gate(self, tok: Token, path: str) -> Node:
+        self.no_options("gate")
+        opener = self.expect("{", "'{' after 'gate'")
+        body = tuple(self.block(prefix=f"{path}.", opener=opener))
+        if not body:
+            raise self.error(tok, "'gate' needs at least one layer in its body")
+        return Node(Gate(body), "gate", path, self.loc(tok))
 
     def residual(self, tok: Token, path: str) -> Node:
         shortcut, bias = self.residual_options()

@@ -1,5 +1,7 @@
-"""Blocks that join paths: ``concat`` (Inception's branches) and ``residual`` (He et al.
-2016), with the zero-padding shortcut of option A as the one leaf only a residual makes."""
+"""Blocks that join paths: ``concat`` (Inception's branches), ``residual`` (He et al. 2016),
+``gate`` (squeeze-and-excitation, Hu et al. 2018) and ``split`` (ShuffleNetV2's channel
+split, Ma et al. 2018), with the zero-padding shortcut of option A as the one leaf only a
+residual makes, and ``shuffle``, the channel shuffle that follows a split."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from archcalc.algebra import RF, Ops, Params, fmt_shape
 from archcalc.errors import Loc, SpecError
-from archcalc.kinds.base import Block, Kind, Pair, feature_map, register
+from archcalc.kinds.base import Block, Kind, Notation, Pair, feature_map, register
 from archcalc.layers import Node, Seq
 from archcalc.notation import Fail, Options
 
@@ -239,3 +241,221 @@ class ZeroPadShortcut(Kind):
         from archcalc.backends.modules import ZeroPad
 
         return ZeroPad(self.out_channels, self.stride)
+
+
+@register
+@dataclass(frozen=True)
+class Gate(Block):
+    """``x * body(x)``: squeeze-and-excitation (Hu et al. 2018) as in SE-ResNet, MobileNetV3,
+    EfficientNet and RegNetY, when the body is ``gap; conv1-r; relu; conv1-C; sigmoid``. The
+    body's output broadcasts over ``x`` as torch broadcasts: each of its dimensions equals
+    ``x``'s or is 1 ((C, 1, 1): a weight per channel; (1, H, W): per position; x's shape).
+
+    Counts: one multiply per output element (Ops ``mul``), out of place (torch's ``x * s``
+    allocates the product). Receptive field: a unit sees its own input unit's field and the
+    body's field. A body of x's shape slides with x: the union of the two fields (a warning
+    if they are misaligned), as a residual's. Where the body's output is 1 along an axis,
+    every output unit along it shares the body's one field; when that field covers the
+    whole map (a ``gap`` body), the sliding-window algebra holds it as a field that contains
+    it for the first and the last unit alike: the body's field widened by (extent - 1) input
+    strides towards the start, with the input unit's stride. That field is centred on the
+    input unit's (no misalignment warning) and reaches ``(H-1)*stride`` beyond the map on
+    both sides; clipped to the input it is exact for every unit, and stays so through later
+    layers (verify's probe checks it). A body whose one unit sees only part of the map gives
+    fields that are not one sliding window of the input: no field from there on, with a
+    warning (as upsampling)."""
+
+    body: Seq
+
+    kind = "gate"
+    notation = None
+
+    def title(self) -> str:
+        return "MUL"
+
+    def sequences(self) -> tuple[Seq, ...]:
+        return (self.body,)
+
+    def subsampling(self) -> Pair:
+        return (1, 1)  # the output has x's shape, whatever the body does
+
+    def allocates(self) -> bool:
+        return True  # x * s makes a new tensor (x is still needed by the backward pass)
+
+    def walk(self, walker: Walker, node: Node, shape: Shape, rf: RF | None, depth: int,
+             held: int) -> tuple[Shape, RF | None, int]:
+        x = math.prod(shape)
+        body_out, body_rf, peak = walker.seq(self.body, shape, rf, depth + 1, held, x)
+        _check_broadcast(shape, body_out, node.loc)
+        merged = None
+        if rf is not None and body_rf is not None:
+            shared = gate_field(rf, body_rf, shape, body_out)
+            if shared is None:
+                walker.warnings.append(
+                    f"{node.loc}: gate: no receptive field from here on (the body's one unit "
+                    "sees only part of the map, so its output units' fields are not one "
+                    "sliding window of the input)")
+            else:
+                merged = walker.merge([rf, shared], node, "gate paths")
+        walker.add_join(node, self, "mul", depth, shape, shape, merged, Ops(mul=x))
+        live = held + x + math.prod(body_out) + x
+        return shape, merged, max(peak, live)
+
+    def torch_block(self, node: Node, x: Any, build: Callable[[Seq, Any], Any]) -> nn.Module:
+        from torch import nn
+
+        from archcalc.backends.modules import GateBlock
+
+        return GateBlock(nn.Sequential(OrderedDict(build(self.body, x)[0])))
+
+
+def _check_broadcast(shape: Shape, body_out: Shape, loc: Loc) -> None:
+    """torch's broadcasting, one way: the body's output may not grow x."""
+    if len(body_out) != len(shape) or any(b not in (1, s) for b, s in
+                                          zip(body_out, shape, strict=True)):
+        raise SpecError(f"gate body gives {fmt_shape(body_out)}, which cannot scale its input "
+                        f"{fmt_shape(shape)} (each dimension must equal the input's or be 1, "
+                        "e.g. 1x1xC after 'gap')", loc)
+
+
+def gate_field(rf: RF, body_rf: RF, shape: Shape, body_out: Shape) -> RF | None:
+    """The body's field as the output units see it: along an axis where the body's output
+    is 1 and the map is longer, all units share the body's one field, so it is widened by
+    (extent - 1) input strides towards the start and takes the input unit's stride: the
+    first unit's field then reaches from the widened start to the body's end, the last
+    unit's from the body's start to beyond it, and both contain the shared field. That is
+    exact (clipped to the input) only if the shared field covers every input unit's field
+    (``rf`` spread over the map); otherwise None. A vector (after flatten or FC) already
+    carries the field of the whole map: nothing to widen."""
+    if len(shape) != 3:
+        return body_rf
+    whole = rf.spread((shape[1], shape[2]))
+    size, stride, start = list(body_rf.size), list(body_rf.stride), list(body_rf.start)
+    for axis in range(2):
+        extent = shape[1 + axis]
+        if body_out[1 + axis] == 1 and extent > 1:
+            if not (start[axis] <= whole.start[axis]
+                    and start[axis] + size[axis] >= whole.start[axis] + whole.size[axis]):
+                return None
+            widen = (extent - 1) * rf.stride[axis]
+            size[axis] += widen
+            start[axis] -= widen
+            stride[axis] = rf.stride[axis]
+    return RF(tuple(size), tuple(stride), tuple(start))  # type: ignore[arg-type]
+
+
+@register
+@dataclass(frozen=True)
+class Split(Block):
+    """ShuffleNetV2's channel split (Ma et al. 2018, Fig. 3c): the input's channels cut into
+    as many equal, consecutive shares as there are branches (torch.chunk along channels; a
+    view, no copy), each branch run on its share, the outputs concatenated along channels.
+    An empty ``branch { }`` passes its share through (the unit's identity half)."""
+
+    branches: tuple[Seq, ...]
+
+    kind = "split"
+    notation = None
+
+    def title(self) -> str:
+        return "CONCAT"
+
+    def sequences(self) -> tuple[Seq, ...]:
+        return self.branches
+
+    def subsampling(self) -> Pair | None:
+        found = {seq_subsampling(b) for b in self.branches}
+        return found.pop() if len(found) == 1 else None
+
+    def allocates(self) -> bool:
+        return True  # the concatenation
+
+    def share_shape(self, shape: Shape, loc: Loc) -> Shape:
+        n = len(self.branches)
+        if shape[0] % n:
+            raise SpecError(f"split cannot cut {shape[0]} channels into {n} equal shares", loc)
+        return (shape[0] // n, *shape[1:])
+
+    def walk(self, walker: Walker, node: Node, shape: Shape, rf: RF | None, depth: int,
+             held: int) -> tuple[Shape, RF | None, int]:
+        share = self.share_shape(shape, node.loc)
+        x, part = math.prod(shape), math.prod(share)
+        outs, rfs, peak, done = [], [], 0, 0
+        for branch in self.branches:  # x stays alive: the shares are views of it
+            out, branch_rf, branch_peak = walker.seq(branch, share, rf, depth + 1,
+                                                     held + done + x - part, part)
+            outs.append(out)
+            rfs.append(branch_rf)
+            done += math.prod(out) if branch else 0  # an empty branch is a view of x
+            peak = max(peak, branch_peak)
+        joined = _concat_shape(outs, node.loc)
+        merged = walker.merge(rfs, node, "split branches")
+        walker.add_join(node, self, "concat", depth, shape, joined, merged, Ops())
+        return joined, merged, max(peak, held + x + done + math.prod(joined))
+
+    def torch_block(self, node: Node, x: Any, build: Callable[[Seq, Any], Any]) -> nn.Module:
+        from torch import nn
+
+        from archcalc.backends.modules import SplitBranches
+
+        shares = x.chunk(len(self.branches), dim=1)
+        return SplitBranches([nn.Sequential(OrderedDict(build(branch, share)[0]))
+                              for branch, share in zip(self.branches, shares, strict=True)])
+
+
+@register
+@dataclass(frozen=True)
+class ChannelShuffle(Kind):
+    """ShuffleNet's channel shuffle (Zhang et al. 2018; ShuffleNetV2 after each unit's
+    concat): channels viewed as (groups, C/groups), transposed, flattened, so channel
+    ``g*(C/groups) + i`` moves to ``i*groups + g`` (torch.nn.ChannelShuffle). No parameters
+    and no arithmetic; the result is a new contiguous tensor (torch copies), and every
+    channel keeps its spatial field."""
+
+    groups: int = 2
+
+    kind = "shuffle"
+    notation = Notation(r"shuffle|channelshuffle", {"g": "groups", "groups": "groups"},
+                        "shuffle g=2 (channel shuffle, torch.nn.ChannelShuffle: no parameters "
+                        "or operations, a new tensor; g/groups must divide the channels)")
+
+    @classmethod
+    def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> ChannelShuffle:
+        return cls(opts.integer("groups", 2))
+
+    def title(self) -> str:
+        return f"SHUFFLE{self.groups}"
+
+    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
+        c, _, _ = feature_map(self.kind, shape, loc)
+        if c % self.groups:
+            raise SpecError(f"shuffle g={self.groups} must divide the channels ({c})", loc)
+        return shape
+
+    def parameters(self, in_shape: Shape) -> Params:
+        return Params()
+
+    def weight_formula(self, in_shape: Shape) -> None:
+        return None
+
+    def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
+        return Ops()
+
+    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
+        return rf
+
+    def subsampling(self) -> Pair:
+        return (1, 1)
+
+    def allocates(self) -> bool:
+        return True
+
+    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
+        from archcalc.symbolic import zero_weights
+
+        return zero_weights()
+
+    def torch_module(self, in_shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.ChannelShuffle(self.groups)
