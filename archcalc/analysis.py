@@ -171,6 +171,10 @@ class Walker:
         d = self.derive(node, shape)
         title = node.title or layer.title()
         new_rf = layer.receptive_field(rf, shape) if rf is not None else None
+        if rf is not None and new_rf is None:
+            self.warnings.append(f"{node.loc}: {node.label}: no receptive field from here on "
+                                 "(its output units' fields are not one sliding window of "
+                                 "its input)")
         self.rows.append(Row(
             path=node.path, label=node.label, kind=layer.kind, depth=depth, in_shape=shape,
             out_shape=d.out, params=d.params, ops=d.ops, macs=d.macs, flops=d.flops, rf=new_rf,

@@ -35,6 +35,10 @@ NOTES = (
     "LRN/dropout -> identity; box of non-zero input gradient vs [start, start+size-1] "
     "clipped to the input: edges inside the input must match, clipped edges (*) bound",
 )
+NO_FIELD_NOTE = (
+    "RF probe skips rows without a field (-): from an upsampling layer, a strided transposed "
+    "conv or an adaptive pool with uneven windows on, a unit's field is not one sliding "
+    "window of the input, so archcalc states none (see the report's warnings)")
 
 
 @dataclass(frozen=True)
@@ -137,9 +141,13 @@ def verify(graph: Graph, input_shape: Shape | None = None, probe_rf: bool = True
               *_param_checks(reports["full"], backend.parameter_counts(model), params),
               *_op_checks(reports, mult_adds, backend.fvcore_count(model),
                           backend.flopcounter_flops(model))]
+    notes = NOTES
     if probe_rf:
         checks += _rf_checks(reports["full"], backend.probe_fields(model))
-    return VerifyReport(graph.name, reports["full"].input_shape, tuple(checks))
+        full = reports["full"]
+        if len(full.input_shape) == 3 and any(r.rf is None for r in full.rows):
+            notes += (NO_FIELD_NOTE,)
+    return VerifyReport(graph.name, reports["full"].input_shape, tuple(checks), notes)
 
 
 def verify_model(name_or_path: str, input_shape: Shape | None = None,

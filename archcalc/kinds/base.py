@@ -115,8 +115,11 @@ class Kind(ABC):
         """What one sample costs, by category; conventions weigh the categories."""
 
     @abstractmethod
-    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
-        """The field of an output unit, from the field of an input unit."""
+    def receptive_field(self, rf: RF, in_shape: Shape) -> RF | None:
+        """The field of an output unit, from the field of an input unit; None where the
+        output units' fields are not one sliding window of the input (upsampling, a strided
+        transposed conv, adaptive pooling with uneven windows): the analysis then gives no
+        field from that layer on, and verify does not probe those rows."""
 
     @abstractmethod
     def subsampling(self) -> Pair | None:

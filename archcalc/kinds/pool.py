@@ -1,7 +1,9 @@
-"""Pooling: windows (``maxpool``, ``avgpool3 s=2``) and global pooling (``gap``)."""
+"""Pooling: windows (``maxpool``, ``avgpool3 s=2``), global pooling (``gap``) and adaptive
+pooling to a fixed size (``adaptiveavgpool7``, torch's AdaptiveAvgPool2d)."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -166,3 +168,133 @@ class GlobalPool(Kind):
         from torch import nn
 
         return nn.AdaptiveAvgPool2d(1)
+
+
+def window_sum(size: int, out: int) -> int:
+    """Sum of the sizes of torch's adaptive windows along one axis: window i spans
+    [floor(i*size/out), ceil((i+1)*size/out)), and the sizes add up to
+    size + out - gcd(size, out) (the floors sum to ((size-1)(out-1) + gcd - 1)/2 and the
+    ceilings exceed the floors where out does not divide i*size, out - gcd times), so no
+    window is visited to count them."""
+    return size + out - math.gcd(size, out)
+
+
+def window_equivalent(size: int, out: int) -> tuple[int, int] | None:
+    """(kernel, stride) of the sliding window whose windows are torch's adaptive ones, if one
+    is: when ``out`` divides ``size`` (kernel = stride = size/out), or when the remainder is
+    1 (window i spans [i*s, (i+1)*s], kernel s+1, stride s = size//out: 8 -> 7 is kernel 2,
+    stride 1). Otherwise window sizes or starts are uneven (9 -> 7 spans 0-1, 1-2, 2-3, 3-5,
+    ...), and no single kernel and stride describe them."""
+    if size % out == 0:
+        return (size // out, size // out)
+    if size > out and size % out == 1:
+        return (size // out + 1, size // out)
+    return None
+
+
+_ADAPTIVE = r"(?:adaptive(avg|max)pool|a(a|m)p)([0-9]+(?:x[0-9]+)?)"
+
+
+@register
+@dataclass(frozen=True)
+class AdaptivePool(Kind):
+    """Adaptive pooling to a fixed HxW, as torch's AdaptiveAvgPool2d((H, W)) /
+    AdaptiveMaxPool2d: output window i spans input rows floor(i*In/Out) to
+    ceil((i+1)*In/Out) - 1, so the output size does not depend on the input's (torchvision's
+    VGG and AlexNet pool to 7x7 and 6x6 before their classifier). ``gap`` is the 1x1 case.
+
+    Operations, exactly: average pooling sums each window and divides once (window size
+    operations per output), max pooling compares (window size - 1); summed over the windows
+    (:func:`window_sum`). fvcore counts aten::adaptive_avg_pool2d as one per input element
+    and adaptive max pooling not at all; torchinfo and FlopCounterMode count neither.
+
+    Receptive field: where the windows are one sliding window (:func:`window_equivalent`:
+    In divisible by Out, or In = s*Out + 1) the field steps as that window; otherwise the
+    units' fields differ in size or spacing, and the field is not defined from here on."""
+
+    op: Literal["max", "avg"]
+    size: Pair
+
+    kind = "adaptivepool"
+    notation = Notation(
+        _ADAPTIVE, {},
+        "adaptiveavgpool7 adaptivemaxpool6x6, short aap7 amp6x6 (torch's AdaptiveAvg/MaxPool2d "
+        "to HxW: any input size; receptive field only where the windows are one sliding "
+        "window, In % Out of 0 or 1)")
+
+    @classmethod
+    def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> AdaptivePool:
+        op = (m.group(1) or m.group(2)).lower()
+        return cls("max" if op in ("max", "m") else "avg", sizes(m, 3, fail, "output size"))
+
+    def title(self) -> str:
+        return f"ADAPTIVE{'AVG' if self.op == 'avg' else 'MAX'}POOL{pair_str(self.size)}"
+
+    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
+        c, _, _ = feature_map(self.kind, shape, loc)
+        return (c, *self.size)
+
+    def parameters(self, in_shape: Shape) -> Params:
+        return Params()
+
+    def weight_formula(self, in_shape: Shape) -> None:
+        return None
+
+    def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
+        c, h, w = in_shape
+        visited = c * window_sum(h, self.size[0]) * window_sum(w, self.size[1])
+        if self.op == "max":
+            return Ops(pool=visited - math.prod(out_shape))
+        return Ops(pool=visited, pool_inputs=math.prod(in_shape))
+
+    def receptive_field(self, rf: RF, in_shape: Shape) -> RF | None:
+        rows = window_equivalent(in_shape[1], self.size[0])
+        cols = window_equivalent(in_shape[2], self.size[1])
+        if rows is None or cols is None:
+            return None
+        return rf.step((rows[0], cols[0]), (rows[1], cols[1]), (0, 0))
+
+    def subsampling(self) -> None:
+        return None
+
+    def allocates(self) -> bool:
+        return True
+
+    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
+        from archcalc.symbolic import Ci, Hin, Ho, Win, Wo, line, sp
+
+        gcd = _sympy_gcd()
+        values = {Ci: in_shape[0], Hin: in_shape[1], Win: in_shape[2], Ho: out_shape[1],
+                  Wo: out_shape[2]}
+        visited = Ci * (Hin + Ho - gcd(Hin, Ho)) * (Win + Wo - gcd(Win, Wo))
+        ops = visited - (Ci * Ho * Wo if self.op == "max" else 0)
+        return [line("weights", sp.Integer(0), values), line("window ops", ops, values)]
+
+    def torch_module(self, in_shape: Shape) -> nn.Module:
+        from torch import nn
+
+        if self.op == "max":
+            return nn.AdaptiveMaxPool2d(self.size)
+        return nn.AdaptiveAvgPool2d(self.size)
+
+    def probe_module(self, in_shape: Shape) -> nn.Module:
+        """Averaging reaches every input of a window; max would route to one."""
+        from torch import nn
+
+        return nn.AdaptiveAvgPool2d(self.size)
+
+
+@functools.cache
+def _sympy_gcd() -> type:
+    """gcd(a, b) as a sympy function that stays symbolic until both are numbers (sympy's
+    own gcd treats symbols as polynomials and gives 1)."""
+    import sympy as sp
+
+    class gcd(sp.Function):  # lower case: printed as written, gcd(H, H_out)
+        @classmethod
+        def eval(cls, a: sp.Expr, b: sp.Expr) -> sp.Expr | None:
+            if a.is_Integer and b.is_Integer:
+                return sp.Integer(math.gcd(int(a), int(b)))
+            return None
+
+    return gcd
