@@ -8,8 +8,14 @@ Grammar (one statement per line, or separated by ``;``; ``#`` starts a comment):
     param NAME = EXPR             overridable whole-number parameter
     let NAME = EXPR               derived parameter (not overridable)
     variant NAME K=V ...          a zoo name for this spec with parameters set
+    define NAME(P, ..., P=EXPR) { STATEMENTS }        a named block with parameters (P=EXPR:
+                                  a default), written once, expanded where it is called
     LAYER [OPTION=VALUE ...] [xN] one layer, repeated N times with ``xN``
-    repeat EXPR { STATEMENTS }    the statements EXPR times
+    NAME ARG ... [P=ARG ...]      a call of a defined block: its statements with its
+                                  parameters set, by position then by name; each ARG is an
+                                  expression without spaces (``32``, ``c``, ``${2*c}``)
+    repeat EXPR [as NAME] { STATEMENTS }   the statements EXPR times; ``as i`` names the
+                                  copy's index, 0 to EXPR-1 (``conv3-${16 * 2**i}``)
     concat { branch { ... } branch { ... } ... }      parallel branches, channels joined;
                                   an empty ``branch { }`` is the identity (DenseNet)
     residual [shortcut=identity|A|B|C] [bias=BOOL] { ... }   body(x) + shortcut(x)
@@ -38,20 +44,49 @@ a field centred on x's that reaches ``(H-1)*stride`` past the map on each side.
 ShuffleNetV2's unit: ``split { branch { } branch { conv1-58 bias=false; bn; relu;
 conv3-58 g=58 bias=false; bn; conv1-58 bias=false; bn; relu } }`` then ``shuffle g=2``.
 
+Defined blocks (MobileNetV2's inverted residual written once, called 17 times)::
+
+    define ir(cin, cout, s, t=6) {
+      conv1-${cin*t} bias=false; bn; relu6
+      conv3-${cin*t} s=$s g=${cin*t} bias=false; bn; relu6
+      conv1-$cout bias=false; bn
+    }
+    ir 16 24 2                    # positional; t takes its default 6
+    residual { ir 24 24 s=1 }     # by name after the positional ones
+
+A block's body sees the header's parameters and its own, never its caller's names (a loop
+index outside it); its parameter defaults may use the header's and earlier parameters. No
+name may hide another: a block's parameter cannot reuse a header parameter's name, nor a loop
+index a name in force. A block may call other blocks, not itself (directly or through
+others). Its body is checked where it is called, and an error in it names the call. Rows of
+a call are numbered as a ``repeat`` copy's: the call's statement number, then the body's.
+Block names are case-insensitive, and not a word of the language or a layer's name.
+
 Header lines come before the first layer; ``model``, ``source`` and ``input`` at most once.
 Bounds, so that no text can hang the parser: numbers of at most 18 digits, repeat counts up
-to 10,000, blocks nested up to 50 deep, and up to 100,000 statements and layers expanded.
+to 10,000, blocks (calls included) nested up to 50 deep, and up to 100,000 statements and
+layers expanded, calls and repeats included.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from archcalc.errors import Loc, SpecError
 from archcalc.expr import ExprError, evaluate
-from archcalc.kinds import Concat, Gate, Kind, Residual, ShortcutKind, Split, build_layer
+from archcalc.kinds import (
+    REGISTRY,
+    Concat,
+    Gate,
+    Kind,
+    Residual,
+    ShortcutKind,
+    Split,
+    build_layer,
+)
 from archcalc.layers import Graph, Node, Shape
 from archcalc.notation import RawOption, Token, flag, parse_dims, tokenize, whole
 
@@ -79,10 +114,16 @@ class _Parser:
     depth: int = 0
     work: int = 0
     lines: list[str] = field(default_factory=list)
+    # ``names`` is the scope in force: the header's parameters (``globals``), plus loop
+    # indices in a repeat, or a defined block's arguments (and no caller's names) in a call.
+    globals: dict[str, int] = field(default_factory=dict)
+    defines: dict[str, _Define] = field(default_factory=dict)
+    calling: list[str] = field(default_factory=list)  # blocks being expanded, outermost first
 
     def __post_init__(self) -> None:
         self.lines = self.text.splitlines()
         self.tokens = tokenize(self.text)
+        self.globals = self.names  # at the top level the scope is the header's
 
     # -- helpers -------------------------------------------------------------------------
     def loc(self, tok: Token, offset: int = 0) -> Loc:
@@ -91,6 +132,10 @@ class _Parser:
 
     def error(self, tok: Token, message: str, offset: int = 0) -> SpecError:
         return SpecError(message, self.loc(tok, offset))
+
+    def error_at(self, line: int, col: int, message: str) -> SpecError:
+        text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        return SpecError(message, Loc(self.file, line, col, text))
 
     def peek(self) -> Token:
         return self.tokens[self.pos]
@@ -165,6 +210,8 @@ class _Parser:
     def parse(self) -> Graph:
         body = self.block(prefix="", opener=None)
         self.check_variants()
+        for define in self.defines.values():  # also those never called
+            self.check_shadowing(define)
         if self.input_shape is None:
             raise SpecError("spec has no 'input' line (e.g. 'input 224x224x3')",
                             Loc(self.file, 1, 1, self.lines[0] if self.lines else ""))
@@ -218,10 +265,15 @@ class _Parser:
 
     def directive(self, tok: Token, in_body: bool) -> bool:
         word = tok.text.lower()
-        if word not in ("model", "source", "input", "param", "let", "variant"):
+        if word not in ("model", "source", "input", "param", "let", "variant", "define"):
             return False
         if in_body:
             raise self.error(tok, f"'{word}' belongs in the header, before the first layer")
+        if word == "define":
+            self.pos += 1
+            self.define(tok)
+            self.end_statement()
+            return True
         if word in ("model", "source", "input"):
             if word in self.seen:
                 raise self.error(tok, f"'{word}' is given twice")
@@ -289,9 +341,129 @@ class _Parser:
             return (c, h, w)
         return dims
 
+    # -- defined blocks ------------------------------------------------------------------
+    def define(self, tok: Token) -> None:
+        """``define NAME(PARAM, PARAM=DEFAULT, ...) { ... }``: the signature is read from the
+        source line up to the '{'; the body is skipped here and parsed at each call."""
+        words = self.rest_of_statement()
+        opener = self.next()
+        if opener.kind != "{":
+            at = opener if opener.kind != "nl" or not words else words[-1]
+            raise self.error(at, "expected 'define NAME(PARAM, ...) { ... }'",
+                             len(at.text) if at is not opener else 0)
+        start = tok.col + len(tok.text)  # 1-based column after 'define'
+        signature = self.lines[tok.line - 1][start - 1:opener.col - 1]
+        define = _signature(signature, tok.line, start, self.error_at)
+        self.check_name(define)
+        define.body_start, define.opener = self.pos, opener
+        self.skip_block(opener)
+        self.defines[define.name.lower()] = define
+
+    def check_name(self, define: _Define) -> None:
+        word, at = define.name.lower(), (define.line, define.col)
+        if word in self.defines:
+            raise self.error_at(*at, f"block {define.name!r} is defined twice")
+        if word in _RESERVED:
+            raise self.error_at(*at, f"{define.name!r} is a word of the language; name the "
+                                     "block otherwise")
+        if _is_layer(word):
+            raise self.error_at(*at, f"{define.name!r} is a layer's name; name the block "
+                                     "otherwise")
+
+    def check_shadowing(self, define: _Define) -> None:
+        """A block's parameter may not reuse a header parameter's name: inside the body it
+        would silently mean something else than everywhere around it."""
+        for param in define.params:
+            if param.name in self.globals:
+                raise self.error_at(param.line, param.col,
+                                    f"parameter {param.name!r} of block {define.name!r} has "
+                                    "the name of a spec parameter; rename it")
+
+    def skip_block(self, opener: Token) -> None:
+        """Move past the '}' matching ``opener``, parsing nothing."""
+        depth = 1
+        while depth:
+            tok = self.next()
+            if tok.kind == "eof":
+                raise self.error(opener, "this '{' is never closed")
+            depth += {"{": 1, "}": -1}.get(tok.kind, 0)
+
+    def call(self, tok: Token, path: str) -> list[Node]:
+        """``NAME ARG ... [PARAM=ARG ...]``: the block's body with its parameters bound, in a
+        scope of the header's parameters and those alone (no caller's loop index leaks in)."""
+        word = tok.text.lower()
+        define = self.defines[word]
+        if word in self.calling:
+            chain = " -> ".join(self.defines[w].name for w in (*self.calling, word))
+            raise self.error(tok, f"block {define.name!r} calls itself ({chain}); recursion "
+                                  "is not allowed")
+        self.check_shadowing(define)
+        bound = self.bind(define, tok, self.rest_of_statement())
+        self.spend(tok, 1)
+        caller_names, resume = self.names, self.pos
+        self.names, self.pos = {**self.globals, **bound}, define.body_start
+        self.calling.append(word)
+        try:
+            return self.block(prefix=f"{path}.", opener=define.opener or tok)
+        except SpecError as exc:
+            if "(in block " in exc.message:  # the innermost call says where it came from
+                raise
+            raise SpecError(f"{exc.message} (in block {define.name!r} called at "
+                            f"{self.loc(tok)})", exc.loc) from None
+        finally:
+            self.names, self.pos = caller_names, resume
+            self.calling.pop()
+
+    def bind(self, define: _Define, tok: Token, args: list[Token]) -> dict[str, int]:
+        """Arguments to parameters: positional first, then PARAM=EXPR; each an expression
+        over the caller's names; defaults over the header's and the earlier parameters."""
+        names = [p.name for p in define.params]
+        listed = ", ".join(names) or "none"
+        given: dict[str, int] = {}
+        keywords = False
+        for i, arg in enumerate(args):
+            key, eq, expr = arg.text.partition("=")
+            if eq and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                keywords, offset = True, len(key) + 1
+                if key not in names:
+                    raise self.error(arg, f"block {define.name!r} has no parameter {key!r} "
+                                          f"(parameters: {listed})")
+            elif keywords:
+                raise self.error(arg, "a positional argument cannot follow PARAM=VALUE ones")
+            elif i >= len(names):
+                raise self.error(arg, f"block {define.name!r} takes {len(names)} argument"
+                                      f"{'' if len(names) == 1 else 's'} ({listed}), got "
+                                      f"{len(args)}")
+            else:
+                key, expr, offset = names[i], arg.text, 0
+            if key in given:
+                raise self.error(arg, f"argument {key!r} given twice")
+            if not expr:
+                raise self.error(arg, f"argument {key!r} has no value", offset)
+            given[key] = self.eval(arg, _plain(expr), offset)
+        bound: dict[str, int] = {}
+        for param in define.params:
+            if param.name in given:
+                bound[param.name] = given[param.name]
+            elif param.default is None:
+                raise self.error(tok, f"block {define.name!r} needs a value for "
+                                      f"{param.name!r} (parameters: {listed})")
+            else:
+                bound[param.name] = self.default(param, {**self.globals, **bound})
+        return bound
+
+    def default(self, param: _Param, names: dict[str, int]) -> int:
+        assert param.default is not None
+        try:
+            return evaluate(_plain(param.default), names)
+        except ExprError as exc:
+            raise self.error_at(param.line, param.default_col, str(exc)) from None
+
     def statement(self, path: str) -> list[Node]:
         tok = self.next()
         word = tok.text.lower()
+        if word in self.defines:
+            return self.call(tok, path)
         if word == "repeat":
             return self.repeat(tok, path)
         if word == "concat":
@@ -310,15 +482,37 @@ class _Parser:
     def repeat(self, tok: Token, path: str) -> list[Node]:
         count_tok = self.expect("word", "a repeat count")
         count = self.count(count_tok)
-        opener = self.expect("{", "'{' after the repeat count")
-        start, nodes = self.pos, []
-        for r in range(max(count, 1)):  # a zero count still parses (and checks) the body once
-            self.pos = start
-            self.spend(opener, 1)
-            body = self.block(prefix=f"{path}.{r + 1}.", opener=opener)
-            if count:
-                nodes.extend(body)
+        index = self.loop_index()
+        opener = self.expect("{", "'{' after the repeat count" if index is None else
+                             f"'{{' after 'as {index}'")
+        start, nodes, outer = self.pos, [], self.names
+        try:
+            for r in range(max(count, 1)):  # a zero count still parses and checks the body once
+                self.pos = start
+                self.spend(opener, 1)
+                if index is not None:
+                    self.names = {**outer, index: r}
+                body = self.block(prefix=f"{path}.{r + 1}.", opener=opener)
+                if count:
+                    nodes.extend(body)
+        finally:
+            self.names = outer
         return nodes
+
+    def loop_index(self) -> str | None:
+        """``as NAME`` after a repeat count: the copy's index, 0 to count-1, in the body."""
+        tok = self.peek()
+        if tok.kind != "word" or tok.text.lower() != "as":
+            return None
+        self.pos += 1
+        name = self.expect("word", "a name after 'as'")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name.text):
+            raise self.error(name, f"a loop index is a name (letters, digits, '_'), not "
+                                   f"{name.text!r}")
+        if name.text in self.names:
+            raise self.error(name, f"{name.text!r} is already defined here; name the loop "
+                                   "index otherwise")
+        return name.text
 
     def count(self, tok: Token, offset: int = 0) -> int:
         text = self.substitute(tok)[offset:]
@@ -412,6 +606,10 @@ class _Parser:
 
     def layer(self, tok: Token, path: str) -> list[Node]:
         head = self.substitute(tok)
+        if self.defines and not _is_layer(head):  # before its words are read as options
+            blocks = ", ".join(d.name for d in self.defines.values())
+            raise self.error(tok, f"unknown layer or block {head!r} (blocks: {blocks}; "
+                                  "layers: see 'archcalc spec --help')")
         options: list[RawOption] = []
         times: int | None = None
         written = [head]
@@ -447,6 +645,88 @@ class _Parser:
                 for r in range(times)]
 
 
+@dataclass
+class _Param:
+    """A defined block's parameter, where it is written, and its default expression."""
+
+    name: str
+    line: int
+    col: int
+    default: str | None = None
+    default_col: int = 0
+
+
+@dataclass
+class _Define:
+    """``define NAME(PARAMS) { ... }``: the body's tokens start at ``body_start``."""
+
+    name: str
+    line: int
+    col: int
+    params: list[_Param]
+    body_start: int = 0
+    opener: Token | None = None
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RESERVED = frozenset({"model", "source", "input", "param", "let", "variant", "define",
+                       "repeat", "as", "concat", "branch", "residual", "gate", "split"})
+
+
+def _signature(text: str, line: int, col: int, error: Callable[..., SpecError]) -> _Define:
+    """Parse ``NAME``, ``NAME()`` or ``NAME(PARAM, PARAM=DEFAULT, ...)``; ``text`` starts at
+    column ``col`` of ``line``, so every fault is located in it."""
+    i = len(text) - len(text.lstrip())
+    m = _NAME.match(text, i)
+    if not m:
+        raise error(line, col + i, "expected a block name after 'define' (letters, digits, "
+                                   "'_')")
+    define, i = _Define(m.group(), line, col + i, []), m.end()
+    rest = text[i:].strip()
+    if not rest:
+        return define
+    i = text.index(rest[0], i)
+    if rest[0] != "(" or not rest.endswith(")"):
+        raise error(line, col + i, "expected '(PARAM, ...)' or '{' after the block name")
+    inner_start, inner = i + 1, text[i + 1:text.rindex(")")]
+    if inner.strip():
+        for offset, piece in _split_params(inner):
+            define.params.append(_param(piece, line, col + inner_start + offset, define,
+                                        error))
+    return define
+
+
+def _split_params(inner: str) -> list[tuple[int, str]]:
+    """Comma-separated pieces outside parentheses, each with its offset in ``inner``."""
+    pieces, depth, start = [], 0, 0
+    for i, ch in enumerate(inner):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            pieces.append((start, inner[start:i]))
+            start = i + 1
+    pieces.append((start, inner[start:]))
+    return pieces
+
+
+def _param(piece: str, line: int, col: int, define: _Define,
+           error: Callable[..., SpecError]) -> _Param:
+    """One ``NAME`` or ``NAME=DEFAULT`` starting at column ``col``."""
+    lead = len(piece) - len(piece.lstrip())
+    name, eq, default = piece.strip().partition("=")
+    name = name.strip()
+    if not _NAME.fullmatch(name):
+        raise error(line, col + lead, f"expected a parameter name, found {piece.strip()!r}")
+    if any(p.name == name for p in define.params):
+        raise error(line, col + lead, f"parameter {name!r} is listed twice")
+    if not eq:
+        return _Param(name, line, col + lead)
+    expr = default.strip()
+    if not expr:
+        raise error(line, col + lead, f"parameter {name!r} has '=' but no default")
+    return _Param(name, line, col + lead, expr, col + piece.index("=") + 1 +
+                  (len(default) - len(default.lstrip())))
+
+
 _SHORTCUTS: dict[str, ShortcutKind] = {"identity": "identity", "a": "A", "zeropad": "A",
                                         "b": "B", "projection": "B", "c": "C"}
 
@@ -454,6 +734,21 @@ _SHORTCUTS: dict[str, ShortcutKind] = {"identity": "identity", "a": "A", "zeropa
 # ResNet stage) and repeated parses share them instead of rebuilding them.
 _LAYERS: dict[tuple[str, tuple[tuple[str, str], ...]], Kind] = {}
 _LAYER_CACHE_SIZE = 4096
+
+
+def _is_layer(head: str) -> bool:
+    """Whether some layer kind's notation matches ``head`` (its options aside)."""
+    found = _HEADS.get(head)
+    if found is None:
+        found = any(cls.notation is not None and cls.notation.match(head)
+                    for cls in REGISTRY.values())
+        if len(_HEADS) >= _LAYER_CACHE_SIZE:
+            _HEADS.clear()
+        _HEADS[head] = found
+    return found
+
+
+_HEADS: dict[str, bool] = {}
 
 
 def _after_equals(args: list[Token]) -> tuple[Token, int]:
