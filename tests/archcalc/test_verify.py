@@ -42,12 +42,12 @@ SMALL_INPUTS = {
     # conv7/2 (pad 3), 3x3/2 max pool (pad 1) and three unpadded 2x2/2 average pools:
     # 29 -> 15 -> 8 -> 4 -> 2 -> 1, the smallest
     "densenet121": (3, 29, 29),
-    # unpadded conv1 and three unpadded 3x3/2 ceil-mode max pools, each needing a 3x3 input:
-    # v1.0 conv7/2 29 -> 12 -> 6 -> 3 -> 1; v1.1 conv3/2 25 -> 12 -> 6 -> 3 -> 1, the smallest
-    # archcalc accepts (torchvision's min_size is 21 and 17: torch lets a ceil-mode window
-    # overhang a 2x2 map, one output, where archcalc refuses a kernel larger than its input)
-    "squeezenet1.0": (3, 29, 29),
-    "squeezenet1.1": (3, 25, 25),
+    # unpadded conv1 and three unpadded 3x3/2 ceil-mode max pools, the last on a 2x2 map
+    # (one window that starts inside it and runs past it, as torch allows):
+    # v1.0 conv7/2 21 -> 8 -> 4 -> 2 -> 1; v1.1 conv3/2 17 -> 8 -> 4 -> 2 -> 1, the smallest
+    # (torchvision's min_size for squeezenet1_0 and squeezenet1_1, 21x21 and 17x17)
+    "squeezenet1.0": (3, 21, 21),
+    "squeezenet1.1": (3, 17, 17),
     # the unpadded stem (3x3/2, 3x3, 3x3/2 pool, 3x3, 3x3/2 pool) and the 3x3/2 convs of
     # Mixed_6a and Mixed_7a: 75 -> 37 -> 35 -> 17 -> 15 -> 7 -> 3 -> 1, the smallest
     # (torchvision's documented minimum for inception_v3, 75x75)
