@@ -130,3 +130,21 @@ class SplitBranches(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shares = x.chunk(len(self.branches), dim=1)
         return torch.cat([b(s) for b, s in zip(self.branches, shares, strict=True)], dim=1)
+
+
+class PaddedConv2d(nn.Conv2d):
+    """A convolution that zero-pads its input by ``pads`` = (left, right, top, bottom) first:
+    asymmetric padding (torch's padding='same' with an even kernel, TensorFlow's SAME), at any
+    stride. A Conv2d subclass, so counting tools see one leaf convolution."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int],
+                 stride: tuple[int, int], pads: tuple[int, int, int, int],
+                 dilation: tuple[int, int], groups: int, bias: bool) -> None:
+        super().__init__(in_channels, out_channels, kernel, stride, 0, dilation, groups, bias)
+        self.pads = pads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.pads))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, pads(l, r, t, b)={self.pads}"

@@ -17,6 +17,7 @@ from archcalc.kinds.blocks import (
 from archcalc.kinds.conv import Conv
 from archcalc.kinds.linear import Linear
 from archcalc.kinds.norm import LRN, BatchNorm, GroupNorm, InstanceNorm, LayerNorm, LayerScale
+from archcalc.kinds.pad import Pad
 from archcalc.kinds.pool import AdaptivePool, GlobalPool, Pool
 from archcalc.kinds.regularize import Dropout, StochasticDepth
 from archcalc.kinds.reshape import Flatten
@@ -25,7 +26,7 @@ from archcalc.notation import Fail, Options, RawOption
 __all__ = [
     "LRN", "REGISTRY", "Activation", "AdaptivePool", "BatchNorm", "Block", "ChannelShuffle",
     "Concat", "Conv", "Dropout", "Flatten", "Gate", "GlobalPool", "GroupNorm",
-    "InstanceNorm", "Kind", "LayerNorm", "LayerScale", "Linear", "Notation", "PReLU",
+    "InstanceNorm", "Kind", "LayerNorm", "LayerScale", "Linear", "Notation", "PReLU", "Pad",
     "Pool", "Residual", "ShortcutKind", "Split", "StochasticDepth", "WeightFormula",
     "ZeroPadShortcut", "build_layer", "grammar", "register",
 ]

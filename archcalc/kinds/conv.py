@@ -1,4 +1,6 @@
-"""Convolution: ``conv3-64`` (kernel-out), as in Simonyan & Zisserman 2015 and torch.nn.Conv2d."""
+"""Convolution: ``conv3-64`` (kernel-out), as in Simonyan & Zisserman 2015 and torch.nn.Conv2d,
+with padding as frameworks compute it: torch's ``padding='same'`` (asymmetric for even
+kernels) and TensorFlow's ``SAME`` (resolved from the input size)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from archcalc.kinds.base import (
     register,
     window,
 )
-from archcalc.notation import Fail, Options, sizes
+from archcalc.notation import Fail, Options, pair_or_none, sizes
 
 if TYPE_CHECKING:
     from torch import nn
@@ -31,6 +33,10 @@ if TYPE_CHECKING:
 @register
 @dataclass(frozen=True)
 class Conv(Kind):
+    """A 2-D convolution. ``padding`` is the top and left padding; ``pad_end`` the bottom and
+    right where they differ (None: symmetric, as torch's ``padding=(p, q)``); ``tf_same``:
+    TensorFlow's SAME, padding resolved per input size (:meth:`pads`)."""
+
     out_channels: int
     kernel: Pair
     stride: Pair = (1, 1)
@@ -38,6 +44,8 @@ class Conv(Kind):
     dilation: Pair = (1, 1)
     groups: int = 1
     bias: bool = True
+    pad_end: Pair | None = None
+    tf_same: bool = False
 
     kind = "conv"
     notation = Notation(
@@ -45,8 +53,10 @@ class Conv(Kind):
         {"s": "stride", "stride": "stride", "p": "pad", "pad": "pad", "padding": "pad",
          "d": "dilation", "dilation": "dilation", "g": "groups", "groups": "groups",
          "bias": "bias"},
-        "conv3-64 conv1x7-64 (kernel-out); s/stride, p/pad (number, HxW or same; default "
-        "same for odd kernels, 0 for even), d/dilation, g/groups, bias")
+        "conv3-64 conv1x7-64 (kernel-out); s/stride, p/pad (number, HxW, valid = 0, same = "
+        "torch's 'same': d*(k-1) in all, half (rounded down) top/left, the rest bottom/right; "
+        "tf-same = TensorFlow's SAME: output ceil(in/s), from the input size; default same "
+        "for odd kernels, 0 for even), d/dilation, g/groups, bias")
 
     @classmethod
     def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> Conv:
@@ -56,18 +66,39 @@ class Conv(Kind):
         dilation = opts.pair("dilation", (1, 1))
         stride = opts.pair("stride", (1, 1))
         groups = opts.integer("groups", 1)
+        bias = opts.boolean("bias", True)
         span = tuple(d * (k - 1) for d, k in zip(dilation, kernel, strict=True))
-        pad_text = opts.raw("pad")
-        if pad_text is None or pad_text.lower() == "same":
-            if pad_text is not None and any(s % 2 for s in span):
+        pad_text = (opts.raw("pad") or "").lower()
+        if pad_text == "tf-same":
+            return cls(out, kernel, stride, (0, 0), dilation, groups, bias, tf_same=True)
+        if pad_text == "same":  # torch: total d*(k-1), the odd one at the bottom/right
+            begin = (span[0] // 2, span[1] // 2)
+            end = (span[0] - begin[0], span[1] - begin[1])
+            return cls(out, kernel, stride, begin, dilation, groups, bias,
+                       None if end == begin else end)
+        if pad_text == "valid":
+            padding = (0, 0)
+        elif pad_text:
+            if pair_or_none(pad_text) is None:
                 opt = opts.values["pad"]
-                raise fail(opt.tok, "pad=same needs an odd kernel (the padding would be "
-                                    "asymmetric)", opt.offset)
+                raise fail(opt.tok, f"pad must be a whole number, HxW, same, tf-same or valid, "
+                                    f"not {opt.value!r}", opt.offset)
+            padding = opts.pair("pad", (0, 0), minimum=0)
+        else:
             padding = (span[0] // 2 if span[0] % 2 == 0 else 0,
                        span[1] // 2 if span[1] % 2 == 0 else 0)
-        else:
-            padding = opts.pair("pad", (0, 0), minimum=0)
-        return cls(out, kernel, stride, padding, dilation, groups, opts.boolean("bias", True))
+        return cls(out, kernel, stride, padding, dilation, groups, bias)
+
+    def pads(self, in_shape: Shape) -> tuple[Pair, Pair]:
+        """((top, bottom), (left, right)) on an input of ``in_shape``. TensorFlow's SAME
+        (tf.nn.convolution, padding='SAME'): output ceil(n/s), padded in all by
+        max((ceil(n/s) - 1)*s + d*(k-1) + 1 - n, 0), half (rounded down) at the top/left."""
+        if self.tf_same:
+            rows, cols = (_tf_same(n, k, s, d) for n, k, s, d in zip(
+                in_shape[1:], self.kernel, self.stride, self.dilation, strict=True))
+            return rows, cols
+        end = self.pad_end or self.padding
+        return (self.padding[0], end[0]), (self.padding[1], end[1])
 
     def title(self) -> str:
         return f"CONV{pair_str(self.kernel)}-{self.out_channels}"
@@ -77,11 +108,12 @@ class Conv(Kind):
         if c % self.groups or self.out_channels % self.groups:
             raise SpecError(f"groups={self.groups} must divide both the input channels ({c}) "
                             f"and the output channels ({self.out_channels})", loc)
+        rows, cols = self.pads(shape)
         return (self.out_channels,
-                window(h, self.kernel[0], self.stride[0], self.padding[0], self.dilation[0],
-                       False, loc, "height"),
-                window(w, self.kernel[1], self.stride[1], self.padding[1], self.dilation[1],
-                       False, loc, "width"))
+                _length(h, self.kernel[0], self.stride[0], rows, self.dilation[0], loc,
+                        "height"),
+                _length(w, self.kernel[1], self.stride[1], cols, self.dilation[1], loc,
+                        "width"))
 
     def fan_in(self, in_shape: Shape) -> int:
         """Inputs of one output unit: the kernel over the channels of its group."""
@@ -100,7 +132,10 @@ class Conv(Kind):
         return Ops(macs=out * self.fan_in(in_shape), bias=out if self.bias else 0)
 
     def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
-        return rf.step(self.kernel, self.stride, self.padding, self.dilation)
+        """The first unit's field starts at the top/left padding; the bottom/right padding
+        only decides how many units there are."""
+        (top, _), (left, _) = self.pads(in_shape)
+        return rf.step(self.kernel, self.stride, (top, left), self.dilation)
 
     def subsampling(self) -> Pair:
         return self.stride
@@ -111,10 +146,16 @@ class Conv(Kind):
     def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
         from archcalc.symbolic import Ci, Co, Dl, G, Hin, Ho, Kh, Kw, P, St, Wo, line, sp
 
+        (top, bottom), _ = self.pads(in_shape)
         values = {Ci: in_shape[0], Co: self.out_channels, Hin: in_shape[1], Ho: out_shape[1],
                   Wo: out_shape[2], Kh: self.kernel[0], Kw: self.kernel[1],
-                  P: self.padding[0], St: self.stride[0], Dl: self.dilation[0], G: self.groups}
-        size = sp.floor((Hin + 2 * P - Dl * (Kh - 1) - 1) / St) + 1
+                  P: top, St: self.stride[0], Dl: self.dilation[0], G: self.groups}
+        padded: sp.Expr = 2 * P
+        if bottom != top:
+            p_top, p_bottom = sp.symbols("P_top P_bottom", nonnegative=True, integer=True)
+            values |= {p_top: top, p_bottom: bottom}
+            padded = p_top + p_bottom
+        size = sp.floor((Hin + padded - Dl * (Kh - 1) - 1) / St) + 1
         rows = [line("H_out", size, values), line("weights", Kh * Kw * Ci / G * Co, values)]
         if self.bias:
             rows.append(line("biases", Co, values))
@@ -122,7 +163,36 @@ class Conv(Kind):
         return rows
 
     def torch_module(self, in_shape: Shape) -> nn.Module:
+        """nn.Conv2d; with asymmetric padding a Conv2d that zero-pads first (torch's own
+        padding='same' does the same internally, and allows only stride 1)."""
         from torch import nn
 
-        return nn.Conv2d(in_shape[0], self.out_channels, self.kernel, self.stride,
-                         self.padding, self.dilation, self.groups, self.bias)
+        (top, bottom), (left, right) = self.pads(in_shape)
+        if (top, left) == (bottom, right):
+            return nn.Conv2d(in_shape[0], self.out_channels, self.kernel, self.stride,
+                             (top, left), self.dilation, self.groups, self.bias)
+        from archcalc.backends.modules import PaddedConv2d
+
+        return PaddedConv2d(in_shape[0], self.out_channels, self.kernel, self.stride,
+                            (left, right, top, bottom), self.dilation, self.groups, self.bias)
+
+
+def _tf_same(size: int, kernel: int, stride: int, dilation: int) -> Pair:
+    """(before, after) padding of TensorFlow's SAME along one axis."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    return (total // 2, total - total // 2)
+
+
+def _length(size: int, kernel: int, stride: int, pads: Pair, dilation: int, loc: Loc,
+            axis: str) -> int:
+    """Output length with ``pads`` (before, after): torch's formula with the two sides."""
+    before, after = pads
+    if before == after:
+        return window(size, kernel, stride, before, dilation, False, loc, axis)
+    span = dilation * (kernel - 1) + 1
+    room = size + before + after - span
+    if room < 0:
+        raise SpecError(f"kernel {span} is larger than the padded input {axis} "
+                        f"({size} + {before} + {after} = {size + before + after})", loc)
+    return room // stride + 1

@@ -107,10 +107,12 @@ def test_same_padding_follows_the_dilated_span() -> None:
     assert only("conv2-8 d=2 p=same").padding == (1, 1)  # type: ignore[union-attr]
 
 
-def test_same_padding_with_an_odd_span_is_refused() -> None:
-    err = fault("input 8x8x3\nconv2-8 p=same")
-    assert err.message.startswith("pad=same needs an odd kernel")
-    assert (err.loc.line, err.loc.col) == (2, 11)  # type: ignore[union-attr]  # 'same'
+def test_same_padding_with_an_odd_span_is_torchs_asymmetric_same() -> None:
+    # torch's padding='same': total d*(k-1) = 1, top/left 1//2 = 0, bottom/right the rest, 1
+    layer = only("conv2-8 p=same")
+    assert isinstance(layer, Conv)
+    assert (layer.padding, layer.pad_end) == ((0, 0), (1, 1))
+    assert layer.pads((3, 8, 8)) == ((0, 1), (0, 1))
 
 
 # -- pooling -------------------------------------------------------------------------------

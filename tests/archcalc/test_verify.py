@@ -190,7 +190,8 @@ def test_expected_field_is_exact_inside_and_a_bound_at_a_clipped_edge() -> None:
     assert field.admits(((1, 3), (1, 5)))  # clipped row edge: a hole at 0 is allowed
     assert not field.admits(((0, 3), (2, 5)))  # an exact edge must match
     assert not field.admits(((0, 4), (1, 5)))  # outside the field
-    assert not field.admits(None)
+    assert field.admits(None)  # clipped: the unit may lie wholly in a later pad's padding
+    assert not ExpectedField.of(rf, (10, 10), last_of=(2, 2)).admits(None)  # not clipped
     last = ExpectedField.of(rf, (10, 6), last_of=(4, 3))  # rows [5, 9], cols [5, 9] -> 5
     assert last.box == ((5, 9), (5, 5)) and last.clipped == ((False, False), (False, True))
     assert ExpectedField.of(RF((1, 1), (1, 1), (-2, 0)), (4, 4)).admits(None)  # in padding

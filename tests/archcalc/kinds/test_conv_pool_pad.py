@@ -13,7 +13,7 @@ import archcalc
 from archcalc.algebra import INPUT_RF, RF
 from archcalc.analysis import Report
 from archcalc.errors import SpecError
-from archcalc.kinds import AdaptivePool
+from archcalc.kinds import AdaptivePool, Conv, Pad
 from archcalc.kinds.base import Kind
 from archcalc.kinds.pool import window_equivalent, window_sum
 
@@ -197,4 +197,209 @@ def test_vgg16_without_the_adaptive_pool_grows_with_the_input() -> None:
     "input 256x256x3\nconv3-4 s=4\nmaxpool\nmaxpool\nmaxpool\naap7\nflatten\nFC-10",
 ])
 def test_adaptive_pool_verifies_against_torch(spec: str) -> None:
+    assert_verifies(spec)
+
+
+# -- explicit zero padding ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "expected", "title"),
+    [
+        ("pad1", Pad(1, 1, 1, 1), "ZEROPAD1"),
+        ("pad1x2", Pad(1, 1, 2, 2), "ZEROPAD1x2"),  # 1 top and bottom, 2 left and right
+        ("pad t=0 b=1 l=0 r=1", Pad(0, 1, 0, 1), "ZEROPAD((0,1),(0,1))"),
+        ("zeropad2 bottom=0", Pad(2, 0, 2, 2), "ZEROPAD((2,0),(2,2))"),
+        ("pad r=3", Pad(0, 0, 0, 3), "ZEROPAD((0,0),(0,3))"),
+    ],
+)
+def test_pad_notation(text: str, expected: Pad, title: str) -> None:
+    layer = only(text)
+    assert layer == expected and layer.title() == title
+
+
+def test_pad_errors_are_located() -> None:
+    err = fault("input 8x8x3\npad")
+    assert err.message.startswith("pad needs a size (pad1, pad1x2) or sides")
+    assert (err.loc.line, err.loc.col) == (2, 1)  # type: ignore[union-attr]
+    err = fault("input 8x8x3\npad t=x")
+    assert err.message == "top must be a whole number of at least 0, not 'x'"
+    assert (err.loc.line, err.loc.col) == (2, 7)  # type: ignore[union-attr]  # under 'x'
+    assert fault("input 8x8x3\npad1 q=1").message.startswith("unknown option 'q' for pad1")
+    with pytest.raises(SpecError, match="pad needs a feature map"):
+        report("input 12\npad1")
+
+
+def test_pad_counts_nothing_but_allocates() -> None:
+    # 8x8x3 padded 0 top, 1 bottom, 2 left, 0 right: 9x10x3 = 270 new elements, no arithmetic
+    spec = "input 8x8x3\npad t=0 b=1 l=2 r=0"
+    (row,) = report(spec).rows
+    assert row.out_shape == (3, 9, 10) and row.activations == 270 and not row.inplace
+    assert row.params.trainable == 0 and row.flops == 0
+    assert row_macs(spec) == {"full": 0, "torchinfo": 0, "fvcore": 0, "flopcounter": 0}
+
+
+def test_pad_moves_the_field_start_by_the_top_and_left_padding() -> None:
+    # conv3 (field 3, start -1), then pad t=2 l=1: unit (0, 0) is two rows and one column
+    # further out, start (-1 - 2, -1 - 1); size and stride unchanged
+    rep = report("input 8x8x3\nconv3-4\npad t=2 b=0 l=1 r=0")
+    assert rep.rows[1].rf == RF((3, 3), (1, 1), (-3, -2))
+
+
+def test_pad_formulas() -> None:
+    from archcalc.symbolic import layer_formulas
+
+    lines = {r.name: r for r in layer_formulas("pad t=0 b=1 l=2 r=0", (3, 8, 8)).rows}
+    assert (lines["H_out"].value, lines["W_out"].value, lines["weights"].value) == (9, 10, 0)
+    assert str(lines["H_out"].formula) == "H + P_bottom + P_top"
+
+
+def test_pad_is_a_homework_row() -> None:
+    from archcalc.render import homework_table
+
+    # it allocates a new tensor, so the memory table lists it: 10*10*3 = 300 elements
+    table = homework_table(report("input 8x8x3\npad1\nconv3-4 p=0"))
+    assert [row[0] for row in table.rows] == ["Input", "ZEROPAD1", "CONV3-4 p=0"]
+    assert "300" in str(table.rows[1][1])
+
+
+# -- conv padding as torch and TensorFlow compute it ----------------------------------------
+@pytest.mark.parametrize(
+    ("text", "padding", "pad_end"),
+    [
+        ("conv3-8 p=same", (1, 1), None),  # symmetric: as before
+        ("conv4-8 p=same", (1, 1), (2, 2)),  # total 3: 1 top/left, 2 bottom/right
+        ("conv2x3-8 p=same", (0, 1), (1, 1)),  # per axis: total 1 and 2
+        ("conv2-8 d=3 p=same", (1, 1), (2, 2)),  # dilated span 3*(2-1) = 3
+        ("conv4-8 s=2 p=same", (1, 1), (2, 2)),  # any stride (torch allows 'same' at 1 only)
+        ("conv3-8 p=valid", (0, 0), None),
+    ],
+)
+def test_conv_same_padding_is_torchs(text: str, padding: tuple[int, int],
+                                     pad_end: tuple[int, int] | None) -> None:
+    layer = only(text)
+    assert isinstance(layer, Conv)
+    assert (layer.padding, layer.pad_end, layer.tf_same) == (padding, pad_end, False)
+
+
+def test_conv_same_with_a_symmetric_span_equals_the_plain_conv() -> None:
+    assert only("conv3-8 p=same") == Conv(8, (3, 3), (1, 1), (1, 1))
+
+
+def test_conv_bad_padding_word_is_located() -> None:
+    err = fault("input 8x8x3\nconv3-8 p=half")
+    assert err.message == "pad must be a whole number, HxW, same, tf-same or valid, not 'half'"
+    assert (err.loc.line, err.loc.col) == (2, 11)  # type: ignore[union-attr]  # under 'half'
+
+
+def test_conv_even_kernel_same_counts() -> None:
+    # conv4-8 p=same on 9x10x3: pads (1, 2) per axis, output 9x10x8 = 720 units;
+    # MACs 720 * 4*4*3 = 34,560; biases 720; torchinfo (384 weights + 8 biases) * 90
+    # positions = 35,280; fvcore 34,560; FlopCounterMode 2 * 34,560 = 69,120
+    spec = "input 9x10x3\nconv4-8 p=same"
+    (row,) = report(spec).rows
+    assert row.out_shape == (8, 9, 10)
+    assert row.params.weights == 4 * 4 * 3 * 8 == 384
+    assert row_macs(spec) == {"full": 34_560, "torchinfo": 35_280, "fvcore": 34_560,
+                              "flopcounter": 34_560}
+    assert report(spec, "flopcounter").rows[0].flops == 69_120
+    assert row.rf == RF((4, 4), (1, 1), (-1, -1))  # starts at the top/left pad of 1
+
+
+def test_conv_same_at_stride_two() -> None:
+    # conv4-8 s=2 p=same on 9x9: (9 + 1 + 2 - 4) // 2 + 1 = 5
+    (row,) = report("input 9x9x3\nconv4-8 s=2 p=same").rows
+    assert row.out_shape == (8, 5, 5)
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "dilation", "pads"),
+    [
+        # out = ceil(n/s); total = max((out-1)*s + d*(k-1) + 1 - n, 0); top = total // 2
+        (10, 3, 2, 1, (0, 1)),  # out 5: 4*2 + 3 - 10 = 1 -> (0, 1)
+        (9, 3, 2, 1, (1, 1)),  # out 5: 8 + 3 - 9 = 2
+        (8, 1, 2, 1, (0, 0)),  # out 4: 6 + 1 - 8 < 0 -> 0
+        (7, 4, 1, 1, (1, 2)),  # out 7: 6 + 4 - 7 = 3
+        (7, 3, 1, 2, (2, 2)),  # out 7: 6 + 5 - 7 = 4
+        (9, 5, 3, 1, (1, 1)),  # out 3: 6 + 5 - 9 = 2
+        (11, 5, 3, 1, (1, 2)),  # out 4: 9 + 5 - 11 = 3
+    ],
+)
+def test_tf_same_padding(size: int, kernel: int, stride: int, dilation: int,
+                         pads: tuple[int, int]) -> None:
+    from archcalc.kinds.conv import _tf_same
+
+    assert _tf_same(size, kernel, stride, dilation) == pads
+
+
+def test_tf_same_shapes_fields_and_counts() -> None:
+    # conv3-8 s=2 p=tf-same on 10x9x3: rows pad (0, 1), cols (1, 1); output ceil(10/2) = 5,
+    # ceil(9/2) = 5; the field starts at the top/left pad: rows 0, cols -1
+    layer = only("conv3-8 s=2 p=tf-same")
+    assert isinstance(layer, Conv) and layer.tf_same
+    assert layer.pads((3, 10, 9)) == ((0, 1), (1, 1))
+    (row,) = report("input 10x9x3\nconv3-8 s=2 p=tf-same").rows
+    assert row.out_shape == (8, 5, 5)
+    assert row.rf == RF((3, 3), (2, 2), (0, -1))
+    assert row.macs == 5 * 5 * 8 * 3 * 3 * 3 == 5_400
+
+
+def test_asymmetric_conv_formula_names_both_pads() -> None:
+    from archcalc.symbolic import layer_formulas
+
+    lines = {r.name: r for r in layer_formulas("conv4-8 p=same", (3, 9, 10)).rows}
+    assert lines["H_out"].value == 9
+    assert "P_bottom + P_top" in str(lines["H_out"].formula)
+    assert lines["MACs"].value == 34_560
+
+
+def test_asymmetric_conv_builds_one_padded_leaf() -> None:
+    pytest.importorskip("torch")
+    from torch import nn
+
+    from archcalc.backends.modules import PaddedConv2d
+
+    module = only("conv4-8 p=same").torch_module((3, 9, 10))
+    assert isinstance(module, PaddedConv2d) and module.pads == (1, 2, 1, 2)  # l, r, t, b
+    assert type(only("conv3-8 p=same").torch_module((3, 9, 10))) is nn.Conv2d
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+def test_torch_same_matches_torchs_own_padding_same() -> None:
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    for text, kernel, dilation in (("conv4-3 p=same", 4, 1), ("conv2-3 d=3 p=same", 2, 3)):
+        ours = only(text).torch_module((2, 7, 8))
+        ref = nn.Conv2d(2, 3, kernel, padding="same", dilation=dilation)
+        ours.load_state_dict(ref.state_dict())
+        x = torch.randn(1, 2, 7, 8)
+        assert torch.allclose(ours(x), ref(x), atol=1e-6), text
+
+
+def test_tf_same_matches_tensorflow() -> None:
+    tf = pytest.importorskip("tensorflow")
+    import numpy as np
+
+    from archcalc.kinds.conv import _tf_same
+
+    rng = np.random.default_rng(0)
+    for n, k, s in ((10, 3, 2), (9, 4, 2), (11, 5, 3), (7, 2, 1)):
+        x = rng.standard_normal((1, n, n + 1, 2)).astype("float32")
+        w = rng.standard_normal((k, k, 2, 3)).astype("float32")
+        (t, b), (left, right) = _tf_same(n, k, s, 1), _tf_same(n + 1, k, s, 1)
+        padded = np.pad(x, ((0, 0), (t, b), (left, right), (0, 0)))
+        same = tf.nn.conv2d(x, w, s, "SAME").numpy()
+        assert np.allclose(same, tf.nn.conv2d(padded, w, s, "VALID").numpy(), atol=1e-4)
+
+
+@needs_verify
+@pytest.mark.parametrize("spec", [
+    # Keras' ResNet50 stem: ZeroPadding2D(3), conv7/2 valid, ZeroPadding2D(1), maxpool3/2;
+    # the second pad's border units are wholly padding (their measured field is empty)
+    "input 16x16x3\npad3\nconv7-4 s=2 p=0\npad1\nmaxpool3 s=2",
+    # Keras' MobileNet before a strided conv: pad 0 top/left, 1 bottom/right, conv3/2 valid
+    "input 9x9x2\nconv3-4\npad t=0 b=1 l=0 r=1\nconv3-4 s=2 p=0",
+    "input 9x10x3\nconv4-4 p=same\nconv2-4 s=2 p=same\nconv2-3 d=3 p=same",
+    "input 10x9x3\nconv3-4 s=2 p=tf-same\nconv4-4 s=2 p=tf-same\nconv2-3 s=3 d=1 p=tf-same",
+])
+def test_padding_verifies_against_torch(spec: str) -> None:
     assert_verifies(spec)

@@ -1,0 +1,102 @@
+"""Explicit zero padding: ``pad1``, ``pad1x2``, ``pad t=0 b=1 l=0 r=1``, as Keras'
+ZeroPadding2D(((top, bottom), (left, right))) and torch's nn.ZeroPad2d((left, right, top,
+bottom)). Frameworks write it as its own layer before a convolution that pads nothing, where
+the padding is asymmetric (Keras' ResNet50 and MobileNet before strided convs)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from archcalc.algebra import RF, Ops, Params
+from archcalc.errors import Loc
+from archcalc.kinds.base import Kind, Notation, Pair, feature_map, register
+from archcalc.notation import Fail, Options, sizes
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from archcalc.layers import Shape
+    from archcalc.symbolic import FormulaLine
+
+_SIDES = ("top", "bottom", "left", "right")
+
+
+@register
+@dataclass(frozen=True)
+class Pad(Kind):
+    """Zeros around each map: (C, H, W) -> (C, H + top + bottom, W + left + right).
+
+    No parameters and no arithmetic (a copy: torchinfo, fvcore and FlopCounterMode count
+    nothing for it), but a new tensor. The field keeps its size and stride; it starts ``top``
+    (``left``) pixels earlier, because the first output unit is padding."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    kind = "pad"
+    notation = Notation(
+        r"(?:zero)?pad([0-9]+(?:x[0-9]+)?)?",
+        {"t": "top", "top": "top", "b": "bottom", "bottom": "bottom", "l": "left",
+         "left": "left", "r": "right", "right": "right"},
+        "pad1 (every side) pad1x2 (1 top and bottom, 2 left and right) pad t=0 b=1 l=0 r=1 "
+        "(zero padding per side: Keras' ZeroPadding2D, torch's ZeroPad2d; sides not given "
+        "take the size in the name, else 0)")
+
+    @classmethod
+    def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> Pad:
+        if m.group(1) is None and not opts.values:
+            raise fail(None, "pad needs a size (pad1, pad1x2) or sides (t=, b=, l=, r=)")
+        rows, cols = sizes(m, 1, fail, "padding") if m.group(1) else (0, 0)
+        default = {"top": rows, "bottom": rows, "left": cols, "right": cols}
+        return cls(*(opts.integer(side, default[side], minimum=0) for side in _SIDES))
+
+    @property
+    def sides(self) -> tuple[int, int, int, int]:
+        return (self.top, self.bottom, self.left, self.right)
+
+    def title(self) -> str:
+        if self.top == self.bottom and self.left == self.right:
+            rows, cols = self.top, self.left
+            return f"ZEROPAD{rows}" if rows == cols else f"ZEROPAD{rows}x{cols}"
+        return f"ZEROPAD(({self.top},{self.bottom}),({self.left},{self.right}))"
+
+    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
+        c, h, w = feature_map(self.kind, shape, loc)
+        return (c, h + self.top + self.bottom, w + self.left + self.right)
+
+    def parameters(self, in_shape: Shape) -> Params:
+        return Params()
+
+    def weight_formula(self, in_shape: Shape) -> None:
+        return None
+
+    def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
+        return Ops()
+
+    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
+        return rf.step((1, 1), (1, 1), (self.top, self.left))
+
+    def subsampling(self) -> Pair:
+        return (1, 1)
+
+    def allocates(self) -> bool:
+        return True
+
+    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
+        from archcalc.symbolic import Hin, Win, line, sp
+
+        pt, pb, pl, pr = sp.symbols("P_top P_bottom P_left P_right", nonnegative=True,
+                                    integer=True)
+        values = {Hin: in_shape[1], Win: in_shape[2], pt: self.top, pb: self.bottom,
+                  pl: self.left, pr: self.right}
+        return [line("H_out", Hin + pt + pb, values), line("W_out", Win + pl + pr, values),
+                line("weights", sp.Integer(0), values)]
+
+    def torch_module(self, in_shape: Shape) -> nn.Module:
+        from torch import nn
+
+        return nn.ZeroPad2d((self.left, self.right, self.top, self.bottom))
