@@ -14,7 +14,7 @@ from archcalc.kinds.blocks import (
     Split,
     ZeroPadShortcut,
 )
-from archcalc.kinds.conv import Conv
+from archcalc.kinds.conv import Conv, DepthwiseConv
 from archcalc.kinds.linear import Linear
 from archcalc.kinds.norm import LRN, BatchNorm, GroupNorm, InstanceNorm, LayerNorm, LayerScale
 from archcalc.kinds.pad import Pad
@@ -25,7 +25,7 @@ from archcalc.notation import Fail, Options, RawOption
 
 __all__ = [
     "LRN", "REGISTRY", "Activation", "AdaptivePool", "BatchNorm", "Block", "ChannelShuffle",
-    "Concat", "Conv", "Dropout", "Flatten", "Gate", "GlobalPool", "GroupNorm",
+    "Concat", "Conv", "DepthwiseConv", "Dropout", "Flatten", "Gate", "GlobalPool", "GroupNorm",
     "InstanceNorm", "Kind", "LayerNorm", "LayerScale", "Linear", "Notation", "PReLU", "Pad",
     "Pool", "Residual", "ShortcutKind", "Split", "StochasticDepth", "WeightFormula",
     "ZeroPadShortcut", "build_layer", "grammar", "register",

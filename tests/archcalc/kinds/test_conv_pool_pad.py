@@ -13,7 +13,7 @@ import archcalc
 from archcalc.algebra import INPUT_RF, RF
 from archcalc.analysis import Report
 from archcalc.errors import SpecError
-from archcalc.kinds import AdaptivePool, Conv, Pad
+from archcalc.kinds import AdaptivePool, Conv, DepthwiseConv, Pad
 from archcalc.kinds.base import Kind
 from archcalc.kinds.pool import window_equivalent, window_sum
 
@@ -402,4 +402,101 @@ def test_tf_same_matches_tensorflow() -> None:
     "input 10x9x3\nconv3-4 s=2 p=tf-same\nconv4-4 s=2 p=tf-same\nconv2-3 s=3 d=1 p=tf-same",
 ])
 def test_padding_verifies_against_torch(spec: str) -> None:
+    assert_verifies(spec)
+
+
+# -- depthwise convolution -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("conv3-64 g=in", Conv(64, (3, 3), (1, 1), (1, 1), depthwise=True)),
+        ("conv3-64 g=IN s=2", Conv(64, (3, 3), (2, 2), (1, 1), depthwise=True)),
+        ("dwconv3", DepthwiseConv(0, (3, 3), (1, 1), (1, 1), depthwise=True, multiplier=1)),
+        ("dwconv3 s=2 m=2 bias=false",
+         DepthwiseConv(0, (3, 3), (2, 2), (1, 1), bias=False, depthwise=True, multiplier=2)),
+        ("dwconv3-64", DepthwiseConv(64, (3, 3), (1, 1), (1, 1), depthwise=True)),
+        ("dwconv4 p=same",
+         DepthwiseConv(0, (4, 4), (1, 1), (1, 1), pad_end=(2, 2), depthwise=True,
+                       multiplier=1)),
+    ],
+)
+def test_depthwise_notation(text: str, expected: Conv) -> None:
+    assert only(text) == expected
+
+
+def test_depthwise_titles_and_kinds() -> None:
+    assert only("dwconv3").title() == "DWCONV3" and only("dwconv3").kind == "dwconv"
+    assert only("dwconv1x7-64").title() == "DWCONV1x7-64"
+    assert only("conv3-64 g=in").title() == "CONV3-64" and only("conv3-64 g=in").kind == "conv"
+
+
+def test_depthwise_errors_are_located() -> None:
+    err = fault("input 8x8x4\ndwconv3-8 m=2")
+    assert err.message.startswith("give the output channels (dwconv3-64) or a multiplier")
+    assert (err.loc.line, err.loc.col) == (2, 11)  # type: ignore[union-attr]
+    assert fault("input 8x8x4\ndwconv3 g=2").message.startswith(
+        "unknown option 'g' for dwconv3")
+    err = fault("input 8x8x4\nconv3-8 g=out")
+    assert err.message == ("groups must be a whole number of at least 1, or in (the input "
+                           "channels), not 'out'")
+    assert (err.loc.line, err.loc.col) == (2, 11)  # type: ignore[union-attr]  # under 'out'
+    with pytest.raises(SpecError, match=r"groups=in = 4 must divide both the input channels "
+                                        r"\(4\) and the output channels \(10\)"):
+        report("input 8x8x4\nconv3-10 g=in")
+
+
+def test_depthwise_counts() -> None:
+    # dwconv3 on 32x32x32: groups 32, one 3x3 filter per channel: weights 3*3*1*32 = 288,
+    # biases 32; MACs 32*32*32 outputs * 9 = 294,912; torchinfo (288 + 32) * 1,024 positions
+    # = 327,680; fvcore 294,912; FlopCounterMode 2 * 294,912 = 589,824
+    spec = "input 32x32x32\ndwconv3"
+    (row,) = report(spec).rows
+    assert row.out_shape == (32, 32, 32)
+    assert (row.params.weights, row.params.biases) == (288, 32)
+    assert str(row.formula) == "(3*3*1)*32"
+    assert row_macs(spec) == {"full": 294_912, "torchinfo": 327_680, "fvcore": 294_912,
+                              "flopcounter": 294_912}
+    assert report(spec, "flopcounter").rows[0].flops == 589_824
+
+
+def test_depthwise_multiplier_and_explicit_channels() -> None:
+    # dwconv3 s=2 m=2 on 8x8x4: 8 output channels, 4x4 maps; weights 3*3*1*8 = 72
+    (row,) = report("input 8x8x4\ndwconv3 s=2 m=2").rows
+    assert row.out_shape == (8, 4, 4) and row.params.weights == 72
+    assert str(row.formula) == "(3*3*1)*8"
+    # conv3-64 g=in on 16 channels: groups 16, weights 3*3*1*64 = 576, as conv3-64 g=16
+    g_in, g_16 = (report(f"input 8x8x16\nconv3-64 {g}").rows[0] for g in ("g=in", "g=16"))
+    assert g_in.params == g_16.params and g_in.params.weights == 576
+    assert g_in.macs == g_16.macs == 8 * 8 * 64 * 9
+    assert report("input 8x8x16\ndwconv3-64").rows[0].params == g_16.params
+
+
+def test_depthwise_in_the_homework_table() -> None:
+    from archcalc.render import homework_table
+
+    table = homework_table(report("input 32x32x32\ndwconv3\nconv1-64"))
+    assert table.rows[1] == ("DWCONV3", "32*32*32=33K", "(3*3*1)*32 = 288")
+    assert table.rows[2] == ("CONV1-64", "32*32*64=66K", "(1*1*32)*64 = 2,048")
+
+
+def test_depthwise_formulas() -> None:
+    from archcalc.symbolic import layer_formulas
+
+    lines = {r.name: r.value for r in layer_formulas("dwconv3", (32, 8, 8)).rows}
+    assert lines["weights"] == 288 and lines["MACs"] == 8 * 8 * 32 * 9 == 18_432
+
+
+def test_depthwise_builds_a_grouped_conv() -> None:
+    pytest.importorskip("torch")
+    module = only("dwconv3 m=2").torch_module((4, 8, 8))
+    assert (module.in_channels, module.out_channels, module.groups) == (4, 8, 4)
+
+
+@needs_verify
+@pytest.mark.parametrize("spec", [
+    # MobileNet v1's separable block (Howard et al. 2017): depthwise 3x3/2, BN, ReLU, 1x1
+    "input 9x9x4\ndwconv3 s=2 bias=false\nbn\nrelu\nconv1-8 bias=false",
+    "input 9x9x4\ndwconv3 m=2\nconv3-16 g=in\ndwconv4-32 p=same\ndwconv3 s=2 p=tf-same",
+])
+def test_depthwise_verifies_against_torch(spec: str) -> None:
     assert_verifies(spec)
