@@ -52,6 +52,12 @@ SMALL_INPUTS = {
     # Mixed_6a and Mixed_7a: 75 -> 37 -> 35 -> 17 -> 15 -> 7 -> 3 -> 1, the smallest
     # (torchvision's documented minimum for inception_v3, 75x75)
     "inception-v3": (3, 75, 75),
+    # shufflenet-v2, mobilenet-v3-large and efficientnet-b0 pad every conv and pool and
+    # convnext-tiny's stride-4 stem and 2x2/2 downsampling convs tile the map: 32 is the
+    # smallest at which every stride-2 (or 4) layer divides the map exactly, down to 1x1
+    # in the last stage (convnext: 32 -> 8 -> 4 -> 2 -> 1, the smallest it accepts at all)
+    **{n: (3, 32, 32) for n in ("shufflenet-v2", "mobilenet-v3-large", "efficientnet-b0",
+                                "convnext-tiny")},
     # googlenet keeps 224: its avgpool7 needs a 7x7 map after the /32 stem.
     # resnet20..110 keep 32 (cheap, and the size the paper's CIFAR models are built for).
 }
