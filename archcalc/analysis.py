@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from archcalc.algebra import INPUT_RF, RF, Ops, Params, merge_rfs
@@ -32,6 +34,7 @@ class Row:
     options: tuple[str, ...]  # OPTION=VALUE words as written
     homework_row: bool  # a row of the homework table when it allocates (conv, pool, FC)
     loc: Loc | None = None
+    head: str = ""  # the extra output (``head NAME { }``) the row belongs to; "" the main one
 
     @property
     def activations(self) -> int:
@@ -82,17 +85,19 @@ class Report:
 
     @property
     def totals(self) -> Totals:
-        params = sum((r.params for r in self.rows), Params())
-        return Totals(
-            activations=self.input_elements + sum(
-                r.activations for r in self.rows if not r.inplace),
-            weights=params.weights,
-            biases=params.biases,
-            params=params.trainable,
-            buffers=params.buffers,
-            macs=sum(r.macs for r in self.rows),
-            flops=sum(r.flops for r in self.rows),
-        )
+        """The whole model: every row, extra output heads included."""
+        return _totals(self.rows, self.input_elements)
+
+    @property
+    def heads(self) -> dict[str, Totals]:
+        """Totals per output: ``main`` (the rows outside any head, the input included) and
+        each ``head NAME { }`` (its own rows). They add up to :attr:`totals`."""
+        names = dict.fromkeys(r.head for r in self.rows if r.head)
+        if not names:
+            return {}
+        main = _totals([r for r in self.rows if not r.head], self.input_elements)
+        return {"main": main, **{n: _totals([r for r in self.rows if r.head == n], 0)
+                                 for n in names}}
 
     def inference_memory(self, batch: int = 1, dtype_bytes: int = 4) -> Memory:
         """Forward only: weights, buffers, and the peak of live activations."""
@@ -109,6 +114,19 @@ class Report:
         return Memory(batch, dtype_bytes, t.params * dtype_bytes, t.buffers * dtype_bytes,
                       t.params * dtype_bytes, optimizer_states * t.params * dtype_bytes,
                       stored * batch * dtype_bytes)
+
+
+def _totals(rows: Sequence[Row], input_elements: int) -> Totals:
+    params = sum((r.params for r in rows), Params())
+    return Totals(
+        activations=input_elements + sum(r.activations for r in rows if not r.inplace),
+        weights=params.weights,
+        biases=params.biases,
+        params=params.trainable,
+        buffers=params.buffers,
+        macs=sum(r.macs for r in rows),
+        flops=sum(r.flops for r in rows),
+    )
 
 
 @dataclass(frozen=True)
@@ -136,6 +154,16 @@ class Walker:
     warnings: list[str] = field(default_factory=list)
     # Repeated blocks (every ResNet stage) meet the same layer at the same shape many times.
     derived: dict[tuple[Kind, Shape], _Derived] = field(default_factory=dict)
+    head: str = ""  # the output head being walked ("" the main path)
+
+    @contextmanager
+    def in_head(self, name: str) -> Iterator[None]:
+        """Rows made inside belong to the output head ``name``."""
+        outer, self.head = self.head, name
+        try:
+            yield
+        finally:
+            self.head = outer
 
     def derive(self, node: Node, shape: Shape) -> _Derived:
         key = (node.layer, shape)
@@ -179,7 +207,8 @@ class Walker:
             path=node.path, label=node.label, kind=layer.kind, depth=depth, in_shape=shape,
             out_shape=d.out, params=d.params, ops=d.ops, macs=d.macs, flops=d.flops, rf=new_rf,
             inplace=d.inplace, stored=d.stored, formula=d.formula, title=title,
-            options=node.options, homework_row=layer.homework_row, loc=node.loc))
+            options=node.options, homework_row=layer.homework_row, loc=node.loc,
+            head=self.head))
         live = held + math.prod(shape) + (0 if d.inplace else math.prod(d.out))
         return d.out, new_rf, live
 
@@ -192,7 +221,8 @@ class Walker:
             in_shape=in_shape, out_shape=out, params=Params(), ops=ops,
             macs=self.convention.macs(ops), flops=self.convention.flops(ops), rf=rf,
             inplace=inplace, stored=not inplace, formula=None, title=block.title(),
-            options=node.options, homework_row=block.homework_row, loc=node.loc))
+            options=node.options, homework_row=block.homework_row, loc=node.loc,
+            head=self.head))
 
     def merge(self, rfs: list[RF | None], node: Node, what: str) -> RF | None:
         if any(rf is None for rf in rfs):

@@ -14,8 +14,10 @@ JSON of the full view (``report_dict``; keys are only ever added, never changed)
                  "weights": int, "biases": int, "params": weights + biases, "buffers": int,
                  "macs": int, "flops": int,
                  "rf": {"size": [h, w], "stride": [h, w], "padding": [h, w],
-                        "center": [h, w]} | null}],
+                        "center": [h, w]} | null,
+                 "head": "main" | the name of the ``head`` block the layer is in}],
      "warnings": [str],
+     "heads": {"main": totals, NAME: totals, ...} (empty for a single output),
      "totals": {"activations", "weights", "biases", "params", "buffers", "macs", "flops"}}
 
 ``totals.activations`` is the input's elements plus the ``activations`` of every layer
@@ -32,7 +34,7 @@ from io import StringIO
 from typing import TYPE_CHECKING, Any
 
 from archcalc.algebra import RF, fmt_shape
-from archcalc.analysis import Memory, Report, Row
+from archcalc.analysis import Memory, Report, Row, Totals
 from archcalc.errors import UsageError
 from archcalc.layers import Shape
 from archcalc.tabular import (
@@ -152,6 +154,7 @@ def _homework_footer(report: Report, bias: bool, acts: int, params: int, dtype: 
         listed = ", ".join(f"{label} x{n}" for label, n in allocating.items())
         lines.append(f"Not listed, as the assignment's table lists no activation outputs: "
                      f"{listed}, allocating {extra:,} more activations (not in the TOTAL).")
+    lines += heads_line(report)
     if bias:
         lines.append("Parameters include biases.")
     else:
@@ -207,12 +210,23 @@ def layer_table(report: Report, dtype: str = "float32", batch: int = 1) -> Table
                  _layer_footer(report, dtype, batch), report.warnings)
 
 
+def heads_line(report: Report) -> list[str]:
+    """Per-output totals of a model with ``head`` blocks; none for a single output."""
+    heads = report.heads
+    if not heads:
+        return []
+    parts = "; ".join(f"{name} {h.params:,} params, {h.macs:,} MACs, {h.flops:,} FLOPs"
+                      for name, h in heads.items())
+    return [f"Outputs: {parts} (TOTAL is the whole model)."]
+
+
 def _layer_footer(report: Report, dtype: str, batch: int) -> tuple[str, ...]:
     size = dtype_bytes(dtype)
     lines = [f"Convention {report.convention.name}: {report.convention.summary}.",
              "Activations: elements each layer allocates; 'in place' layers reuse their "
              "input's memory. RF: receptive field size, effective stride, padding and the "
-             "centre of the first output unit's field, in input pixels."]
+             "centre of the first output unit's field, in input pixels.",
+             *heads_line(report)]
     infer = report.inference_memory(batch, size)
     train = report.training_memory(batch, size)
     lines.append(f"Inference memory (batch {batch}, {dtype}): {fmt_bytes(infer.total)} = "
@@ -306,7 +320,12 @@ def _layer_dict(row: Row) -> dict[str, Any]:
             "inplace": row.inplace, "weights": row.params.weights,
             "biases": row.params.biases, "params": row.params.trainable,
             "buffers": row.params.buffers, "macs": row.macs, "flops": row.flops,
-            "rf": _rf_dict(row.rf)}
+            "rf": _rf_dict(row.rf), "head": row.head or "main"}
+
+
+def _totals_dict(t: Totals) -> dict[str, int]:
+    return {"activations": t.activations, "weights": t.weights, "biases": t.biases,
+            "params": t.params, "buffers": t.buffers, "macs": t.macs, "flops": t.flops}
 
 
 def report_dict(report: Report) -> dict[str, Any]:
@@ -316,9 +335,8 @@ def report_dict(report: Report) -> dict[str, Any]:
             "convention": report.convention.name,
             "layers": [_layer_dict(r) for r in report.rows],
             "warnings": list(report.warnings),
-            "totals": {"activations": t.activations, "weights": t.weights,
-                       "biases": t.biases, "params": t.params, "buffers": t.buffers,
-                       "macs": t.macs, "flops": t.flops}}
+            "heads": {name: _totals_dict(h) for name, h in report.heads.items()},
+            "totals": _totals_dict(t)}
 
 
 # -- output -----------------------------------------------------------------------------

@@ -25,6 +25,9 @@ Grammar (one statement per line, or separated by ``;``; ``#`` starts a comment):
     split { branch { ... } branch { ... } ... }       the channels cut into equal shares,
                                   one per branch (torch.chunk), outputs joined along
                                   channels; ``branch { }`` passes its share (ShuffleNetV2)
+    head NAME { ... }             a second output (an auxiliary classifier): the body runs
+                                  on x and its result is an output of the model; the main
+                                  path goes on from x. Totals are given per head and whole
 
 Layers (paper notation, case-insensitive; options as OPTION=VALUE), one entry per kind::
 
@@ -81,6 +84,7 @@ from archcalc.kinds import (
     REGISTRY,
     Concat,
     Gate,
+    Head,
     Kind,
     Residual,
     ShortcutKind,
@@ -110,6 +114,7 @@ class _Parser:
     source: str = ""
     input_shape: Shape | None = None
     seen: set[str] = field(default_factory=set)  # header directives given once
+    heads: set[str] = field(default_factory=set)  # names of the model's extra outputs
     variants: list[list[Token]] = field(default_factory=list)
     depth: int = 0
     work: int = 0
@@ -474,6 +479,8 @@ class _Parser:
             return [self.gate(tok, path)]
         if word == "split":
             return [self.split(tok, path)]
+        if word == "head":
+            return [self.head(tok, path)]
         if word == "branch":
             raise self.error(tok, "'branch' is only allowed inside 'concat { ... }' or "
                                   "'split { ... }'")
@@ -556,6 +563,22 @@ class _Parser:
         if words:
             raise self.error(words[0], f"'{word}' takes no options; unexpected "
                                        f"{words[0].text!r}")
+
+    def head(self, tok: Token, path: str) -> Node:
+        """``head NAME { ... }``: a named second output; names are unique in the model."""
+        name_tok = self.expect("word", "the head's name after 'head'")
+        name = name_tok.text
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name) or name == "main":
+            raise self.error(name_tok, f"a head's name is a word other than 'main' "
+                                       f"(letters, digits, _ and -), not {name!r}")
+        if name in self.heads:
+            raise self.error(name_tok, f"head {name!r} is defined twice")
+        self.heads.add(name)
+        opener = self.expect("{", "'{' after the head's name")
+        body = tuple(self.block(prefix=f"{path}.", opener=opener))
+        if not body:
+            raise self.error(tok, "'head' needs at least one layer in its body")
+        return Node(Head(body, name), f"head {name}", path, self.loc(tok))
 
     def gate(self, tok: Token, path: str) -> Node:
         self.no_options("gate")

@@ -148,3 +148,24 @@ class PaddedConv2d(nn.Conv2d):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, pads(l, r, t, b)={self.pads}"
+
+
+class HeadBlock(nn.Module):
+    """An extra output: runs ``body`` on x, keeps the result as ``output`` (for a training
+    loss on the auxiliary classifier) and passes x on unchanged."""
+
+    def __init__(self, body: nn.Sequential) -> None:
+        super().__init__()
+        self.body = body
+        self.output: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.output = self.body(x)
+        return x
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave the last output behind (a non-leaf tensor cannot be
+        deep-copied, and it is no part of the model)."""
+        state = self.__dict__.copy()
+        state["output"] = None
+        return state

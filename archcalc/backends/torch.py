@@ -16,6 +16,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from archcalc.backends.modules import HeadBlock
 from archcalc.kinds.base import Block
 from archcalc.layers import Graph, Node, Seq, Shape
 
@@ -30,6 +31,15 @@ class Net(nn.Sequential):
     def __init__(self, input_shape: Shape, children: Children) -> None:
         super().__init__(OrderedDict(children))
         self.input_shape = input_shape
+        self.heads = [m for m in self.modules() if isinstance(m, HeadBlock)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """The main output; with ``head`` blocks, a tuple of it and each head's output in
+        spec order (so tracing tools see, and count, every head)."""
+        y = super().forward(x)
+        if not self.heads:
+            return y
+        return (y, *(head.output for head in self.heads))
 
     def example(self, batch: int = 1, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return torch.rand((batch, *self.input_shape), dtype=dtype)

@@ -15,6 +15,7 @@ from archcalc.kinds.blocks import (
     ZeroPadShortcut,
 )
 from archcalc.kinds.conv import Conv, DepthwiseConv
+from archcalc.kinds.heads import Head
 from archcalc.kinds.linear import Linear
 from archcalc.kinds.norm import LRN, BatchNorm, GroupNorm, InstanceNorm, LayerNorm, LayerScale
 from archcalc.kinds.pad import Pad
@@ -26,6 +27,7 @@ from archcalc.notation import Fail, Options, RawOption
 __all__ = [
     "LRN", "REGISTRY", "Activation", "AdaptivePool", "BatchNorm", "Block", "ChannelShuffle",
     "Concat", "Conv", "DepthwiseConv", "Dropout", "Flatten", "Gate", "GlobalPool", "GroupNorm",
+    "Head",
     "InstanceNorm", "Kind", "LayerNorm", "LayerScale", "Linear", "Notation", "PReLU", "Pad",
     "Pool", "Residual", "ShortcutKind", "Split", "StochasticDepth", "WeightFormula",
     "ZeroPadShortcut", "build_layer", "grammar", "register",

@@ -250,7 +250,7 @@ def test_layer_table_shows_receptive_fields() -> None:
 
 # -- JSON ---------------------------------------------------------------------------------
 LAYER_KEYS = {"name", "path", "kind", "output_shape", "activations", "inplace", "weights",
-              "biases", "params", "buffers", "macs", "flops", "rf"}
+              "biases", "params", "buffers", "macs", "flops", "rf", "head"}
 TOTAL_KEYS = {"activations", "weights", "biases", "params", "buffers", "macs", "flops"}
 
 
@@ -259,7 +259,8 @@ def test_json_schema(name: str) -> None:
     report = zoo_report(name)
     data = json.loads(render_report(report, "json"))
     assert set(data) == {"schema_version", "model", "input", "convention", "layers", "warnings",
-                         "totals"}
+                         "heads", "totals"}
+    assert set(data["heads"]) == (set() if not report.heads else {"main", *report.heads})
     assert data["warnings"] == list(report.warnings)
     assert data["model"] == name and data["convention"] == "full"
     assert data["input"] == list(report.input_shape)

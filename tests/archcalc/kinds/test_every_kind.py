@@ -53,6 +53,7 @@ EXAMPLES: dict[str, str] = {
     # ShuffleNetV2's basic unit: identity half, branch half, concat, shuffle
     "split": "input 6x6x8\nsplit { branch { } branch { conv1-4; bn; relu; conv3-4 g=4; bn } }",
     "shuffle": "input 6x6x8\nconv1-6; shuffle; shuffle g=3; channelshuffle groups=6",
+    "head": "input 8x8x3\nconv3-4\nhead aux { conv1-2; gap; flatten; FC-5 }\nmaxpool; FC-3",
 }
 
 
