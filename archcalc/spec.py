@@ -18,7 +18,8 @@ Grammar (one statement per line, or separated by ``;``; ``#`` starts a comment):
                                   copy's index, 0 to EXPR-1 (``conv3-${16 * 2**i}``)
     concat { branch { ... } branch { ... } ... }      parallel branches, channels joined;
                                   an empty ``branch { }`` is the identity (DenseNet)
-    residual [shortcut=identity|A|B|C] [bias=BOOL] { ... }   body(x) + shortcut(x)
+    residual [shortcut=identity|A|B|C|D] [bias=BOOL] [bn=BOOL] [stride=N|HxW] { ... }
+                                  body(x) + shortcut(x)
     gate { ... }                  x * body(x), the body's output broadcast over x: each of
                                   its dimensions x's or 1 (squeeze-and-excitation:
                                   ``gate { gap; conv1-16; relu; conv1-64; sigmoid }``)
@@ -37,8 +38,11 @@ Any number may be ``$name`` or ``${expression}`` over the parameters.
 
 Residual shortcuts (He et al. 2016): ``identity`` (the default); ``A`` subsamples and pads the
 new channels with zeros; ``B`` (``projection``) is a 1x1 conv with the block's stride and a
-``bn`` where the body changes the shape, the identity where it does not; ``C`` projects always.
-``bias=true`` gives the projection conv a bias (Keras' ResNet50), so it needs B or C.
+``bn`` where the body changes the shape, the identity where it does not; ``C`` projects always;
+``D`` (ResNet-D, He et al. 2019) average-pools by the stride (ceil mode) and then projects at
+stride 1, where the shape changes. The block's stride is the product of its body's strides;
+``stride=`` states it instead. ``bias=true`` gives the projection conv a bias (Keras'
+ResNet50) and ``bn=false`` leaves out its BN (pre-activation ResNets), so both need B, C or D.
 
 A gate multiplies once per output element (FLOPs under ``full`` only; torchinfo, fvcore and
 FlopCounterMode count no elementwise products) and allocates the product. Its receptive
@@ -77,6 +81,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from archcalc.errors import Loc, SpecError
 from archcalc.expr import ExprError, evaluate
@@ -92,7 +97,7 @@ from archcalc.kinds import (
     build_layer,
 )
 from archcalc.layers import Graph, Node, Shape
-from archcalc.notation import RawOption, Token, flag, parse_dims, tokenize, whole
+from archcalc.notation import RawOption, Token, flag, pair_or_none, parse_dims, tokenize, whole
 
 __all__ = ["parse", "parse_dims", "parse_file", "tokenize"]
 
@@ -589,23 +594,25 @@ class _Parser:
         return Node(Gate(body), "gate", path, self.loc(tok))
 
     def residual(self, tok: Token, path: str) -> Node:
-        shortcut, bias = self.residual_options()
+        options, written = self.residual_options()
         opener = self.expect("{", "'{' after 'residual'")
         body = tuple(self.block(prefix=f"{path}.", opener=opener))
         if not body:
             raise self.error(tok, "'residual' needs at least one layer in its body")
-        label = f"residual shortcut={shortcut}" + (" bias=true" if bias else "")
-        return Node(Residual(body, shortcut, bias), label, path, self.loc(tok))
+        label = " ".join(["residual", *written])
+        return Node(Residual(body, **options), label, path, self.loc(tok))
 
-    def residual_options(self) -> tuple[ShortcutKind, bool]:
-        """``shortcut=KIND`` and ``bias=BOOL`` of a residual, in any order; ``bias`` is the
-        projection conv's, so it needs a shortcut that can project (B or C)."""
+    def residual_options(self) -> tuple[dict[str, Any], list[str]]:
+        """``shortcut=KIND``, ``bias=BOOL``, ``bn=BOOL`` and ``stride=N|HxW`` of a residual,
+        in any order, as Residual's fields, and the label words. ``bias`` and ``bn`` are the
+        projection's, so they need a shortcut that projects (B, C or D); ``stride`` needs one
+        that is not the identity."""
         given: dict[str, tuple[Token, str, int]] = {}  # option -> token, value, value offset
         for opt in self.rest_of_statement():
             key, _, value = self.substitute(opt).partition("=")
-            if key.lower() not in ("shortcut", "bias"):
-                raise self.error(opt, f"unknown option {key!r} for 'residual' "
-                                      "(options: bias, shortcut)")
+            if key.lower() not in _RESIDUAL_OPTIONS:
+                raise self.error(opt, f"unknown option {key!r} for 'residual' (options: "
+                                      f"{', '.join(_RESIDUAL_OPTIONS)})")
             if key.lower() in given:
                 raise self.error(opt, f"option {key.lower()!r} given twice")
             given[key.lower()] = (opt, value, len(key) + 1)
@@ -614,18 +621,42 @@ class _Parser:
             opt, value, offset = given["shortcut"]
             kind = _SHORTCUTS.get(value.lower())
             if kind is None:
-                raise self.error(opt, f"unknown shortcut {value!r} (identity, A, B, C)", offset)
+                raise self.error(opt, f"unknown shortcut {value!r} (identity, A, B, C, D)",
+                                 offset)
             shortcut = kind
-        if "bias" not in given:
-            return shortcut, False
-        opt, value, offset = given["bias"]
-        bias = flag(value)
-        if bias is None:
-            raise self.error(opt, f"bias must be true or false, not {value!r}", offset)
-        if bias and shortcut in ("identity", "A"):
-            raise self.error(opt, "bias=true is the projection conv's bias; it needs "
-                                  f"shortcut=B or C, not {shortcut}")
-        return shortcut, bias
+        options: dict[str, Any] = {"shortcut": shortcut}
+        written = [f"shortcut={shortcut}"]
+        for key, field_name, default in (("bias", "shortcut_bias", False),
+                                         ("bn", "shortcut_bn", True)):
+            value = self.residual_flag(given.get(key), key, shortcut)
+            if value is not None and value != default:
+                options[field_name] = value
+                written.append(f"{key}={'true' if value else 'false'}")
+        if "stride" in given:
+            opt, value, offset = given["stride"]
+            stride = pair_or_none(value)
+            if stride is None or min(stride) < 1:
+                raise self.error(opt, f"stride must be a whole number or HxW, not {value!r}",
+                                 offset)
+            if shortcut == "identity":
+                raise self.error(opt, "stride=... is the shortcut's; the identity has none")
+            options["stride"] = stride
+            written.append(f"stride={value}")
+        return options, written
+
+    def residual_flag(self, found: tuple[Token, str, int] | None, key: str,
+                      shortcut: ShortcutKind) -> bool | None:
+        """A projection's ``bias`` or ``bn`` option, if given."""
+        if found is None:
+            return None
+        opt, value, offset = found
+        result = flag(value)
+        if result is None:
+            raise self.error(opt, f"{key} must be true or false, not {value!r}", offset)
+        if shortcut in ("identity", "A") and result != (key == "bn"):
+            raise self.error(opt, f"{key}={value} is the projection's; it needs "
+                                  f"shortcut=B, C or D, not {shortcut}")
+        return result
 
     def layer(self, tok: Token, path: str) -> list[Node]:
         head = self.substitute(tok)
@@ -751,7 +782,8 @@ def _param(piece: str, line: int, col: int, define: _Define,
 
 
 _SHORTCUTS: dict[str, ShortcutKind] = {"identity": "identity", "a": "A", "zeropad": "A",
-                                        "b": "B", "projection": "B", "c": "C"}
+                                        "b": "B", "projection": "B", "c": "C", "d": "D"}
+_RESIDUAL_OPTIONS = ("bias", "bn", "shortcut", "stride")
 
 # A layer depends only on its words, and layers are immutable: repeated blocks (every
 # ResNet stage) and repeated parses share them instead of rebuilding them.

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from archcalc.algebra import RF, Ops, Params, fmt_shape
 from archcalc.errors import Loc, SpecError
-from archcalc.kinds.base import Block, Kind, Notation, Pair, feature_map, register
+from archcalc.kinds.base import Block, Kind, Notation, Pair, feature_map, pair_str, register
 from archcalc.layers import Node, Seq
 from archcalc.notation import Fail, Options
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from archcalc.layers import Shape
     from archcalc.symbolic import FormulaLine
 
-ShortcutKind = Literal["identity", "A", "B", "C"]
+ShortcutKind = Literal["identity", "A", "B", "C", "D"]
 
 
 def seq_subsampling(seq: Seq) -> Pair | None:
@@ -103,13 +103,19 @@ def _concat_shape(shapes: list[Shape], loc: Loc) -> Shape:
 @dataclass(frozen=True)
 class Residual(Block):
     """``body(x) + shortcut(x)``. Shortcut: identity, A (zero-pad), B (projection where the
-    shape changes), C (projection always); A and B are identity when the shape is kept. The
-    shortcut's stride is the body's (the product of its layers' strides), never guessed
-    from shapes. ``shortcut_bias``: the projection conv has a bias (Keras' ResNet50)."""
+    shape changes), C (projection always), D (ResNet-D, He et al. 2019 "Bag of Tricks":
+    average pooling by the stride, then a stride-1 projection, where the shape changes);
+    A, B and D are the identity when the shape is kept. The shortcut's stride is the
+    body's (the product of its layers' strides), never guessed from shapes, unless stated
+    (``stride``). ``shortcut_bias``: the projection conv has a bias (Keras' ResNet50);
+    ``shortcut_bn``: a BN follows the projection (false: a plain 1x1 conv, as in
+    pre-activation ResNets)."""
 
     body: Seq
     shortcut: ShortcutKind = "identity"
     shortcut_bias: bool = False
+    shortcut_bn: bool = True
+    stride: Pair | None = None
 
     kind = "residual"
     notation = None
@@ -121,7 +127,7 @@ class Residual(Block):
         return (self.body,)
 
     def subsampling(self) -> Pair | None:
-        return seq_subsampling(self.body)
+        return self.stride or seq_subsampling(self.body)
 
     def allocates(self) -> bool:
         return False  # the addition runs in place on the body's output
@@ -130,19 +136,16 @@ class Residual(Block):
                         ) -> tuple[tuple[Kind, str], ...]:
         """The layers on the shortcut path and their labels, for a body that maps
         ``in_shape`` to ``out_shape``."""
-        from archcalc.kinds.conv import Conv
-        from archcalc.kinds.norm import BatchNorm
-
         kind = self.shortcut
-        if kind == "identity" or (kind in ("A", "B") and in_shape == out_shape):
+        if kind == "identity" or (kind in ("A", "B", "D") and in_shape == out_shape):
             if in_shape != out_shape:
                 raise SpecError(f"residual body changes the shape {fmt_shape(in_shape)} -> "
                                 f"{fmt_shape(out_shape)}; an identity shortcut cannot add "
                                 "them (use shortcut=A, B or C)", loc)
             return ()
         if len(in_shape) != 3 or len(out_shape) != 3:
-            raise SpecError("shortcuts A, B and C join feature maps, not vectors", loc)
-        stride = self.subsampling()
+            raise SpecError("shortcuts A, B, C and D join feature maps, not vectors", loc)
+        stride = self.stride or self.subsampling()
         if stride is None:
             raise SpecError("the residual body has no fixed stride (it pools globally or "
                             "flattens), so a shortcut cannot follow it", loc)
@@ -153,10 +156,27 @@ class Residual(Block):
                                 f"to {channels} (use shortcut=B)", loc)
             return ((ZeroPadShortcut(channels, stride),
                      f"shortcut A (subsample {stride[0]}, zero-pad to {channels})"),)
+        return (*self._pool_first(stride), *self._projection(channels, stride))
+
+    def _pool_first(self, stride: Pair) -> tuple[tuple[Kind, str], ...]:
+        """ResNet-D's average pooling by the stride (ceil mode, as timm's downsample_avg);
+        none for the other projections, or at stride 1."""
+        from archcalc.kinds.pool import Pool
+
+        if self.shortcut != "D" or stride == (1, 1):
+            return ()
+        return ((Pool("avg", stride, stride, (0, 0), True),
+                 f"shortcut avgpool{pair_str(stride)} ceil=true"),)
+
+    def _projection(self, channels: int, stride: Pair) -> tuple[tuple[Kind, str], ...]:
+        from archcalc.kinds.conv import Conv
+        from archcalc.kinds.norm import BatchNorm
+
+        step = (1, 1) if self.shortcut == "D" else stride
         bias = "true" if self.shortcut_bias else "false"
-        return ((Conv(channels, (1, 1), stride, (0, 0), bias=self.shortcut_bias),
-                 f"shortcut conv1-{channels} s={stride[0]} bias={bias}"),
-                (BatchNorm(), "shortcut bn"))
+        conv = (Conv(channels, (1, 1), step, (0, 0), bias=self.shortcut_bias),
+                f"shortcut conv1-{channels} s={pair_str(step)} bias={bias}")
+        return (conv, (BatchNorm(), "shortcut bn")) if self.shortcut_bn else (conv,)
 
     def shortcut_nodes(self, node: Node, in_shape: Shape, out_shape: Shape) -> Seq:
         path = self.shortcut_layers(in_shape, out_shape, node.loc)
