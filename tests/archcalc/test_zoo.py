@@ -45,7 +45,8 @@ def test_the_zoo_holds_the_expected_models() -> None:
         "googlenet", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet50",
         "resnet50-paper", "resnet50-keras", "mlp-cifar", "mlp-cifar-dropout",
         "resnet18", "resnet34", "resnet101", "resnet152", "densenet121", "squeezenet1.0",
-        "squeezenet1.1", "mobilenet-v2", "inception-v3", "inception-v3-aux", "shufflenet-v2",
+        "squeezenet1.1", "mobilenet-v2", "inception-v3", "inception-v3-aux", "googlenet-aux",
+        "shufflenet-v2",
         "mobilenet-v3-large", "efficientnet-b0", "convnext-tiny",
     }
     assert expected <= set(zoo.names())

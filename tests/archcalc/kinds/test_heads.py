@@ -80,3 +80,18 @@ def test_inception_v3_aux_head_is_torchvisions() -> None:
     assert rep.totals.params == 27_161_264
     first = next(r for r in rep.rows if r.head == "aux")
     assert first.in_shape == (768, 17, 17) and first.out_shape == (768, 5, 5)
+
+
+def test_googlenet_auxiliary_classifiers_follow_section_5() -> None:
+    # Szegedy et al. 2015, Sec. 5: 5x5/3 average pool (14 -> (14 - 5) // 3 + 1 = 4), 1x1
+    # conv to 128, FC-1024, dropout 0.7, FC-1000. After (4a), 512 channels in; after (4d), 528.
+    fc = 4 * 4 * 128 * 1024 + 1024 + 1024 * 1000 + 1000  # 2,098,176 + 1,025,000
+    aux1, aux2 = 512 * 128 + 128 + fc, 528 * 128 + 128 + fc
+    rep = archcalc.analyze(archcalc.load("googlenet-aux"))
+    assert (rep.heads["aux1"].params, rep.heads["aux2"].params) == (aux1, aux2)
+    assert (aux1, aux2) == (3_188_840, 3_190_888)
+    assert rep.heads["main"].params == 6_998_552  # googlenet without them (test_zoo)
+    assert rep.totals.params == 6_998_552 + aux1 + aux2 == 13_378_280
+    pools = [r for r in rep.rows if r.head and r.kind == "pool"]
+    assert [(r.in_shape, r.out_shape) for r in pools] == [
+        ((512, 14, 14), (512, 4, 4)), ((528, 14, 14), (528, 4, 4))]
