@@ -9,9 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from archcalc.algebra import RF, Ops, Params
-from archcalc.errors import Loc
-from archcalc.kinds.base import Kind, Notation, WeightFormula, register
+from archcalc.algebra import Ops, Params
+from archcalc.kinds.base import Kind, NoParameters, Notation, ShapeKeeping, WeightFormula, register
 from archcalc.notation import Fail, Options
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ FUNCTIONS = (*INPLACE, "softmax")
 
 @register
 @dataclass(frozen=True)
-class Activation(Kind):
+class Activation(NoParameters, ShapeKeeping, Kind):
     fn: str = "relu"
 
     kind = "act"
@@ -57,32 +56,12 @@ class Activation(Kind):
     def title(self) -> str:
         return "SOFT-MAX" if self.fn == "softmax" else self.fn.upper()
 
-    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
-        return shape
-
-    def parameters(self, in_shape: Shape) -> Params:
-        return Params()
-
-    def weight_formula(self, in_shape: Shape) -> None:
-        return None
-
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         weight = SOFTMAX_FLOPS_PER_ELEMENT if self.fn == "softmax" else 1
         return Ops(act=math.prod(out_shape) * weight)
 
-    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
-        return rf
-
-    def subsampling(self) -> tuple[int, int]:
-        return (1, 1)
-
     def allocates(self) -> bool:
         return self.fn not in INPLACE
-
-    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
-        from archcalc.symbolic import zero_weights
-
-        return zero_weights()
 
     def torch_module(self, in_shape: Shape) -> nn.Module:
         return _torch_activations()[self.fn]()
@@ -96,7 +75,7 @@ class Activation(Kind):
 
 @register
 @dataclass(frozen=True)
-class PReLU(Kind):
+class PReLU(ShapeKeeping, Kind):
     """``nn.PReLU``: max(0, x) + a * min(0, x) with learnt slopes ``a``: one shared slope by
     default (torch's num_parameters=1), or one per channel with ``per-channel=true``
     (num_parameters=C; He et al. 2015 use both). The slopes are weights; torch names them
@@ -122,9 +101,6 @@ class PReLU(Kind):
     def slopes(self, in_shape: Shape) -> int:
         return in_shape[0] if self.per_channel else 1
 
-    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
-        return shape
-
     def parameters(self, in_shape: Shape) -> Params:
         return Params(self.slopes(in_shape), 0, 0)
 
@@ -133,12 +109,6 @@ class PReLU(Kind):
 
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         return Ops(act=math.prod(out_shape), act_params=self.slopes(in_shape))
-
-    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
-        return rf
-
-    def subsampling(self) -> tuple[int, int]:
-        return (1, 1)
 
     def allocates(self) -> bool:
         return True

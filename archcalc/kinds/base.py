@@ -155,6 +155,36 @@ class Kind(ABC):
         return ()
 
 
+class NoParameters:
+    """For a kind that has no weights, biases or buffers. A kind says so by inheriting
+    this (``class Flatten(NoParameters, Kind)``): a stated rule, never a silent default."""
+
+    def parameters(self, in_shape: Shape) -> Params:
+        return Params()
+
+    def weight_formula(self, in_shape: Shape) -> WeightFormula | None:
+        return None
+
+    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
+        from archcalc.symbolic import zero_weights
+
+        return zero_weights()
+
+
+class ShapeKeeping:
+    """For an elementwise or per-channel kind: the output has the input's shape, and each
+    output unit sees what its input unit saw (the field and stride are unchanged)."""
+
+    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
+        return shape
+
+    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
+        return rf
+
+    def subsampling(self) -> Pair:
+        return (1, 1)
+
+
 class Block(Kind):
     """A container: the walker and the builder call these instead of the leaf rules."""
 

@@ -12,9 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from archcalc.algebra import RF, Ops, Params, fmt_shape
+from archcalc.algebra import RF, Ops, fmt_shape
 from archcalc.errors import Loc, SpecError
-from archcalc.kinds.base import Block, Kind, Notation, Pair, feature_map, pair_str, register
+from archcalc.kinds.base import (
+    Block,
+    Kind,
+    NoParameters,
+    Notation,
+    Pair,
+    feature_map,
+    pair_str,
+    register,
+)
 from archcalc.layers import Node, Seq
 from archcalc.notation import Fail, Options
 
@@ -23,7 +32,6 @@ if TYPE_CHECKING:
 
     from archcalc.analysis import Walker
     from archcalc.layers import Shape
-    from archcalc.symbolic import FormulaLine
 
 ShortcutKind = Literal["identity", "A", "B", "C", "D"]
 
@@ -213,7 +221,7 @@ class Residual(Block):
 
 @register
 @dataclass(frozen=True)
-class ZeroPadShortcut(Kind):
+class ZeroPadShortcut(NoParameters, Kind):
     """He et al. option A: subsample by ``stride`` and pad the new channels with zeros
     ((Cout-Cin)//2 in front). Made by ``residual shortcut=A``, never written."""
 
@@ -234,12 +242,6 @@ class ZeroPadShortcut(Kind):
         _, h, w = feature_map(self.kind, shape, loc)
         return (self.out_channels, -(-h // self.stride[0]), -(-w // self.stride[1]))
 
-    def parameters(self, in_shape: Shape) -> Params:
-        return Params()
-
-    def weight_formula(self, in_shape: Shape) -> None:
-        return None
-
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         return Ops()
 
@@ -251,11 +253,6 @@ class ZeroPadShortcut(Kind):
 
     def allocates(self) -> bool:
         return True
-
-    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
-        from archcalc.symbolic import zero_weights
-
-        return zero_weights()
 
     def torch_module(self, in_shape: Shape) -> nn.Module:
         from archcalc.backends.modules import ZeroPad
@@ -425,7 +422,7 @@ class Split(Block):
 
 @register
 @dataclass(frozen=True)
-class ChannelShuffle(Kind):
+class ChannelShuffle(NoParameters, Kind):
     """ShuffleNet's channel shuffle (Zhang et al. 2018; ShuffleNetV2 after each unit's
     concat): channels viewed as (groups, C/groups), transposed, flattened, so channel
     ``g*(C/groups) + i`` moves to ``i*groups + g`` (torch.nn.ChannelShuffle). No parameters
@@ -452,12 +449,6 @@ class ChannelShuffle(Kind):
             raise SpecError(f"shuffle g={self.groups} must divide the channels ({c})", loc)
         return shape
 
-    def parameters(self, in_shape: Shape) -> Params:
-        return Params()
-
-    def weight_formula(self, in_shape: Shape) -> None:
-        return None
-
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         return Ops()
 
@@ -469,11 +460,6 @@ class ChannelShuffle(Kind):
 
     def allocates(self) -> bool:
         return True
-
-    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
-        from archcalc.symbolic import zero_weights
-
-        return zero_weights()
 
     def torch_module(self, in_shape: Shape) -> nn.Module:
         from torch import nn

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING
 
 from archcalc.algebra import RF, Ops, Params
 from archcalc.errors import Loc, SpecError
-from archcalc.kinds.base import Kind, Notation, WeightFormula, feature_map, register
+from archcalc.kinds.base import (
+    Kind,
+    NoParameters,
+    Notation,
+    ShapeKeeping,
+    WeightFormula,
+    feature_map,
+    register,
+)
 from archcalc.notation import Fail, Options
 
 if TYPE_CHECKING:
@@ -26,7 +34,7 @@ LRN_FIXED_FLOPS = 3  # scale and offset the sum, raise to beta, divide
 
 @register
 @dataclass(frozen=True)
-class BatchNorm(Kind):
+class BatchNorm(ShapeKeeping, Kind):
     """Per-channel scale and shift (``affine``) and running mean and variance (buffers)."""
 
     eps: float = 1e-5
@@ -43,9 +51,6 @@ class BatchNorm(Kind):
     def title(self) -> str:
         return "BN"
 
-    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
-        return shape
-
     def parameters(self, in_shape: Shape) -> Params:
         c = in_shape[0]
         return Params(c if self.affine else 0, c if self.affine else 0, 2 * c)
@@ -59,12 +64,6 @@ class BatchNorm(Kind):
         if not self.affine:
             return Ops(norm=out)
         return Ops(norm=out, norm_affine=out, norm_params=2 * in_shape[0])
-
-    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
-        return rf
-
-    def subsampling(self) -> tuple[int, int]:
-        return (1, 1)
 
     def allocates(self) -> bool:
         return True
@@ -85,7 +84,7 @@ class BatchNorm(Kind):
 
 @register
 @dataclass(frozen=True)
-class LRN(Kind):
+class LRN(NoParameters, Kind):
     """Local response normalisation across channels; ``alpha`` multiplies the plain sum of
     squares, as the paper writes it."""
 
@@ -110,12 +109,6 @@ class LRN(Kind):
         feature_map(self.kind, shape, loc)
         return shape
 
-    def parameters(self, in_shape: Shape) -> Params:
-        return Params()
-
-    def weight_formula(self, in_shape: Shape) -> None:
-        return None
-
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         return Ops(lrn=math.prod(out_shape) * (2 * self.size - 1 + LRN_FIXED_FLOPS))
 
@@ -127,11 +120,6 @@ class LRN(Kind):
 
     def allocates(self) -> bool:
         return True
-
-    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
-        from archcalc.symbolic import zero_weights
-
-        return zero_weights()
 
     def torch_module(self, in_shape: Shape) -> nn.Module:
         from torch import nn
@@ -145,7 +133,7 @@ class LRN(Kind):
         return nn.Identity()  # channel-wise: the spatial field is unchanged
 
 
-class _SampleNorm(Kind):
+class _SampleNorm(ShapeKeeping, Kind):
     """Normalisation by statistics of the sample itself (layer, group, instance norm): unlike
     BN at inference, mean and variance are computed on every forward, so the cost is per
     element (see :data:`archcalc.conventions.NORM_STATS_FLOPS`).
@@ -158,9 +146,6 @@ class _SampleNorm(Kind):
 
     eps: float
     affine: bool
-
-    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
-        return shape
 
     def parameters(self, in_shape: Shape) -> Params:
         c = in_shape[0] if self.affine else 0
@@ -175,12 +160,6 @@ class _SampleNorm(Kind):
         if not self.affine:
             return Ops(norm_stats=n)
         return Ops(norm_stats=n, norm_stats_affine=n, norm_params=2 * in_shape[0])
-
-    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
-        return rf
-
-    def subsampling(self) -> tuple[int, int]:
-        return (1, 1)
 
     def allocates(self) -> bool:
         return True
@@ -331,7 +310,7 @@ class InstanceNorm(_SampleNorm):
 
 @register
 @dataclass(frozen=True)
-class LayerScale(Kind):
+class LayerScale(ShapeKeeping, Kind):
     """ConvNeXt's layer scale: ``x * gamma`` with one learnt factor per channel (C weights,
     no bias), the last layer of each block's residual body. ``init`` (ConvNeXt: 1e-6) sets
     gamma in the torch module; it changes no count. Full FLOPs: one multiply per element;
@@ -352,9 +331,6 @@ class LayerScale(Kind):
     def title(self) -> str:
         return "LAYERSCALE"
 
-    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
-        return shape
-
     def parameters(self, in_shape: Shape) -> Params:
         return Params(in_shape[0], 0, 0)
 
@@ -363,12 +339,6 @@ class LayerScale(Kind):
 
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         return Ops(scale=math.prod(out_shape))
-
-    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
-        return rf
-
-    def subsampling(self) -> tuple[int, int]:
-        return (1, 1)
 
     def allocates(self) -> bool:
         return True  # x * gamma is a new tensor in torchvision's CNBlock and timm's default

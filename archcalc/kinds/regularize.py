@@ -7,21 +7,19 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from archcalc.algebra import RF, Ops, Params
-from archcalc.errors import Loc
-from archcalc.kinds.base import Kind, Notation, register
+from archcalc.algebra import Ops
+from archcalc.kinds.base import Kind, NoParameters, Notation, ShapeKeeping, register
 from archcalc.notation import Fail, Options
 
 if TYPE_CHECKING:
     from torch import nn
 
     from archcalc.layers import Shape
-    from archcalc.symbolic import FormulaLine
 
 
 @register
 @dataclass(frozen=True)
-class Dropout(Kind):
+class Dropout(NoParameters, ShapeKeeping, Kind):
     p: float = 0.5
 
     kind = "dropout"
@@ -39,34 +37,14 @@ class Dropout(Kind):
     def title(self) -> str:
         return "DROPOUT"
 
-    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
-        return shape
-
-    def parameters(self, in_shape: Shape) -> Params:
-        return Params()
-
-    def weight_formula(self, in_shape: Shape) -> None:
-        return None
-
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         return Ops()  # the identity at inference
-
-    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
-        return rf
-
-    def subsampling(self) -> tuple[int, int]:
-        return (1, 1)
 
     def allocates(self) -> bool:
         return False
 
     def stored(self) -> bool:
         return True  # training keeps the masked output for the backward pass
-
-    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
-        from archcalc.symbolic import zero_weights
-
-        return zero_weights()
 
     def torch_module(self, in_shape: Shape) -> nn.Module:
         from torch import nn
@@ -81,7 +59,7 @@ class Dropout(Kind):
 
 @register
 @dataclass(frozen=True)
-class StochasticDepth(Kind):
+class StochasticDepth(NoParameters, ShapeKeeping, Kind):
     """torchvision's ``StochasticDepth(p, mode)`` (Huang et al. 2016; timm's DropPath): in
     training, a sample's whole input (``mode=row``, the default) or the batch's
     (``mode=batch``) is zeroed with probability ``p`` and the rest scaled by 1/(1-p); at
@@ -119,34 +97,14 @@ class StochasticDepth(Kind):
     def title(self) -> str:
         return "DROPPATH"
 
-    def output_shape(self, shape: Shape, loc: Loc) -> Shape:
-        return shape
-
-    def parameters(self, in_shape: Shape) -> Params:
-        return Params()
-
-    def weight_formula(self, in_shape: Shape) -> None:
-        return None
-
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         return Ops()  # the identity at inference
-
-    def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
-        return rf
-
-    def subsampling(self) -> tuple[int, int]:
-        return (1, 1)
 
     def allocates(self) -> bool:
         return False
 
     def stored(self) -> bool:
         return True  # as dropout: training multiplies by the mask into a new tensor
-
-    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
-        from archcalc.symbolic import zero_weights
-
-        return zero_weights()
 
     def torch_module(self, in_shape: Shape) -> nn.Module:
         from archcalc.backends.modules import StochasticDepth as StochasticDepthModule

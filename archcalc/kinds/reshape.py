@@ -7,21 +7,20 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from archcalc.algebra import RF, Ops, Params
+from archcalc.algebra import RF, Ops
 from archcalc.errors import Loc
-from archcalc.kinds.base import Kind, Notation, register
+from archcalc.kinds.base import Kind, NoParameters, Notation, register
 from archcalc.notation import Fail, Options
 
 if TYPE_CHECKING:
     from torch import nn
 
     from archcalc.layers import Shape
-    from archcalc.symbolic import FormulaLine
 
 
 @register
 @dataclass(frozen=True)
-class Flatten(Kind):
+class Flatten(NoParameters, Kind):
     """(C, H, W) -> (C*H*W,): a view, no new tensor."""
 
     kind = "flatten"
@@ -37,12 +36,6 @@ class Flatten(Kind):
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         return (math.prod(shape),)
 
-    def parameters(self, in_shape: Shape) -> Params:
-        return Params()
-
-    def weight_formula(self, in_shape: Shape) -> None:
-        return None
-
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         return Ops()
 
@@ -54,11 +47,6 @@ class Flatten(Kind):
 
     def allocates(self) -> bool:
         return False
-
-    def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
-        from archcalc.symbolic import zero_weights
-
-        return zero_weights()
 
     def torch_module(self, in_shape: Shape) -> nn.Module:
         from torch import nn
