@@ -51,6 +51,10 @@ class Ops:
     act_params: int = 0  # learnt activation parameters (PReLU; torchinfo counts them)
     scale: int = 0  # multiplications by a learnt per-channel scale (layer scale)
     mul: int = 0  # elementwise products of two activations (a gate's x * body(x))
+    tconv_macs: int = 0  # of macs, those of transposed convs (Cin*Hin*Win*k*k*Cout/g)
+    tconv_positions: int = 0  # transposed convs' weights x output positions (torchinfo's)
+    resize: int = 0  # output elements of nearest-neighbour upsampling (copies)
+    interp: int = 0  # multiply-adds of bilinear upsampling: 4 per output element
 
     def __add__(self, other: Ops) -> Ops:
         return Ops(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
@@ -58,7 +62,8 @@ class Ops:
     def astuple(self) -> tuple[int, ...]:
         return (self.macs, self.bias, self.norm, self.norm_affine, self.norm_params, self.act,
                 self.pool, self.pool_inputs, self.add, self.lrn, self.norm_stats,
-                self.norm_stats_affine, self.act_params, self.scale, self.mul)
+                self.norm_stats_affine, self.act_params, self.scale, self.mul, self.tconv_macs,
+                self.tconv_positions, self.resize, self.interp)
 
 
 @dataclass(frozen=True)

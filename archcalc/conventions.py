@@ -32,21 +32,25 @@ FVCORE_NORM_STATS = 4  # fvcore's norm_flop_counter: 4 per element, 5 with an af
 def _full_flops(ops: Ops) -> int:
     return (2 * ops.macs + ops.bias + 2 * ops.norm + ops.act + ops.pool + ops.add + ops.lrn
             + NORM_STATS_FLOPS * ops.norm_stats + AFFINE_FLOPS * ops.norm_stats_affine
-            + ops.scale + ops.mul)
+            + ops.scale + ops.mul + 2 * ops.interp)
 
 
 def _torchinfo_macs(ops: Ops) -> int:
-    # torchinfo: every parameter named weight/bias, times output positions for convs.
-    return ops.macs + ops.bias + ops.norm_params + ops.act_params
+    # torchinfo: every parameter named weight/bias, times output positions for convs, also
+    # transposed ones (whose multiply-adds are per input position instead).
+    return (ops.macs - ops.tconv_macs + ops.tconv_positions + ops.bias + ops.norm_params
+            + ops.act_params)
 
 
 def _fvcore_macs(ops: Ops) -> int:
     # fvcore (eval mode): conv/linear without bias, BN 1 per element (+1 if affine),
     # adaptive average pooling 1 per input element; pools, activations, adds and the
     # gate's aten::mul (not among fvcore's default handles) are skipped.
-    # aten::layer_norm/group_norm/instance_norm: 4 per input element, 5 with an affine.
+    # aten::layer_norm/group_norm/instance_norm: 4 per input element, 5 with an affine;
+    # aten::upsample_nearest2d 1 and upsample_bilinear2d 4 per output element.
     return (ops.macs + ops.norm + ops.norm_affine + ops.pool_inputs
-            + FVCORE_NORM_STATS * ops.norm_stats + ops.norm_stats_affine)
+            + FVCORE_NORM_STATS * ops.norm_stats + ops.norm_stats_affine + ops.resize
+            + ops.interp)
 
 
 CONVENTIONS: dict[str, Convention] = {
@@ -56,21 +60,23 @@ CONVENTIONS: dict[str, Convention] = {
             "full",
             "MACs: conv/linear multiply-accumulates. FLOPs: 2 per MAC + bias adds + BN 2/elem "
             "+ LN/GN/IN 5/elem (+2 affine) + activations 1/elem (softmax 3) + pooling "
-            "+ residual adds + LRN + layer scale 1/elem + gate multiplies 1/elem",
+            "+ residual adds + LRN + layer scale 1/elem + gate multiplies 1/elem + bilinear "
+            "upsampling 8/elem (4 taps; nearest copies: 0); transposed conv MACs per input",
             lambda o: o.macs,
             _full_flops,
         ),
         Convention(
             "torchinfo",
-            "torchinfo Mult-Adds: conv (weights+bias)*output positions, linear, norm and "
-            "PReLU parameters; FLOPs = 2*MACs",
+            "torchinfo Mult-Adds: conv (weights+bias)*output positions (transposed too), "
+            "linear, norm and PReLU parameters; FLOPs = 2*MACs",
             _torchinfo_macs,
             lambda o: 2 * _torchinfo_macs(o),
         ),
         Convention(
             "fvcore",
             "fvcore: one per multiply-add of conv/linear (bias ignored), BN and adaptive "
-            "avg-pool elementwise, LN/GN/IN 4/elem (5 affine); FLOPs = 2*MACs",
+            "avg-pool elementwise, LN/GN/IN 4/elem (5 affine), upsampling 1/elem (bilinear "
+            "4); FLOPs = 2*MACs",
             _fvcore_macs,
             lambda o: 2 * _fvcore_macs(o),
         ),

@@ -169,3 +169,21 @@ class HeadBlock(nn.Module):
         state = self.__dict__.copy()
         state["output"] = None
         return state
+
+
+class ProbeConvTranspose2d(nn.ConvTranspose2d):
+    """The receptive-field probe's transposed convolution: weights 1/(Cout/g*kh*kw) and no
+    bias, as the probe sets Conv2d's (it does not know transposed convs); it takes the dtype
+    of its input, since the probe swaps it in after choosing its own."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        with torch.no_grad():
+            self.weight.fill_(1.0 / self.weight[0].numel())
+            if self.bias is not None:
+                self.bias.zero_()
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if self.weight.dtype != x.dtype:
+            self.to(x.dtype)
+        return super().forward(x, output_size)

@@ -22,14 +22,16 @@ from archcalc.kinds.pad import Pad
 from archcalc.kinds.pool import AdaptivePool, GlobalPool, Pool
 from archcalc.kinds.regularize import Dropout, StochasticDepth
 from archcalc.kinds.reshape import Flatten
+from archcalc.kinds.upsample import ConvTranspose, Upsample
 from archcalc.notation import Fail, Options, RawOption
 
 __all__ = [
     "LRN", "REGISTRY", "Activation", "AdaptivePool", "BatchNorm", "Block", "ChannelShuffle",
-    "Concat", "Conv", "DepthwiseConv", "Dropout", "Flatten", "Gate", "GlobalPool", "GroupNorm",
+    "Concat", "Conv", "ConvTranspose", "DepthwiseConv", "Dropout", "Flatten", "Gate",
+    "GlobalPool", "GroupNorm",
     "Head",
     "InstanceNorm", "Kind", "LayerNorm", "LayerScale", "Linear", "Notation", "PReLU", "Pad",
-    "Pool", "Residual", "ShortcutKind", "Split", "StochasticDepth", "WeightFormula",
+    "Pool", "Residual", "ShortcutKind", "Split", "StochasticDepth", "Upsample", "WeightFormula",
     "ZeroPadShortcut", "build_layer", "grammar", "register",
 ]
 

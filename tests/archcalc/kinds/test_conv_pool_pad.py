@@ -13,7 +13,7 @@ import archcalc
 from archcalc.algebra import INPUT_RF, RF
 from archcalc.analysis import Report
 from archcalc.errors import SpecError
-from archcalc.kinds import AdaptivePool, Conv, DepthwiseConv, Pad
+from archcalc.kinds import AdaptivePool, Conv, ConvTranspose, DepthwiseConv, Pad, Upsample
 from archcalc.kinds.base import Kind
 from archcalc.kinds.pool import window_equivalent, window_sum
 
@@ -499,4 +499,161 @@ def test_depthwise_builds_a_grouped_conv() -> None:
     "input 9x9x4\ndwconv3 m=2\nconv3-16 g=in\ndwconv4-32 p=same\ndwconv3 s=2 p=tf-same",
 ])
 def test_depthwise_verifies_against_torch(spec: str) -> None:
+    assert_verifies(spec)
+
+
+# -- upsampling --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("upsample2", Upsample((2, 2), "nearest")),
+        ("upsample", Upsample((2, 2), "nearest")),  # Keras' UpSampling2D default, 2
+        ("upsample s=2x3 mode=bilinear", Upsample((2, 3), "bilinear")),
+        ("UPSAMPLE3 mode=BILINEAR", Upsample((3, 3), "bilinear")),
+    ],
+)
+def test_upsample_notation(text: str, expected: Upsample) -> None:
+    assert only(text) == expected
+
+
+def test_upsample_errors_are_located() -> None:
+    err = fault("input 8x8x3\nupsample2 s=2")
+    assert err.message == "scale given twice (in the name and as s=)"
+    assert (err.loc.line, err.loc.col) == (2, 11)  # type: ignore[union-attr]
+    err = fault("input 8x8x3\nupsample mode=bicubic")
+    assert err.message == "mode must be nearest or bilinear, not 'bicubic'"
+    assert (err.loc.line, err.loc.col) == (2, 15)  # type: ignore[union-attr]  # 'bicubic'
+    assert fault("input 8x8x3\nupsample0").message.startswith("scale must be a positive")
+
+
+def test_nearest_upsample_counts() -> None:
+    # 4x5x3 -> 8x10x3 = 240 copies: no arithmetic in full; fvcore 1 per output element
+    spec = "input 4x5x3\nupsample2"
+    (row,) = report(spec).rows
+    assert row.out_shape == (3, 8, 10) and row.params.trainable == 0 and row.flops == 0
+    assert row_macs(spec) == {"full": 0, "torchinfo": 0, "fvcore": 240, "flopcounter": 0}
+    assert report(spec, "fvcore").rows[0].flops == 480
+
+
+def test_bilinear_upsample_counts() -> None:
+    # 4x5x3 -> 8x15x3 = 360 outputs, 4 taps each: 1,440 multiply-adds; full 2 FLOPs each
+    # = 2,880 (no MACs: those are conv/linear's); fvcore 1,440
+    spec = "input 4x5x3\nupsample s=2x3 mode=bilinear"
+    (row,) = report(spec).rows
+    assert row.out_shape == (3, 8, 15) and row.ops.interp == 1_440 and row.flops == 2_880
+    assert row_macs(spec) == {"full": 0, "torchinfo": 0, "fvcore": 1_440, "flopcounter": 0}
+
+
+def test_upsample_has_no_receptive_field() -> None:
+    # output units 0 and 1 both see input pixel 0: stride 1/2, not representable
+    assert only("upsample2").receptive_field(INPUT_RF, (3, 4, 4)) is None
+    assert only("upsample1").receptive_field(INPUT_RF, (3, 4, 4)) == INPUT_RF  # identity
+    rep = report("input 4x4x3\nconv3-4\nupsample2\nconv3-2")
+    assert [r.rf is None for r in rep.rows] == [False, True, True]
+    assert rep.warnings == ("<spec>:3:1: upsample2: no receptive field from here on (its "
+                            "output units' fields are not one sliding window of its input)",)
+    assert only("upsample2").subsampling() is None
+
+
+def test_upsample_formulas() -> None:
+    from archcalc.symbolic import layer_formulas
+
+    lines = {r.name: r.value for r in
+             layer_formulas("upsample2 mode=bilinear", (3, 4, 4)).rows}
+    assert lines == {"H_out": 8, "weights": 0, "interpolation multiply-adds": 4 * 3 * 8 * 8}
+
+
+# -- transposed convolution --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("deconv4-64 s=2 p=1", ConvTranspose(64, (4, 4), (2, 2), (1, 1))),
+        ("convtranspose3-8 s=2 p=1 op=1",
+         ConvTranspose(8, (3, 3), (2, 2), (1, 1), (1, 1))),
+        ("deconv3-8 d=2 output_padding=1 g=2 bias=false",
+         ConvTranspose(8, (3, 3), (1, 1), (0, 0), (1, 1), (2, 2), 2, False)),
+        ("deconv2x4-8", ConvTranspose(8, (2, 4))),  # torch's defaults: stride 1, pad 0
+    ],
+)
+def test_deconv_notation(text: str, expected: ConvTranspose) -> None:
+    assert only(text) == expected
+
+
+def test_deconv_titles() -> None:
+    assert only("convtranspose4-64 s=2").title() == "DECONV4-64"
+    assert only("deconv2x4-8").title() == "DECONV2x4-8"
+
+
+def test_deconv_errors_are_located() -> None:
+    err = fault("input 5x5x4\ndeconv4-6 s=2 op=2")
+    assert err.message == ("output_padding must be smaller than the stride or the dilation "
+                           "(torch), not '2'")
+    assert (err.loc.line, err.loc.col) == (2, 18)  # type: ignore[union-attr]  # under "2"
+    assert fault("input 5x5x4\ndeconv3-6 op=1").message.startswith("output_padding must")
+    with pytest.raises(SpecError, match=r"padding 1 crops the whole output \(-1x-1\)"):
+        report("input 1x1x4\ndeconv1-4 p=1")
+    with pytest.raises(SpecError, match="groups=3 must divide"):
+        report("input 5x5x4\ndeconv3-6 g=3")
+
+
+def test_deconv_counts() -> None:
+    # deconv4-6 s=2 p=1 on 5x5x4: out (5-1)*2 - 2 + 3 + 1 = 10 -> 10x10x6;
+    # weights 4 * 6 * 4*4 = 384, biases 6;
+    # MACs per input position: 5*5 * 384 = 9,600 (fvcore; FlopCounterMode 19,200 FLOPs);
+    # torchinfo: (384 + 6) * 10*10 output positions = 39,000;
+    # full FLOPs: 2 * 9,600 + 600 bias adds = 19,800
+    spec = "input 5x5x4\ndeconv4-6 s=2 p=1"
+    (row,) = report(spec).rows
+    assert row.out_shape == (6, 10, 10)
+    assert (row.params.weights, row.params.biases) == (384, 6)
+    assert str(row.formula) == "(4*4*4)*6"
+    assert row.flops == 19_800
+    assert row_macs(spec) == {"full": 9_600, "torchinfo": 39_000, "fvcore": 9_600,
+                              "flopcounter": 9_600}
+    assert report(spec, "flopcounter").rows[0].flops == 19_200
+
+
+def test_grouped_deconv_counts() -> None:
+    # deconv3-6 s=2 p=1 op=1 g=2 bias=false on 5x5x4: out (5-1)*2 - 2 + 2 + 1 + 1 = 10;
+    # weights 4 * 6/2 * 3*3 = 108; MACs 25 * 108 = 2,700; torchinfo 108 * 100 = 10,800
+    spec = "input 5x5x4\ndeconv3-6 s=2 p=1 op=1 g=2 bias=false"
+    (row,) = report(spec).rows
+    assert row.out_shape == (6, 10, 10) and row.params.trainable == 108
+    assert row_macs(spec) == {"full": 2_700, "torchinfo": 10_800, "fvcore": 2_700,
+                              "flopcounter": 2_700}
+
+
+def test_deconv_field() -> None:
+    # stride 1: the conv with padding d*(k-1) - p; deconv3 p=1 is conv3 p=1, deconv3 p=0
+    # is conv3 p=2 (the output grows by 2), deconv3 d=2 p=0 is conv3 d=2 p=4
+    assert only("deconv3-4 p=1").receptive_field(INPUT_RF, (3, 6, 6)) == RF(
+        (3, 3), (1, 1), (-1, -1))
+    assert only("deconv3-4").receptive_field(INPUT_RF, (3, 6, 6)) == RF(
+        (3, 3), (1, 1), (-2, -2))
+    assert only("deconv3-4 d=2").receptive_field(INPUT_RF, (3, 6, 6)) == RF(
+        (5, 5), (1, 1), (-4, -4))
+    # stride 2 interleaves: output units see every other input: no field
+    assert only("deconv4-4 s=2 p=1").receptive_field(INPUT_RF, (3, 6, 6)) is None
+    assert only("deconv4-4 s=2 p=1").subsampling() is None
+
+
+def test_deconv_formulas() -> None:
+    from archcalc.symbolic import layer_formulas
+
+    lines = {r.name: r for r in layer_formulas("deconv4-6 s=2 p=1", (4, 5, 5)).rows}
+    assert {k: v.value for k, v in lines.items()} == {"H_out": 10, "weights": 384,
+                                                     "biases": 6, "MACs": 9_600}
+    assert str(lines["MACs"].formula) == "C_in*C_out*H*K_h*K_w*W/g"
+
+
+@needs_verify
+@pytest.mark.parametrize("spec", [
+    # an encoder-decoder: down by 2, up by a transposed conv and by bilinear upsampling
+    "input 8x8x3\nconv3-4 s=2\ndeconv4-6 s=2 p=1\nupsample s=2x3 mode=bilinear\nconv3-2",
+    # stride-1 transposed convs keep an exact field, probed row by row
+    "input 6x6x4\ndeconv3-6 p=1\ndeconv3-4 d=2 p=1 op=1 g=2 bias=false\ndeconv2-4\n"
+    "deconv3-2 p=3",
+    "input 5x5x4\ndeconv3-6 s=2 p=1 op=1 g=2 bias=false\nupsample2\nupsample1",
+])
+def test_upsampling_verifies_against_torch(spec: str) -> None:
     assert_verifies(spec)

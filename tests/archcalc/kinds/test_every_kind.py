@@ -41,6 +41,9 @@ EXAMPLES: dict[str, str] = {
     "adaptivepool": "input 9x8x4\nadaptiveavgpool3x7; amp2x3; conv1-2",
     "pad": "input 7x7x3\npad t=0 b=1 l=2 r=0; conv3-4 s=2 p=0; pad1; conv4-2 p=same",
     "dwconv": "input 9x9x4\ndwconv3 s=2; dwconv3 m=2 bias=false; dwconv2-16 p=same",
+    # no receptive field after an enlarging layer: those rows are not probed
+    "upsample": "input 4x5x3\nupsample1; conv3-4; upsample2; upsample s=2x3 mode=bilinear",
+    "deconv": "input 5x5x4\ndeconv3-6 p=1; deconv4-4 s=2 p=1 op=1 g=2 bias=false; conv1-2",
     "layernorm": "input 5x4x6\nln; conv1-4; ln eps=1e-6 affine=false; flatten; ln",
     "groupnorm": "input 5x4x6\ngn groups=3; gn groups=2 affine=false; flatten; gn groups=4",
     "instancenorm": "input 5x4x6\ninstancenorm; instancenorm affine=true",
