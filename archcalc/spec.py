@@ -15,7 +15,9 @@ Grammar (one statement per line, or separated by ``;``; ``#`` starts a comment):
                                   parameters set, by position then by name; each ARG is an
                                   expression without spaces (``32``, ``c``, ``${2*c}``)
     repeat EXPR [as NAME] { STATEMENTS }   the statements EXPR times; ``as i`` names the
-                                  copy's index, 0 to EXPR-1 (``conv3-${16 * 2**i}``)
+                                  copy's index, 0 to EXPR-1 (``conv3-${16 * 2**i}``); a
+                                  count of 0 skips the body unread (``repeat $aux { }``
+                                  includes a part only when aux is 1)
     concat { branch { ... } branch { ... } ... }      parallel branches, channels joined;
                                   an empty ``branch { }`` is the identity (DenseNet)
     residual [shortcut=identity|A|B|C|D] [bias=BOOL] [bn=BOOL] [stride=N|HxW] { ... }
@@ -497,19 +499,30 @@ class _Parser:
         index = self.loop_index()
         opener = self.expect("{", "'{' after the repeat count" if index is None else
                              f"'{{' after 'as {index}'")
+        if count == 0:  # ``repeat ${flag} { }``: a part included only when flag is 1
+            self.skip_body(opener)
+            return []
         start, nodes, outer = self.pos, [], self.names
         try:
-            for r in range(max(count, 1)):  # a zero count still parses and checks the body once
+            for r in range(count):
                 self.pos = start
                 self.spend(opener, 1)
                 if index is not None:
                     self.names = {**outer, index: r}
-                body = self.block(prefix=f"{path}.{r + 1}.", opener=opener)
-                if count:
-                    nodes.extend(body)
+                nodes.extend(self.block(prefix=f"{path}.{r + 1}.", opener=opener))
         finally:
             self.names = outer
         return nodes
+
+    def skip_body(self, opener: Token) -> None:
+        """Past the '}' that closes ``opener``, reading nothing: a zero count's body, like a
+        block never called, may hold values that only make sense when it is expanded."""
+        depth = 1
+        while depth:
+            tok = self.next()
+            if tok.kind == "eof":
+                raise self.error(opener, "this '{' is never closed")
+            depth += {"{": 1, "}": -1}.get(tok.kind, 0)
 
     def loop_index(self) -> str | None:
         """``as NAME`` after a repeat count: the copy's index, 0 to count-1, in the body."""

@@ -207,10 +207,14 @@ def test_nested_repeat_and_xn_paths() -> None:
     assert len({n.path for n in got}) == 8
 
 
-def test_repeat_zero_yields_nothing_but_still_checks_its_body() -> None:
+def test_repeat_zero_skips_its_body_unread() -> None:
+    # ``repeat $flag { }`` is how a spec includes a part only when flag is 1 (an aux head,
+    # a squeeze-and-excitation gate of width 0 in a block called without one), so the
+    # body's values are read only when it is expanded; its braces must still match.
     assert nodes("repeat 0 { relu }") == []
-    err = fault("input 8x8x3\nrepeat 0 {\n  relux\n}")
-    assert (err.loc.line, err.loc.col) == (3, 3)  # type: ignore[union-attr]
+    assert nodes("repeat 0 {\n  conv1-0; relux\n}\nrelu")[0].label == "relu"
+    err = fault("input 8x8x3\nrepeat 0 {\n  relu\n")
+    assert (err.loc.line, err.loc.col, err.message) == (2, 10, "this '{' is never closed")
 
 
 def test_concat_branches_and_paths() -> None:
