@@ -9,9 +9,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from archcalc.algebra import RF, Ops, Params
+from archcalc.algebra import RF, Ops
 from archcalc.errors import Loc
-from archcalc.kinds.base import Kind, Notation, Pair, feature_map, register
+from archcalc.kinds.base import Kind, NoParameters, Notation, Pair, feature_map, register
 from archcalc.notation import Fail, Options, sizes
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ _SIDES = ("top", "bottom", "left", "right")
 
 @register
 @dataclass(frozen=True)
-class Pad(Kind):
+class Pad(NoParameters, Kind):
     """Zeros around each map: (C, H, W) -> (C, H + top + bottom, W + left + right).
 
     No parameters and no arithmetic (a copy: torchinfo, fvcore and FlopCounterMode count
@@ -67,12 +67,6 @@ class Pad(Kind):
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         c, h, w = feature_map(self.kind, shape, loc)
         return (c, h + self.top + self.bottom, w + self.left + self.right)
-
-    def parameters(self, in_shape: Shape) -> Params:
-        return Params()
-
-    def weight_formula(self, in_shape: Shape) -> None:
-        return None
 
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         return Ops()

@@ -9,9 +9,18 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from archcalc.algebra import RF, Ops, Params
+from archcalc.algebra import RF, Ops
 from archcalc.errors import Loc, SpecError
-from archcalc.kinds.base import Kind, Notation, Pair, feature_map, pair_str, register, window
+from archcalc.kinds.base import (
+    Kind,
+    NoParameters,
+    Notation,
+    Pair,
+    feature_map,
+    pair_str,
+    register,
+    window,
+)
 from archcalc.notation import Fail, Options, sizes
 
 if TYPE_CHECKING:
@@ -23,7 +32,7 @@ if TYPE_CHECKING:
 
 @register
 @dataclass(frozen=True)
-class Pool(Kind):
+class Pool(NoParameters, Kind):
     op: Literal["max", "avg"]
     kernel: Pair = (2, 2)
     stride: Pair = (2, 2)
@@ -58,12 +67,6 @@ class Pool(Kind):
                        loc, "height"),
                 window(w, self.kernel[1], self.stride[1], self.padding[1], 1, self.ceil_mode,
                        loc, "width"))
-
-    def parameters(self, in_shape: Shape) -> Params:
-        return Params()
-
-    def weight_formula(self, in_shape: Shape) -> None:
-        return None
 
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         size = self.kernel[0] * self.kernel[1]
@@ -112,7 +115,7 @@ _GLOBAL = {"gap": "avg", "globalavgpool": "avg", "globalmaxpool": "max", "gmp": 
 
 @register
 @dataclass(frozen=True)
-class GlobalPool(Kind):
+class GlobalPool(NoParameters, Kind):
     """Adaptive pooling to 1x1, as torch's AdaptiveAvgPool2d(1); output stays (C, 1, 1)."""
 
     op: Literal["max", "avg"] = "avg"
@@ -131,12 +134,6 @@ class GlobalPool(Kind):
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         c, _, _ = feature_map(self.kind, shape, loc)
         return (c, 1, 1)
-
-    def parameters(self, in_shape: Shape) -> Params:
-        return Params()
-
-    def weight_formula(self, in_shape: Shape) -> None:
-        return None
 
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         size = in_shape[1] * in_shape[2]
@@ -197,7 +194,7 @@ _ADAPTIVE = r"(?:adaptive(avg|max)pool|a(a|m)p)([0-9]+(?:x[0-9]+)?)"
 
 @register
 @dataclass(frozen=True)
-class AdaptivePool(Kind):
+class AdaptivePool(NoParameters, Kind):
     """Adaptive pooling to a fixed HxW, as torch's AdaptiveAvgPool2d((H, W)) /
     AdaptiveMaxPool2d: output window i spans input rows floor(i*In/Out) to
     ceil((i+1)*In/Out) - 1, so the output size does not depend on the input's (torchvision's
@@ -233,12 +230,6 @@ class AdaptivePool(Kind):
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         c, _, _ = feature_map(self.kind, shape, loc)
         return (c, *self.size)
-
-    def parameters(self, in_shape: Shape) -> Params:
-        return Params()
-
-    def weight_formula(self, in_shape: Shape) -> None:
-        return None
 
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         c, h, w = in_shape

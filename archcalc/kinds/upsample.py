@@ -20,6 +20,7 @@ from archcalc.algebra import RF, Ops, Params
 from archcalc.errors import Loc, SpecError
 from archcalc.kinds.base import (
     Kind,
+    NoParameters,
     Notation,
     Pair,
     WeightFormula,
@@ -42,7 +43,7 @@ Mode = Literal["nearest", "bilinear"]
 
 @register
 @dataclass(frozen=True)
-class Upsample(Kind):
+class Upsample(NoParameters, Kind):
     """Upsampling by whole factors, as torch's nn.Upsample(scale_factor, mode,
     align_corners=False) and Keras' UpSampling2D: (C, H, W) -> (C, sH*H, sW*W).
 
@@ -78,12 +79,6 @@ class Upsample(Kind):
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         c, h, w = feature_map(self.kind, shape, loc)
         return (c, h * self.scale[0], w * self.scale[1])
-
-    def parameters(self, in_shape: Shape) -> Params:
-        return Params()
-
-    def weight_formula(self, in_shape: Shape) -> None:
-        return None
 
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         out = math.prod(out_shape)
