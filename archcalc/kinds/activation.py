@@ -39,7 +39,7 @@ FUNCTIONS = (*INPLACE, "softmax")
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Activation(NoParameters, ShapeKeeping, Kind):
     fn: str = "relu"
 
@@ -74,7 +74,7 @@ class Activation(NoParameters, ShapeKeeping, Kind):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class PReLU(ShapeKeeping, Kind):
     """``nn.PReLU``: max(0, x) + a * min(0, x) with learnt slopes ``a``: one shared slope by
     default (torch's num_parameters=1), or one per channel with ``per-channel=true``

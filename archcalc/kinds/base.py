@@ -154,6 +154,36 @@ class Kind(ABC):
         """The layer sequences a container holds; a leaf holds none."""
         return ()
 
+    # -- value semantics ---------------------------------------------------------------------
+    # Kinds are ``@dataclass(frozen=True, eq=False, repr=False)``: equality, hashing and repr
+    # are written once here, not generated per class, because generating them for every
+    # kind cost a fifth of ``archcalc vgg19 --table``'s start-up (benchmarks/bench_analysis.py).
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in _field_names(type(self)))
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in _field_names(type(self)))
+        return f"{type(self).__name__}({args})"
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A kind's dataclass fields in order (ClassVars left out), looked up once per class."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        from dataclasses import fields
+
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    return names
+
 
 class NoParameters:
     """For a kind that has no weights, biases or buffers. A kind says so by inheriting

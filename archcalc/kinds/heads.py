@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Head(Block):
     """The body runs on x and its result is an output of the model; the main path goes on
     from x unchanged. The block's own row marks where the head leaves the main path (no

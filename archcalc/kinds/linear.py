@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Linear(Kind):
     out_features: int
     bias: bool = True

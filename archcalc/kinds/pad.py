@@ -24,7 +24,7 @@ _SIDES = ("top", "bottom", "left", "right")
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Pad(NoParameters, Kind):
     """Zeros around each map: (C, H, W) -> (C, H + top + bottom, W + left + right).
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Pool(NoParameters, Kind):
     op: Literal["max", "avg"]
     kernel: Pair = (2, 2)
@@ -114,7 +114,7 @@ _GLOBAL = {"gap": "avg", "globalavgpool": "avg", "globalmaxpool": "max", "gmp": 
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class GlobalPool(NoParameters, Kind):
     """Adaptive pooling to 1x1, as torch's AdaptiveAvgPool2d(1); output stays (C, 1, 1)."""
 
@@ -193,7 +193,7 @@ _ADAPTIVE = r"(?:adaptive(avg|max)pool|a(a|m)p)([0-9]+(?:x[0-9]+)?)"
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class AdaptivePool(NoParameters, Kind):
     """Adaptive pooling to a fixed HxW, as torch's AdaptiveAvgPool2d((H, W)) /
     AdaptiveMaxPool2d: output window i spans input rows floor(i*In/Out) to

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Dropout(NoParameters, ShapeKeeping, Kind):
     p: float = 0.5
 
@@ -58,7 +58,7 @@ class Dropout(NoParameters, ShapeKeeping, Kind):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class StochasticDepth(NoParameters, ShapeKeeping, Kind):
     """torchvision's ``StochasticDepth(p, mode)`` (Huang et al. 2016; timm's DropPath): in
     training, a sample's whole input (``mode=row``, the default) or the batch's

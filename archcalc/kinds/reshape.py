@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Flatten(NoParameters, Kind):
     """(C, H, W) -> (C*H*W,): a view, no new tensor."""
 
