@@ -187,3 +187,20 @@ class ProbeConvTranspose2d(nn.ConvTranspose2d):
         if self.weight.dtype != x.dtype:
             self.to(x.dtype)
         return super().forward(x, output_size)
+
+
+class Crop2d(nn.Module):
+    """Cuts ``top``, ``bottom``, ``left`` and ``right`` pixels off each map, as Keras'
+    Cropping2D: a slice, so the output is a view of the input (archcalc's ``crop``; the
+    U-Net's "copy and crop")."""
+
+    def __init__(self, top: int, bottom: int, left: int, right: int) -> None:
+        super().__init__()
+        self.top, self.bottom, self.left, self.right = top, bottom, left, right
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2], x.shape[-1]
+        return x[..., self.top:h - self.bottom, self.left:w - self.right]
+
+    def extra_repr(self) -> str:
+        return f"top={self.top}, bottom={self.bottom}, left={self.left}, right={self.right}"
