@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from archcalc.algebra import Ops, Params
@@ -39,7 +38,6 @@ FUNCTIONS = (*INPLACE, "softmax")
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class Activation(NoParameters, ShapeKeeping, Kind):
     fn: str = "relu"
 
@@ -74,7 +72,6 @@ class Activation(NoParameters, ShapeKeeping, Kind):
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class PReLU(ShapeKeeping, Kind):
     """``nn.PReLU``: max(0, x) + a * min(0, x) with learnt slopes ``a``: one shared slope by
     default (torch's num_parameters=1), or one per channel with ``per-channel=true``

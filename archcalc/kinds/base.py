@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from dataclasses import MISSING, FrozenInstanceError, dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
 
 from archcalc.algebra import RF, Ops, Params
 from archcalc.errors import Loc, SpecError
@@ -154,10 +154,29 @@ class Kind(ABC):
         """The layer sequences a container holds; a leaf holds none."""
         return ()
 
-    # -- value semantics ---------------------------------------------------------------------
-    # Kinds are ``@dataclass(frozen=True, eq=False, repr=False)``: equality, hashing and repr
-    # are written once here, not generated per class, because generating them for every
-    # kind cost a fifth of ``archcalc vgg19 --table``'s start-up (benchmarks/bench_analysis.py).
+    # -- value semantics: a frozen dataclass, written once (see register) -------------------
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        names, defaults = _field_names(type(self)), _defaults(type(self))
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__} takes {len(names)} arguments, "
+                            f"not {len(args)}")
+        values = dict(zip(names, args, strict=False))
+        for name, value in kwargs.items():
+            if name not in names or name in values:
+                raise TypeError(f"{type(self).__name__}: unexpected or repeated argument "
+                                f"{name!r}")
+            values[name] = value
+        for name in names:
+            if name not in values and name not in defaults:
+                raise TypeError(f"{type(self).__name__} needs the argument {name!r}")
+            object.__setattr__(self, name, values.get(name, defaults.get(name)))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}: layers are immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}: layers are immutable")
+
     def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in _field_names(type(self)))
 
@@ -165,7 +184,17 @@ class Kind(ABC):
         return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
-        return hash((type(self), self._values()))
+        """Computed once: layers are cache keys (the walker meets each many times)."""
+        found = self.__dict__.get("_hash")
+        if found is None:
+            found = hash((type(self), self._values()))
+            object.__setattr__(self, "_hash", found)
+        return found
+
+    def __getstate__(self) -> dict[str, object]:
+        """Copies and pickles leave the cached hash behind: string hashes differ between
+        processes."""
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{n}={getattr(self, n)!r}" for n in _field_names(type(self)))
@@ -173,16 +202,23 @@ class Kind(ABC):
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_DEFAULTS: dict[type, dict[str, object]] = {}
 
 
 def _field_names(cls: type) -> tuple[str, ...]:
     """A kind's dataclass fields in order (ClassVars left out), looked up once per class."""
     names = _FIELD_NAMES.get(cls)
     if names is None:
-        from dataclasses import fields
-
         names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
     return names
+
+
+def _defaults(cls: type) -> dict[str, object]:
+    found = _DEFAULTS.get(cls)
+    if found is None:
+        found = _DEFAULTS[cls] = {f.name: f.default for f in fields(cls)  # type: ignore[arg-type]
+                                  if f.default is not MISSING}
+    return found
 
 
 class NoParameters:
@@ -261,12 +297,17 @@ K = TypeVar("K", bound=type[Kind])
 REGISTRY: dict[str, type[Kind]] = {}
 
 
+@dataclass_transform(eq_default=True, frozen_default=True)
 def register(cls: K) -> K:
-    """Add a kind to the registry (in definition order: the parser tries them in turn)."""
+    """Make ``cls`` a frozen dataclass of its annotated fields and add it to the registry (in
+    definition order: the parser tries the kinds in turn). Kind itself supplies __init__,
+    equality, hashing, repr and immutability, so the dataclass machinery generates no code
+    per kind: generating it cost a fifth of ``archcalc vgg19 --table``'s start-up."""
     if cls.kind in REGISTRY:
         raise AssertionError(f"layer kind {cls.kind!r} registered twice")
-    REGISTRY[cls.kind] = cls
-    return cls
+    made = dataclass(init=False, eq=False, repr=False)(cls)
+    REGISTRY[cls.kind] = made
+    return made
 
 
 # -- helpers the families share -----------------------------------------------------------

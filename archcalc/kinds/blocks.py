@@ -9,7 +9,6 @@ import math
 import re
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from archcalc.algebra import RF, Ops, fmt_shape
@@ -49,7 +48,6 @@ def seq_subsampling(seq: Seq) -> Pair | None:
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class Concat(Block):
     """Parallel branches on the same input, joined along channels (an empty branch is the
     identity: DenseNet's dense layers)."""
@@ -108,7 +106,6 @@ def _concat_shape(shapes: list[Shape], loc: Loc) -> Shape:
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class Residual(Block):
     """``body(x) + shortcut(x)``. Shortcut: identity, A (zero-pad), B (projection where the
     shape changes), C (projection always), D (ResNet-D, He et al. 2019 "Bag of Tricks":
@@ -220,7 +217,6 @@ class Residual(Block):
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class ZeroPadShortcut(NoParameters, Kind):
     """He et al. option A: subsample by ``stride`` and pad the new channels with zeros
     ((Cout-Cin)//2 in front). Made by ``residual shortcut=A``, never written."""
@@ -261,7 +257,6 @@ class ZeroPadShortcut(NoParameters, Kind):
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class Gate(Block):
     """``x * body(x)``: squeeze-and-excitation (Hu et al. 2018) as in SE-ResNet, MobileNetV3,
     EfficientNet and RegNetY, when the body is ``gap; conv1-r; relu; conv1-C; sigmoid``. The
@@ -362,7 +357,6 @@ def gate_field(rf: RF, body_rf: RF, shape: Shape, body_out: Shape) -> RF | None:
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class Split(Block):
     """ShuffleNetV2's channel split (Ma et al. 2018, Fig. 3c): the input's channels cut into
     as many equal, consecutive shares as there are branches (torch.chunk along channels; a
@@ -421,7 +415,6 @@ class Split(Block):
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class ChannelShuffle(NoParameters, Kind):
     """ShuffleNet's channel shuffle (Zhang et al. 2018; ShuffleNetV2 after each unit's
     concat): channels viewed as (groups, C/groups), transposed, flattened, so channel

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from archcalc.algebra import RF, Ops, Params
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class Conv(Kind):
     """A 2-D convolution. ``padding`` is the top and left padding; ``pad_end`` the bottom and
     right where they differ (None: symmetric, as torch's ``padding=(p, q)``); ``tf_same``:
@@ -183,7 +182,6 @@ class Conv(Kind):
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class DepthwiseConv(Conv):
     """``dwconv3``: one filter per input channel (groups = input channels), as Keras'
     DepthwiseConv2D(kernel_size, depth_multiplier) and torch's Conv2d(C, m*C, k, groups=C)

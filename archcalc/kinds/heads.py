@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from archcalc.algebra import RF, Ops
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class Head(Block):
     """The body runs on x and its result is an output of the model; the main path goes on
     from x unchanged. The block's own row marks where the head leaves the main path (no

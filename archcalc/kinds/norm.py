@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from archcalc.algebra import RF, Ops, Params
@@ -33,7 +32,6 @@ LRN_FIXED_FLOPS = 3  # scale and offset the sum, raise to beta, divide
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class BatchNorm(ShapeKeeping, Kind):
     """Per-channel scale and shift (``affine``) and running mean and variance (buffers)."""
 
@@ -83,7 +81,6 @@ class BatchNorm(ShapeKeeping, Kind):
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class LRN(NoParameters, Kind):
     """Local response normalisation across channels; ``alpha`` multiplies the plain sum of
     squares, as the paper writes it."""
@@ -196,7 +193,6 @@ def _symbol_values(in_shape: Shape) -> dict:
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class LayerNorm(_SampleNorm):
     """Normalise each position over its C channels (ConvNeXt's LayerNorm on (C, H, W),
     torchvision's ``LayerNorm2d``), or a vector over its N features (``nn.LayerNorm(N)``).
@@ -229,7 +225,6 @@ class LayerNorm(_SampleNorm):
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class GroupNorm(_SampleNorm):
     """``nn.GroupNorm(groups, C)``: statistics over each group of C/groups channels and the
     whole map; ``affine``: C scales and C shifts. ``groups`` is required (torch has no
@@ -277,7 +272,6 @@ class GroupNorm(_SampleNorm):
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class InstanceNorm(_SampleNorm):
     """``nn.InstanceNorm2d``: each channel of each sample over its H x W map. As in torch,
     ``affine`` is off by default and no running statistics are kept (track_running_stats
@@ -309,7 +303,6 @@ class InstanceNorm(_SampleNorm):
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class LayerScale(ShapeKeeping, Kind):
     """ConvNeXt's layer scale: ``x * gamma`` with one learnt factor per channel (C weights,
     no bias), the last layer of each block's residual body. ``init`` (ConvNeXt: 1e-6) sets

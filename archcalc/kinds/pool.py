@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import math
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from archcalc.algebra import RF, Ops
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class Pool(NoParameters, Kind):
     op: Literal["max", "avg"]
     kernel: Pair = (2, 2)
@@ -114,7 +112,6 @@ _GLOBAL = {"gap": "avg", "globalavgpool": "avg", "globalmaxpool": "max", "gmp": 
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class GlobalPool(NoParameters, Kind):
     """Adaptive pooling to 1x1, as torch's AdaptiveAvgPool2d(1); output stays (C, 1, 1)."""
 
@@ -193,7 +190,6 @@ _ADAPTIVE = r"(?:adaptive(avg|max)pool|a(a|m)p)([0-9]+(?:x[0-9]+)?)"
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class AdaptivePool(NoParameters, Kind):
     """Adaptive pooling to a fixed HxW, as torch's AdaptiveAvgPool2d((H, W)) /
     AdaptiveMaxPool2d: output window i spans input rows floor(i*In/Out) to

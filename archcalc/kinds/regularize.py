@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from archcalc.algebra import Ops
@@ -18,7 +17,6 @@ if TYPE_CHECKING:
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class Dropout(NoParameters, ShapeKeeping, Kind):
     p: float = 0.5
 
@@ -58,7 +56,6 @@ class Dropout(NoParameters, ShapeKeeping, Kind):
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class StochasticDepth(NoParameters, ShapeKeeping, Kind):
     """torchvision's ``StochasticDepth(p, mode)`` (Huang et al. 2016; timm's DropPath): in
     training, a sample's whole input (``mode=row``, the default) or the batch's

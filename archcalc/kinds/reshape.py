@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from archcalc.algebra import RF, Ops
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class Flatten(NoParameters, Kind):
     """(C, H, W) -> (C*H*W,): a view, no new tensor."""
 

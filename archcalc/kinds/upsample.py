@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from archcalc.algebra import RF, Ops, Params
@@ -42,7 +41,6 @@ Mode = Literal["nearest", "bilinear"]
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class Upsample(NoParameters, Kind):
     """Upsampling by whole factors, as torch's nn.Upsample(scale_factor, mode,
     align_corners=False) and Keras' UpSampling2D: (C, H, W) -> (C, sH*H, sW*W).
@@ -116,7 +114,6 @@ class Upsample(NoParameters, Kind):
 
 
 @register
-@dataclass(frozen=True, eq=False, repr=False)
 class ConvTranspose(Kind):
     """A transposed convolution, as torch's nn.ConvTranspose2d: each input unit scatters a
     kh x kw x (Cout/g) block of products into the output, so
