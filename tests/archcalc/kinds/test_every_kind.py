@@ -40,6 +40,9 @@ EXAMPLES: dict[str, str] = {
     # 9 -> 3 and 8 -> 7, then 3 -> 2 and 7 -> 3: windows that slide, so the RF is probed
     "adaptivepool": "input 9x8x4\nadaptiveavgpool3x7; amp2x3; conv1-2",
     "pad": "input 7x7x3\npad t=0 b=1 l=2 r=0; conv3-4 s=2 p=0; pad1; conv4-2 p=same",
+    # 10x9 -> 8x7 -> 7x5, then the U-Net's copy and crop beside an unpadded conv: 5x3 each
+    "crop": "input 10x9x4\nconv3-6 p=0; crop t=1 b=0 l=0 r=2\n"
+            "concat { branch { crop1 } branch { conv3-2 p=0 } }",
     "dwconv": "input 9x9x4\ndwconv3 s=2; dwconv3 m=2 bias=false; dwconv2-16 p=same",
     # no receptive field after an enlarging layer: those rows are not probed
     "upsample": "input 4x5x3\nupsample1; conv3-4; upsample2; upsample s=2x3 mode=bilinear",
@@ -97,3 +100,15 @@ def test_every_written_kind_is_in_the_grammar() -> None:
                for c in REGISTRY.values() if c.notation is None)
     assert all(line.strip() for line in lines)
     assert archcalc.spec.__doc__ is not None and lines[0].split()[0] in archcalc.spec.__doc__
+
+
+def test_no_word_names_two_kinds() -> None:
+    """The parser takes the first kind whose notation matches a word, in import order; no
+    word of any kind's grammar line may match two kinds, so that order never decides."""
+    words = {w.strip("(),;") for line in grammar() for w in line.split()}
+    for word in sorted(w for w in words if w):
+        matching = [c.kind for c in REGISTRY.values()
+                    if c.notation is not None and c.notation.match(word)]
+        assert len(matching) <= 1, (word, matching)
+    assert any(c.notation is not None and c.notation.match("conv3-64")
+               for c in REGISTRY.values())
