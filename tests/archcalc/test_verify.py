@@ -58,6 +58,14 @@ SMALL_INPUTS = {
     # in the last stage (convnext: 32 -> 8 -> 4 -> 2 -> 1, the smallest it accepts at all)
     **{n: (3, 32, 32) for n in ("shufflenet-v2", "mobilenet-v3-large", "efficientnet-b0",
                                 "convnext-tiny")},
+    # unet: unpadded 3x3 convs (-4 per pair), four 2x2/2 pools and four 2x2/2 up-convs.
+    # With m the bottom map after its two convs, level 4 is 2m+8 (up-conv 2m, crop 4),
+    # level 3 4m+24 (up-conv 4m-8), level 2 8m+56, level 1 16m+120: every pool halves an
+    # even map and every crop is whole for any input 16m+124. The decoder's convs leave
+    # 2m-4, 4m-12, 8m-28 and 16m-60 (the output); all positive from m = 4 (m = 3 leaves
+    # 4m-12 = 0): 188 -> 184, 88, 40, 16, 4 at the bottom; 8 -> 4 at each level up; 4x4x2
+    # out (572 = 16*28 + 124 -> 388)
+    "unet": (1, 188, 188),
     # googlenet keeps 224: its avgpool7 needs a 7x7 map after the /32 stem.
     # resnet20..110 keep 32 (cheap, and the size the paper's CIFAR models are built for).
 }
