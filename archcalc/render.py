@@ -21,7 +21,8 @@ JSON of the full view (``report_dict``; keys are only ever added, never changed)
      "totals": {"activations", "weights", "biases", "params", "buffers", "macs", "flops"}}
 
 ``totals.activations`` is the input's elements plus the ``activations`` of every layer
-whose ``inplace`` is false; ``rf`` is null for vector-input models.
+whose ``inplace`` is false; ``rf`` is null for vector-input models and from a layer that
+enlarges the map on (the report's warnings say where).
 """
 
 from __future__ import annotations
