@@ -31,9 +31,10 @@ if TYPE_CHECKING:
 NOTES = (
     "buffers: BN running_mean + running_var; torch's num_batches_tracked (one int64 per BN "
     "layer, only used when momentum=None) is deliberately not counted",
-    "RF probe: float64 copy, weights 1/fan_in, biases 0, max pool -> avg pool, activations/"
-    "LRN/dropout -> identity; box of non-zero input gradient vs [start, start+size-1] "
-    "clipped to the input: edges inside the input must match, clipped edges (*) bound",
+    "RF probe: float32 copy, weights 1/fan_in, biases 0, max pool -> avg pool, activations/"
+    "LRN/dropout/BN -> identity, values and gradients reset to 0/1 at every row (nothing "
+    "underflows); box of non-zero input gradient vs [start, start+size-1] clipped to the "
+    "input: edges inside the input must match, clipped edges (*) bound",
 )
 NO_FIELD_NOTE = (
     "RF probe skips rows without a field (-): from an upsampling layer, a strided transposed "
@@ -137,13 +138,15 @@ def verify(graph: Graph, input_shape: Shape | None = None, probe_rf: bool = True
 
     model = build_module(graph, input_shape)
     mult_adds, params = backend.torchinfo_counts(model)
-    checks = [*_shape_checks(reports["full"], backend.output_shapes(model)),
+    shapes, flops = backend.shapes_and_flops(model)
+    checks = [*_shape_checks(reports["full"], shapes),
               *_param_checks(reports["full"], backend.parameter_counts(model), params),
-              *_op_checks(reports, mult_adds, backend.fvcore_count(model),
-                          backend.flopcounter_flops(model))]
+              *_op_checks(reports, mult_adds, backend.fvcore_count(model), flops)]
     notes = NOTES
     if probe_rf:
-        checks += _rf_checks(reports["full"], backend.probe_fields(model))
+        probed = {r.path for r in reports["full"].rows
+                  if r.rf is not None and len(r.out_shape) == 3}  # those _rf_checks reads
+        checks += _rf_checks(reports["full"], backend.probe_fields(model, probed))
         full = reports["full"]
         if len(full.input_shape) == 3 and any(r.rf is None for r in full.rows):
             notes += (NO_FIELD_NOTE,)

@@ -7,11 +7,13 @@ carries (:data:`~archcalc.backends.torch.PATH_ATTR`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -32,19 +34,28 @@ class ToolCount:
 
 def output_shapes(model: Net) -> dict[str, Shape]:
     """Per-sample output shape of every tagged module, from forward hooks."""
+    return shapes_and_flops(model, count_flops=False)[0]
+
+
+def shapes_and_flops(model: Net, count_flops: bool = True) -> tuple[dict[str, Shape], int]:
+    """:func:`output_shapes` and :func:`flopcounter_flops` from one eval forward: the hooks
+    only read shapes, so FlopCounterMode counts the same ops as without them."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     shapes: dict[str, Shape] = {}
 
     def hook(path: str) -> Callable:
         return lambda _m, _i, out: shapes.__setitem__(path, tuple(out.shape[1:]))
 
+    counter = FlopCounterMode(display=False)
     handles = [m.register_forward_hook(hook(p)) for p, m in modules_by_path(model).items()]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), counter if count_flops else contextlib.nullcontext():
             model.eval()(model.example())
     finally:
         for handle in handles:
             handle.remove()
-    return shapes
+    return shapes, int(counter.get_total_flops())
 
 
 def parameter_counts(model: nn.Module) -> tuple[int, int]:
@@ -85,34 +96,37 @@ def fvcore_count(model: Net) -> ToolCount:
 
 def flopcounter_flops(model: Net) -> int:
     """torch.utils.flop_counter's total for one eval forward."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model.eval()(model.example())
-    return int(counter.get_total_flops())
+    return shapes_and_flops(model)[1]
 
 
 # -- receptive-field probe --------------------------------------------------------------
-def probe_copy(model: Net) -> Net:
-    """A float64 copy whose input gradients mark receptive fields: it is linear with positive
-    weights (1/fan_in, BN with identity statistics), so no path cancels. Max pooling becomes
-    average pooling of the same geometry (max routes the gradient to one input); activations,
-    LRN and dropout become the identity (pointwise or channel-wise: the field is unchanged,
-    and a channel softmax sums to a constant whose gradient is zero)."""
-    probe = copy.deepcopy(model).double().eval()
+def probe_copy(model: Net, dtype: torch.dtype = torch.float32) -> Net:
+    """A copy whose input gradients mark receptive fields: it is linear with positive weights
+    (1/fan_in, biases 0), so no path cancels. Max pooling becomes average pooling of the same
+    geometry (max routes the gradient to one input); activations, LRN, dropout and batch norm
+    become the identity (pointwise or channel-wise: the field is unchanged, and a channel
+    softmax sums to a constant whose gradient is zero). An identity returns its input tensor,
+    so a conv, its BN and its activation share one output and one probe.
+
+    float32 suffices for :func:`probe_fields`, which resets values and gradients to 0/1 at
+    every row's output: between two resets nothing can underflow, however deep the network."""
+    probe = copy.deepcopy(model).to(dtype).eval()
     _swap_for_probe(probe)
+    _swap_for_probe(probe, _norm_to_identity)
     with torch.no_grad():
         for m in probe.modules():
             if isinstance(m, nn.Conv2d | nn.Linear):
                 m.weight.fill_(1.0 / m.weight[0].numel())
                 if m.bias is not None:
                     m.bias.zero_()
-            elif isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
-                m.reset_parameters()  # mean 0, variance 1, weight 1, bias 0
     for p in probe.parameters():
         p.requires_grad_(False)
     return probe
+
+
+def _norm_to_identity(m: nn.Module) -> nn.Module:
+    """Batch norm in eval mode scales each channel: the field is unchanged."""
+    return nn.Identity() if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d) else m
 
 
 def _probe_module(m: nn.Module) -> nn.Module:
@@ -126,42 +140,153 @@ def _probe_module(m: nn.Module) -> nn.Module:
     return m if type(new) is type(m) else new
 
 
-def _swap_for_probe(parent: nn.Module) -> None:
+def _swap_for_probe(parent: nn.Module,
+                    replace: Callable[[nn.Module], nn.Module] = _probe_module) -> None:
     for name, child in parent.named_children():
-        new = _probe_module(child)
+        new = replace(child)
         if new is child:
-            _swap_for_probe(child)
+            _swap_for_probe(child, replace)
             continue
         if hasattr(child, PATH_ATTR):
             setattr(new, PATH_ATTR, getattr(child, PATH_ATTR))
         setattr(parent, name, new)
 
 
-def probe_fields(model: Net) -> dict[str, tuple[Box | None, Box | None]]:
+def probe_fields(model: Net, paths: Collection[str] | None = None
+                 ) -> dict[str, tuple[Box | None, Box | None]]:
     """Row path -> bounding boxes of the input pixels that reach the first (0, 0) and the
-    last (H-1, W-1) output unit, channels summed, for every row with a (C, H, W) output.
-    One forward; sample 0 probes the first unit and sample 1 the last, so one backward per
-    row (BN is in eval mode: samples are independent)."""
-    probe = probe_copy(model)
-    outputs: dict[str, torch.Tensor] = {}
+    last (H-1, W-1) output unit, channels summed, for every row with a (C, H, W) output, or
+    for those of them in ``paths``; the probe then leaves out the top-level modules after
+    the last of them (VGG's classifier: 120M weights; U-Net's expansive path).
 
-    def hook(path: str) -> Callable:
-        return lambda _m, _i, out: outputs.__setitem__(path, out) if out.dim() == 4 else None
+    One forward of two samples (eval mode: samples are independent); sample 0 probes the
+    first unit and sample 1 the last, so one backward per distinct row output. Each backward
+    stops at the input of the row's top-level module (a cut: every path from the input passes
+    through it); from there, :class:`_Descent` carries the 0/1 gradient down one top-level
+    module at a time and reuses the field of a gradient it has seen at that cut before."""
+    probe = probe_copy(model if paths is None else _prefix(model, set(paths)))
+    x = torch.ones((2, *model.input_shape))
+    if x.dim() == 4:  # oneDNN's fast kernels (depthwise convs above all) want channels-last
+        probe, x = probe.to(memory_format=torch.channels_last), x.contiguous(
+            memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    rows, cuts = _probe_forward(probe, x, None if paths is None else set(paths))
+    descent = _Descent(cuts)
+    wanted = {p: row for p, row in rows.items() if paths is None or p in paths}
+    found: dict[int, tuple[Box | None, Box | None]] = {}
+    for out, below in wanted.values():
+        if id(out) not in found:  # an identity's output is its input: same field
+            unit = out[0, :, 0, 0].sum() + out[1, :, -1, -1].sum()
+            (grad,) = torch.autograd.grad(unit, cuts[below], retain_graph=True)
+            found[id(out)] = descent.fields(below, grad.sign())
+    return {path: found[id(out)] for path, (out, _) in wanted.items()}
 
-    handles = [m.register_forward_hook(hook(p)) for p, m in modules_by_path(probe).items()]
-    x = torch.ones((2, *model.input_shape), dtype=torch.float64, requires_grad=True)
+
+def _prefix(model: Net, paths: set[str]) -> Net:
+    """The top-level modules up to the last that holds a row in ``paths``."""
+    children = list(model.named_children())
+    keep = 0
+    for i, (_, child) in enumerate(children):
+        if any(getattr(m, PATH_ATTR, None) in paths for m in child.modules()):
+            keep = i + 1
+    return Net(model.input_shape, children[:keep])
+
+
+def _probe_forward(probe: Net, x: torch.Tensor, paths: set[str] | None
+                   ) -> tuple[dict[str, tuple[torch.Tensor, int]], list[torch.Tensor]]:
+    """One forward with hooks, stopped once every row in ``paths`` has run: row path -> (its
+    (N, C, H, W) output, index of the cut below it), and the cuts: ``x`` and each distinct
+    output of a top-level module, in order. Every row's output passes through
+    :class:`_Support`."""
+    rows: dict[str, tuple[torch.Tensor, int]] = {}
+    cuts, reset = [x], {id(x): x}  # the tensors too: a freed tensor's id can come back
+    pending = None if paths is None else set(paths)
+
+    def row_hook(path: str) -> Callable:
+        def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> torch.Tensor | None:
+            new = None
+            if out.requires_grad and id(out) not in reset:  # an identity passes it on
+                out = new = _Support.apply(out)
+                reset[id(out)] = out
+            if out.dim() == 4:
+                rows[path] = (out, len(cuts) - 1)
+            if pending is not None:
+                pending.discard(path)
+                if not pending:
+                    raise _Done
+            return new
+        return hook
+
+    def cut_hook(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
+        if out is not cuts[-1] and out.requires_grad:
+            cuts.append(out)
+
+    # row hooks first: they replace outputs, and a top-level row's cut below is its input
+    handles = [m.register_forward_hook(row_hook(p)) for p, m in modules_by_path(probe).items()]
+    handles += [m.register_forward_hook(cut_hook) for m in probe.children()]
     try:
         probe(x)
+    except _Done:
+        pass  # the rest of the network reaches no probed row
     finally:
         for handle in handles:
             handle.remove()
-    found: dict[int, tuple[Box | None, Box | None]] = {}
-    for out in outputs.values():
-        if id(out) not in found:  # an identity's output is its input: same field
-            unit = out[0, :, 0, 0].sum() + out[1, :, -1, -1].sum()
-            (grad,) = torch.autograd.grad(unit, x, retain_graph=True)
-            found[id(out)] = (_box(grad[0]), _box(grad[1]))
-    return {path: found[id(out)] for path, out in outputs.items()}
+    return rows, cuts
+
+
+class _Done(Exception):
+    """Raised by a forward hook when every probed row has run."""
+
+
+class _Support(torch.autograd.Function):
+    """Values and gradients to 0/1 (all are >= 0 in the probe): only where they are non-zero
+    matters, and a value that is 0 or 1 at every row cannot underflow between rows. Linear
+    layers' gradients do not depend on the values; a gate's product does, on their support
+    only."""
+
+    @staticmethod
+    def forward(ctx: object, x: torch.Tensor) -> torch.Tensor:
+        return x.sign()
+
+    @staticmethod
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
+        return grad.sign()
+
+
+class _Descent:
+    """Fields of 0/1 gradients at the cuts, memoised per cut. The field of a gradient at cut
+    k depends on nothing but that gradient (every path to the input passes through the cut),
+    so a gradient seen before at a cut has the field found then: deep rows whose fields cover
+    a cut, and 1x1 convs (the field of their input), stop early instead of running back
+    through the whole network."""
+
+    def __init__(self, cuts: list[torch.Tensor]) -> None:
+        self.cuts = cuts
+        self.seen: list[dict[bytes, tuple[Box | None, Box | None]]] = [{} for _ in cuts]
+
+    def fields(self, k: int, grad: torch.Tensor) -> tuple[Box | None, Box | None]:
+        """Boxes of samples 0 and 1 for the 0/1 gradient ``grad`` at cut ``k``."""
+        visited = []
+        while k > 0:
+            key = _key(grad)
+            if key in self.seen[k]:
+                result = self.seen[k][key]
+                break
+            visited.append((k, key))
+            (grad,) = torch.autograd.grad(self.cuts[k], self.cuts[k - 1], grad,
+                                          retain_graph=True)
+            grad, k = grad.sign(), k - 1
+        else:
+            result = (_box(grad[0]), _box(grad[1]))
+        for cut, key in visited:
+            self.seen[cut][key] = result
+        return result
+
+
+def _key(grad: torch.Tensor) -> bytes:
+    """A gradient's support, one bit per element: a dict compares keys in full, so equal
+    keys are equal supports."""
+    return np.packbits(grad.ne(0).numpy()).tobytes()
 
 
 def _box(grad: torch.Tensor) -> Box | None:

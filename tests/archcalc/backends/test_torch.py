@@ -12,6 +12,7 @@ nn = torch.nn
 
 import archcalc  # noqa: E402
 from archcalc.backends.measure import (  # noqa: E402
+    _box,
     output_shapes,
     parameter_counts,
     probe_copy,
@@ -138,17 +139,18 @@ def test_lrn_uses_the_papers_alpha() -> None:
 
 def test_probe_copy_is_positive_linear_and_leaves_the_model_alone() -> None:
     graph = archcalc.parse("input 9x9x2\nconv3-4; relu; lrn; maxpool; dropout; "
-                           "globalmaxpool; flatten; FC-3")
+                           "globalmaxpool; flatten; FC-3; bn")
     model = build_module(graph)
     probe = probe_copy(model)
     kinds = {p: type(m) for p, m in modules_by_path(probe).items()}
     assert kinds == {"1": nn.Conv2d, "2": nn.Identity, "3": nn.Identity, "4": nn.AvgPool2d,
                      "5": nn.Identity, "6": nn.AdaptiveAvgPool2d, "7": nn.Flatten,
-                     "8": FlattenLinear}
+                     "8": FlattenLinear, "9": nn.Identity}
     conv = modules_by_path(probe)["1"]
-    assert conv.weight.dtype == torch.float64 and torch.all(conv.weight == 1 / 18)
+    assert conv.weight.dtype == torch.float32 and torch.all(conv.weight == 1 / 18)
     assert not conv.bias.any() and not any(p.requires_grad for p in probe.parameters())
     assert isinstance(modules_by_path(model)["4"], nn.MaxPool2d)
+    assert isinstance(modules_by_path(model)["9"], nn.BatchNorm1d)
     assert modules_by_path(model)["1"].weight.dtype == torch.float32
 
 
@@ -159,3 +161,60 @@ def test_probe_fields_match_a_hand_computed_case() -> None:
     fields = probe_fields(model)
     assert fields["1"] == (((0, 1), (0, 1)), ((4, 5), (4, 5)))
     assert fields["2"] == (((0, 2), (0, 2)), ((3, 5), (3, 5)))
+
+
+def test_probe_fields_of_some_rows_leave_out_the_rest() -> None:
+    model = build_module(archcalc.parse("input 6x6x1\nconv3-2; maxpool; conv1-2; FC-3; bn"))
+    every = probe_fields(model)
+    assert set(every) == {"1", "2", "3"}
+    assert probe_fields(model, {"2"}) == {"2": every["2"]}
+    assert probe_fields(model, {"5"}) == {}  # a vector row has no field to probe
+
+
+def _fields_per_row_float64(model: nn.Module) -> dict:
+    """The probe as it was: a float64 copy and one backward from each row to the input, no
+    resets, no reuse."""
+    probe = probe_copy(model, torch.float64)
+    outputs = {}
+    handles = [m.register_forward_hook(
+        lambda _m, _i, out, p=p: outputs.__setitem__(p, out) if out.dim() == 4 else None)
+        for p, m in modules_by_path(probe).items()]
+    x = torch.ones((2, *model.input_shape), dtype=torch.float64, requires_grad=True)
+    probe(x)
+    for handle in handles:
+        handle.remove()
+    fields = {}
+    for path, out in outputs.items():
+        unit = out[0, :, 0, 0].sum() + out[1, :, -1, -1].sum()
+        (grad,) = torch.autograd.grad(unit, x, retain_graph=True)
+        fields[path] = (_box(grad[0]), _box(grad[1]))
+    return fields
+
+
+def test_probe_fields_equal_one_float64_backward_per_row() -> None:
+    # many top-level modules (cuts), 1x1 convs and residuals whose fields repeat at a cut,
+    # fields that cover the map, dilation, a concat and a gate (its product uses values)
+    model = build_module(archcalc.parse(
+        "input 23x19x3\nconv3-8 s=2; bn; relu\n"
+        "repeat 3 { residual { conv1-8; bn; relu; conv3-8; bn }; relu }\n"
+        "concat { branch { conv1-4 } branch { maxpool3 s=1 p=1; conv3-4 d=2 p=2 } }\n"
+        "gate { gap; conv1-2; relu; conv1-8; sigmoid }\n"
+        "residual shortcut=B { conv3-16 s=2; bn }; conv1x3-8; conv3-8; gap; FC-3"))
+    assert probe_fields(model) == _fields_per_row_float64(model)
+
+
+def test_probe_fields_do_not_underflow_in_float32() -> None:
+    # 130 conv3 on a 2x2 map: every input pixel reaches unit (0, 0) with weight (4/9)^130
+    # ~ 4e-47, below float32's smallest subnormal, and so small are the values a gate
+    # after them multiplies by
+    chain = "conv3-1 bias=false x130"
+    probe = probe_copy(build_module(archcalc.parse(f"input 2x2x1\n{chain}")))
+    x = torch.ones((1, 1, 2, 2), requires_grad=True)
+    (plain,) = torch.autograd.grad(probe(x)[0, :, 0, 0].sum(), x)
+    assert not plain.any()  # a plain float32 backward underflows
+    # in one top-level module (no cut inside), values and gradients reset to 0/1 at each
+    # row let the probe see what float64 sees
+    model = build_module(archcalc.parse(f"input 2x2x1\nresidual {{ {chain}; gate {{ conv1-1 }} }}"))
+    whole = ((0, 1), (0, 1))
+    fields = probe_fields(model)
+    assert fields["1.1.130"] == fields["1.2"] == (whole, whole)
