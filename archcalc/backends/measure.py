@@ -173,12 +173,14 @@ def probe_fields(model: Net, paths: Collection[str] | None = None
     rows, cuts = _probe_forward(probe, x, None if paths is None else set(paths))
     descent = _Descent(cuts)
     wanted = {p: row for p, row in rows.items() if paths is None or p in paths}
+    at_cut = {id(cut): k for k, cut in enumerate(cuts)}
     found: dict[int, tuple[Box | None, Box | None]] = {}
     for out, below in wanted.values():
         if id(out) not in found:  # an identity's output is its input: same field
+            k = at_cut.get(id(out), below)  # a top-level row starts at its own cut
             unit = out[0, :, 0, 0].sum() + out[1, :, -1, -1].sum()
-            (grad,) = torch.autograd.grad(unit, cuts[below], retain_graph=True)
-            found[id(out)] = descent.fields(below, grad.sign())
+            (grad,) = torch.autograd.grad(unit, cuts[k], retain_graph=True)
+            found[id(out)] = descent.fields(k, grad.sign())
     return {path: found[id(out)] for path, (out, _) in wanted.items()}
 
 
