@@ -12,9 +12,10 @@ is; the swap costs nothing next to the backward passes). Every run checks that t
 the new code give the same checks: names, rows, expected and measured values, results.
 
 Seconds (wall and CPU of the process) are the median of interleaved repeats of the whole
-``verify`` call (building the module included);
-peak memory (``--memory``) is the peak RSS of a fresh process per run while ``verify``
-runs, beside its RSS before (torch, torchinfo and fvcore imported, the graph parsed).
+``verify`` call (building the module included). Peak memory (``--memory``) is the peak RSS
+of a fresh process per run while ``verify`` runs, beside its RSS before (torch, torchinfo
+and fvcore imported, the graph parsed). With other work on the machine, ``--threads 1``
+gives steadier numbers: two OpenMP threads wait for each other when one loses its core.
 
 Run: ``.venv/bin/python benchmarks/bench_verify.py [--repeat 3] [--memory] [MODEL ...]``
 (no MODEL: the MobileNetV2 spec below and every zoo model; the old code takes minutes on
