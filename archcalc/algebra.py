@@ -5,8 +5,9 @@ receptive fields, and how they combine. The rules themselves live with their kin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from archcalc.records import Record
 
 if TYPE_CHECKING:
     from fractions import Fraction
@@ -15,8 +16,7 @@ Pair = tuple[int, int]
 Shape = tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class Params:
+class Params(Record):
     """Parameter counts: trainable weights and biases, and non-trainable buffers."""
 
     weights: int = 0
@@ -32,8 +32,7 @@ class Params:
                       self.buffers + other.buffers)
 
 
-@dataclass(frozen=True)
-class Ops:
+class Ops(Record):
     """What a layer computes for one sample, by category; conventions weigh the categories."""
 
     macs: int = 0  # multiply-accumulates of conv and linear layers
@@ -66,8 +65,7 @@ class Ops:
                 self.tconv_positions, self.resize, self.interp)
 
 
-@dataclass(frozen=True)
-class RF:
+class RF(Record):
     """Receptive field per axis (H, W) in the form of Araujo et al. 2019: size, effective
     stride, and the input coordinate where the first output unit's field starts
     (``-start`` is the effective padding)."""

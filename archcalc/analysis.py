@@ -12,10 +12,10 @@ from archcalc.conventions import Convention, get_convention
 from archcalc.errors import Loc, UsageError
 from archcalc.kinds.base import Block, Kind, WeightFormula
 from archcalc.layers import Graph, Node, Seq, Shape
+from archcalc.records import Record
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(Record):
     path: str
     label: str
     kind: str
@@ -41,8 +41,7 @@ class Row:
         return math.prod(self.out_shape)
 
 
-@dataclass(frozen=True)
-class Totals:
+class Totals(Record):
     activations: int
     weights: int
     biases: int
@@ -52,8 +51,7 @@ class Totals:
     flops: int
 
 
-@dataclass(frozen=True)
-class Memory:
+class Memory(Record):
     """Bytes, with the layers each part includes spelled out by ``explain``."""
 
     batch: int
@@ -69,8 +67,7 @@ class Memory:
         return self.weights + self.buffers + self.gradients + self.optimizer + self.activations
 
 
-@dataclass(frozen=True)
-class Report:
+class Report(Record):
     model: str
     source: str
     input_shape: Shape
@@ -129,8 +126,7 @@ def _totals(rows: Sequence[Row], input_elements: int) -> Totals:
     )
 
 
-@dataclass(frozen=True)
-class _Derived:
+class _Derived(Record):
     """What a leaf layer's row holds that depends only on the layer and its input shape."""
 
     out: Shape

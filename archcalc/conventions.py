@@ -7,14 +7,13 @@ Each preset here reproduces one tool exactly; ``full`` counts everything and say
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from archcalc.algebra import Ops
 from archcalc.errors import UsageError
+from archcalc.records import Record
 
 
-@dataclass(frozen=True)
-class Convention:
+class Convention(Record):
     name: str
     summary: str  # one line for table footers
     macs: Callable[[Ops], int]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from archcalc.records import Record
 
 
-@dataclass(frozen=True)
-class Loc:
+class Loc(Record):
     """Where something was written: file, 1-based line and column, and that line's text."""
 
     file: str

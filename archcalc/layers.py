@@ -6,10 +6,10 @@ The layer kinds themselves, with their rules, are in :mod:`archcalc.kinds`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from archcalc.errors import Loc
+from archcalc.records import Record
 
 if TYPE_CHECKING:
     from archcalc.kinds.base import Kind
@@ -18,8 +18,7 @@ Pair = tuple[int, int]
 Shape = tuple[int, ...]  # (C, H, W) for feature maps, (N,) for vectors
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(Record):
     """One layer as written: ``path`` is unique in the graph, ``label`` is the notation
     (name and options as written, parameters substituted), ``options`` its OPTION=VALUE
     words alone; ``title`` replaces the kind's homework-table name (a shortcut's layers)."""
@@ -35,8 +34,7 @@ class Node:
 Seq = tuple[Node, ...]
 
 
-@dataclass(frozen=True)
-class Graph:
+class Graph(Record):
     name: str
     input_shape: Shape
     body: Seq

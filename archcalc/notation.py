@@ -7,10 +7,10 @@ or a count explode.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from archcalc.errors import SpecError
+from archcalc.records import Record
 
 Pair = tuple[int, int]
 
@@ -85,8 +85,7 @@ class Fail(Protocol):
     def __call__(self, tok: Token | None, message: str, offset: int = 0) -> SpecError: ...
 
 
-@dataclass(frozen=True)
-class RawOption:
+class RawOption(Record):
     """One OPTION=VALUE as written; ``offset`` is where the value starts in ``tok``."""
 
     key: str

@@ -8,21 +8,19 @@ to import).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import sympy as sp
 
 from archcalc.algebra import fmt_shape
 from archcalc.errors import UsageError
 from archcalc.kinds.base import Block
 from archcalc.layers import Shape
+from archcalc.records import Record
 from archcalc.spec import parse
 
 N, F, S, D = sp.symbols("N F S D", positive=True, integer=True)
 
 
-@dataclass(frozen=True)
-class RFDerivation:
+class RFDerivation(Record):
     """How a stack of identical convolutions grows its receptive field."""
 
     layers: int
@@ -65,15 +63,13 @@ def rf_stack(layers: int, kernel: int, stride: int = 1, dilation: int = 1) -> RF
     return RFDerivation(layers, kernel, stride, dilation, recurrence, closed, value)
 
 
-@dataclass(frozen=True)
-class FormulaLine:
+class FormulaLine(Record):
     name: str
     formula: sp.Expr
     value: int
 
 
-@dataclass(frozen=True)
-class LayerFormulas:
+class LayerFormulas(Record):
     label: str
     in_shape: Shape
     out_shape: Shape

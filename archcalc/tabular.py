@@ -11,8 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
+
+from archcalc.records import Record
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -22,20 +23,18 @@ Cell = str | int
 Align = Literal["left", "right", "center"]
 
 
-@dataclass(frozen=True)
-class Column:
+class Column(Record):
     name: str
     align: Align = "right"
 
 
-@dataclass(frozen=True)
-class Table:
+class Table(Record):
     title: str
     columns: tuple[Column, ...]
     rows: tuple[tuple[Cell, ...], ...]
     total: tuple[Cell, ...] | None = None
-    footer: tuple[str, ...] = field(default=())
-    warnings: tuple[str, ...] = field(default=())  # every format carries these
+    footer: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # every format carries these
 
     @property
     def notes(self) -> tuple[str, ...]:

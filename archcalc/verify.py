@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,7 @@ from archcalc.algebra import RF, fmt_shape
 from archcalc.analysis import Report, Row, analyze
 from archcalc.errors import VerifyUnavailable
 from archcalc.layers import Graph, Shape
+from archcalc.records import Record
 from archcalc.zoo import load
 
 if TYPE_CHECKING:
@@ -42,8 +42,7 @@ NO_FIELD_NOTE = (
     "window of the input, so archcalc states none (see the report's warnings)")
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(Record):
     """One comparison; ``path`` is the report row, or "" for the whole model."""
 
     name: str
@@ -57,8 +56,7 @@ def _check(name: str, path: str, expected: object, actual: object) -> Check:
     return Check(name, path, expected, actual, expected == actual)
 
 
-@dataclass(frozen=True)
-class VerifyReport:
+class VerifyReport(Record):
     """Every check of one model at one input size; ``ok`` when all of them pass."""
 
     model: str
@@ -210,8 +208,7 @@ def _rf_checks(report: Report, fields: dict[str, tuple[Box | None, Box | None]]
     return checks
 
 
-@dataclass(frozen=True)
-class ExpectedField:
+class ExpectedField(Record):
     """One unit's algebraic field [start, start+size-1] per axis, clipped to the input.
 
     An edge inside the input is exact: the corner taps of every layer reach it. A clipped

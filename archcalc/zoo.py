@@ -7,20 +7,20 @@ A spec may declare ``variant NAME K=V ...`` lines; each variant is a zoo name of
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
 from archcalc.errors import SpecError, UnknownModelError
 from archcalc.layers import Graph
+from archcalc.records import Record
 from archcalc.spec import parse_file
 
 ZOO_DIR = Path(__file__).parent / "zoo"
 _HEADER = re.compile(r"^\s*(model|variant|source)\s+(.*?)\s*(?:#.*)?$", re.M)
 
 
-@dataclass(frozen=True)
-class ZooEntry:
+class ZooEntry(Record):
     name: str
     file: Path
     overrides: tuple[tuple[str, int], ...]

@@ -17,12 +17,12 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import MISSING, FrozenInstanceError, dataclass, fields
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from archcalc.algebra import RF, Ops, Params
 from archcalc.errors import Loc, SpecError
 from archcalc.notation import Fail, Options
+from archcalc.records import Record
 
 if TYPE_CHECKING:
     from torch import nn
@@ -33,8 +33,7 @@ if TYPE_CHECKING:
 Pair = tuple[int, int]
 
 
-@dataclass(frozen=True)
-class WeightFormula:
+class WeightFormula(Record):
     """A weight count as the homework writes it: groups of factors, e.g. ``(3*3*3)*64`` is
     ((3, 3, 3), (64,)); a single group prints without parentheses (``7*7*512*4096``)."""
 
@@ -55,8 +54,7 @@ class WeightFormula:
                         for g in self.groups)
 
 
-@dataclass(frozen=True)
-class Notation:
+class Notation(Record):
     """How a kind is written: the pattern of its name (matched whole, any case), its options
     (alias -> option name) and one line of grammar for ``archcalc spec --help``."""
 
@@ -65,21 +63,88 @@ class Notation:
     grammar: str
 
     def match(self, word: str) -> re.Match[str] | None:
-        return _compiled(self.pattern).fullmatch(word)
+        compiled = _PATTERNS.get(self.pattern)
+        if compiled is None:
+            if not word.lower().startswith(leading_text(self.pattern)):
+                return None  # cannot match: spare compiling a pattern this run may not need
+            compiled = _PATTERNS[self.pattern] = re.compile(self.pattern, re.I)
+        return compiled.fullmatch(word)
 
 
 _PATTERNS: dict[str, re.Pattern[str]] = {}
+_LEADING: dict[str, tuple[str, ...]] = {}
+_SPECIAL = frozenset("\\[](){}.*+?|^$")
 
 
-def _compiled(pattern: str) -> re.Pattern[str]:
-    found = _PATTERNS.get(pattern)
+def leading_text(pattern: str) -> tuple[str, ...]:
+    """Texts one of which starts every match of ``pattern`` ("" where nothing is certain):
+    ``(?:fc|linear)-([0-9]+)`` -> ("fc", "linear"). The parser tries the kinds in turn,
+    and compiling every pattern it passes costs more than the rest of parsing VGG19."""
+    found = _LEADING.get(pattern)
     if found is None:
-        found = _PATTERNS[pattern] = re.compile(pattern, re.I)
+        found = _LEADING[pattern] = tuple(
+            text.lower() for alternative in _alternatives(pattern)
+            for text in _alternative_start(alternative))
     return found
 
 
-class Kind(ABC):
-    """A layer kind. Subclasses are frozen dataclasses registered with :func:`register`."""
+def _alternatives(pattern: str) -> list[str]:
+    """``pattern`` split at its top-level '|' (none inside groups, classes or escapes)."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 1
+        elif char == "[":
+            i = pattern.index("]", i + 2)
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    return [*parts, pattern[start:]]
+
+
+def _alternative_start(alternative: str) -> tuple[str, ...]:
+    """The texts a branch without top-level '|' starts with."""
+    if alternative.startswith("("):
+        close = _group_end(alternative)
+        if alternative[close + 1:close + 2] in ("?", "*", "{"):  # the group may be absent
+            return ("",)
+        inner = alternative[1:close].removeprefix("?:")
+        return tuple(t for branch in _alternatives(inner) for t in _alternative_start(branch))
+    end = 0
+    while end < len(alternative) and alternative[end] not in _SPECIAL:
+        end += 1
+    if alternative[end:end + 1] in ("?", "*", "{"):  # the last letter may be absent
+        end -= 1
+    return (alternative[:max(end, 0)],)
+
+
+def _group_end(text: str) -> int:
+    """Index of the ')' closing the group that opens ``text``."""
+    depth, i = 0, 0
+    while True:
+        char = text[i]
+        if char == "\\":
+            i += 1
+        elif char == "[":
+            i = text.index("]", i + 2)
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+
+
+class Kind(Record, ABC):
+    """A layer kind. Subclasses are records (frozen dataclasses, :mod:`archcalc.records`)
+    registered with :func:`register`."""
 
     kind: ClassVar[str]  # the row kind in reports and JSON, e.g. "conv"
     notation: ClassVar[Notation | None]  # None: made by a block, never written
@@ -153,72 +218,6 @@ class Kind(ABC):
     def sequences(self) -> tuple[Seq, ...]:
         """The layer sequences a container holds; a leaf holds none."""
         return ()
-
-    # -- value semantics: a frozen dataclass, written once (see register) -------------------
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        names, defaults = _field_names(type(self)), _defaults(type(self))
-        if len(args) > len(names):
-            raise TypeError(f"{type(self).__name__} takes {len(names)} arguments, "
-                            f"not {len(args)}")
-        values = dict(zip(names, args, strict=False))
-        for name, value in kwargs.items():
-            if name not in names or name in values:
-                raise TypeError(f"{type(self).__name__}: unexpected or repeated argument "
-                                f"{name!r}")
-            values[name] = value
-        for name in names:
-            if name not in values and name not in defaults:
-                raise TypeError(f"{type(self).__name__} needs the argument {name!r}")
-            object.__setattr__(self, name, values.get(name, defaults.get(name)))
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}: layers are immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}: layers are immutable")
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in _field_names(type(self)))
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        """Computed once: layers are cache keys (the walker meets each many times)."""
-        found = self.__dict__.get("_hash")
-        if found is None:
-            found = hash((type(self), self._values()))
-            object.__setattr__(self, "_hash", found)
-        return found
-
-    def __getstate__(self) -> dict[str, object]:
-        """Copies and pickles leave the cached hash behind: string hashes differ between
-        processes."""
-        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{n}={getattr(self, n)!r}" for n in _field_names(type(self)))
-        return f"{type(self).__name__}({args})"
-
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-_DEFAULTS: dict[type, dict[str, object]] = {}
-
-
-def _field_names(cls: type) -> tuple[str, ...]:
-    """A kind's dataclass fields in order (ClassVars left out), looked up once per class."""
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
-    return names
-
-
-def _defaults(cls: type) -> dict[str, object]:
-    found = _DEFAULTS.get(cls)
-    if found is None:
-        found = _DEFAULTS[cls] = {f.name: f.default for f in fields(cls)  # type: ignore[arg-type]
-                                  if f.default is not MISSING}
-    return found
 
 
 class NoParameters:
@@ -297,17 +296,13 @@ K = TypeVar("K", bound=type[Kind])
 REGISTRY: dict[str, type[Kind]] = {}
 
 
-@dataclass_transform(eq_default=True, frozen_default=True)
 def register(cls: K) -> K:
-    """Make ``cls`` a frozen dataclass of its annotated fields and add it to the registry (in
-    definition order: the parser tries the kinds in turn). Kind itself supplies __init__,
-    equality, hashing, repr and immutability, so the dataclass machinery generates no code
-    per kind: generating it cost a fifth of ``archcalc vgg19 --table``'s start-up."""
+    """Add ``cls`` to the registry (in definition order: the parser tries the kinds in
+    turn)."""
     if cls.kind in REGISTRY:
         raise AssertionError(f"layer kind {cls.kind!r} registered twice")
-    made = dataclass(init=False, eq=False, repr=False)(cls)
-    REGISTRY[cls.kind] = made
-    return made
+    REGISTRY[cls.kind] = cls
+    return cls
 
 
 # -- helpers the families share -----------------------------------------------------------

@@ -246,8 +246,8 @@ class GroupNorm(_SampleNorm):
         if opts.raw("groups") is None:
             raise fail(None, f"{m.group()} needs groups=G (the number of channel groups; "
                              "Wu & He 2018 use 32)")
-        return cls(opts.integer("groups", 1), opts.number("eps", 1e-5, 0.0, 1.0),
-                   opts.boolean("affine", True))
+        return cls(groups=opts.integer("groups", 1), eps=opts.number("eps", 1e-5, 0.0, 1.0),
+                   affine=opts.boolean("affine", True))
 
     def title(self) -> str:
         return f"GN{self.groups}"
