@@ -1,7 +1,7 @@
 """Issue 5's speed claims for the ``cutout`` plugin, measured side by side in one run.
 
-(1) augmentation throughput: trainers.augment's batched crop, flip, normalise and Cutout of
-    M x B images on the device, against a per-sample pipeline in the style of the reference
+(1) augmentation throughput: the plugin's batched crop, flip, normalise and Cutout of M x B
+    images on the device (augment.py), against a per-sample pipeline in the style of the reference
     implementations (DeVries & Taylor's and Hoffer et al.'s code: PIL pad/crop/flip, numpy
     normalisation and Cutout mask per image, a DataLoader collating B images); target >= 20x;
 (2) the share of a ResNet training step (batch augmentation, forward, backward, SGD) spent
@@ -25,9 +25,9 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset
 
-from trainers.augment import CIFAR10_MEAN, CIFAR10_STD, Augment, batch_augment
 from trainers.counts import model_counts
-from trainers.plugins.cutout_train import StepPlan, build, graph, make_optimizer, train_step
+from trainers.plugins.cutout.augment import CIFAR10_MEAN, CIFAR10_STD, Augment, batch_augment
+from trainers.plugins.cutout.train import StepPlan, build, graph, make_optimizer, train_step
 from trainers.runtime import Timer, keep_freed_memory
 
 

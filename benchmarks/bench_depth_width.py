@@ -25,15 +25,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from trainers.plugins.depth_width.engine import (
-    Hyper,
-    Job,
-    build,
-    default_workers,
-    job_seed,
-    optimizer,
-    run_jobs,
-)
 from trainers.plugins.depth_width.problem import (
     Arch,
     DataSpec,
@@ -42,6 +33,15 @@ from trainers.plugins.depth_width.problem import (
     enumerate_archs,
     make_data,
     rmse,
+)
+from trainers.plugins.depth_width.train import (
+    Hyper,
+    Job,
+    build,
+    default_workers,
+    job_seed,
+    optimizer,
+    run_jobs,
 )
 
 SPEC = DataSpec(points=100_000, train_fraction=0.8, noise_std=0.3, x_range=512.0, seed=0)

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from archcalc import analyze
 from trainers.counts import logits_graph, resolve
 from trainers.plugins.optimizers import METHODS, Config, hyperparameters
-from trainers.plugins.optimizers_loop import (
+from trainers.plugins.optimizers.train import (
     SPEC,
     build_mlp,
     l2_penalty,

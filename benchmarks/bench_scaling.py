@@ -29,19 +29,19 @@ from pathlib import Path
 from typing import Any
 
 from trainers.data import fake
-from trainers.plugins.scaling import cluster, engine
+from trainers.plugins.scaling import cluster, train
 
 
-def fit_images_per_s(spec: engine.TrainSpec, batch: int) -> float:
+def fit_images_per_s(spec: train.TrainSpec, batch: int) -> float:
     """images/s of ``model.fit`` after ``spec.warmup_steps`` (run in a fresh process)."""
-    engine.setup_devices(1)  # the same device set-up as the plugin's worker process
-    tf = engine.tf_module()
-    x, y, _, _ = engine.load_arrays(spec.data_dir)
+    train.setup_devices(1)  # the same device set-up as the plugin's worker process
+    tf = train.tf_module()
+    x, y, _, _ = train.load_arrays(spec.data_dir)
     tf.keras.utils.set_random_seed(spec.seed)
-    model = engine.build_model(spec.model, spec.image_size)
+    model = train.build_model(spec.model, spec.image_size)
     model.compile(tf.keras.optimizers.SGD(spec.lr, momentum=0.9),
                   tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    data = engine.dataset_fn(x, y, batch, spec.image_size, spec.seed)(
+    data = train.dataset_fn(x, y, batch, spec.image_size, spec.seed)(
         tf.distribute.InputContext(1, 0, 1))
     stamps: list[float] = []
 
@@ -54,7 +54,7 @@ def fit_images_per_s(spec: engine.TrainSpec, batch: int) -> float:
     return batch * timed / (stamps[-1] - stamps[spec.warmup_steps - 1])
 
 
-def fit_side(spec: engine.TrainSpec, batch: int) -> float:
+def fit_side(spec: train.TrainSpec, batch: int) -> float:
     """The fit side in a fresh process (this script with --fit-worker)."""
     out = subprocess.run([sys.executable, __file__, "--fit-worker",
                           json.dumps({"spec": spec.as_dict(), "batch": batch})],
@@ -62,7 +62,7 @@ def fit_side(spec: engine.TrainSpec, batch: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def plugin_side(spec: engine.TrainSpec, batch: int, folder: Path) -> float:
+def plugin_side(spec: train.TrainSpec, batch: int, folder: Path) -> float:
     """The plugin's one-learner job, run and measured as ``hw3 run scaling`` does."""
     job = {"learners": 1, "comm": "default", "global_batch": batch}
     out = cluster.run_mirrored(folder, {"spec": spec.as_dict(), "job": job})
@@ -80,13 +80,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.fit_worker:
         doc = json.loads(args.fit_worker)
-        print(fit_images_per_s(engine.TrainSpec(**doc["spec"]), int(doc["batch"])))
+        print(fit_images_per_s(train.TrainSpec(**doc["spec"]), int(doc["batch"])))
         return
     if not 1 <= args.warmup < args.steps:
         parser.error("need 1 <= --warmup < --steps")
     with tempfile.TemporaryDirectory() as tmp:
         fake.write("fashion-mnist", tmp, n=4096, n_test=64, seed=0)
-        spec = engine.TrainSpec(args.model, 32, 1, args.steps, args.warmup, 0.01, 0, tmp)
+        spec = train.TrainSpec(args.model, 32, 1, args.steps, args.warmup, 0.01, 0, tmp)
         rates: dict[str, list[float]] = {"fit": [], "plugin": []}
         for k in range(args.repeats):
             for side in ("fit", "plugin") if k % 2 == 0 else ("plugin", "fit"):

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
-    from trainers.report import Reporter
+    from trainers.progress import Progress
     from trainers.store import Run, RunInfo
 
 ConfigT = TypeVar("ConfigT")
@@ -62,12 +62,12 @@ class RunContext:
     """Everything the host lends a plugin's ``run``.
 
     ``run`` stores checkpoints (``ctx.run.save_checkpoint`` / ``load_checkpoint``);
-    ``reporter`` is the only way to show progress, metrics and tables; ``stand_in`` is True
+    ``progress`` is the only way to show progress, metrics and tables; ``stand_in`` is True
     once the plugin trains on synthetic stand-in data, so every printed result says so.
     """
 
     run: Run
-    reporter: Reporter
+    progress: Progress
     device: str
     seed: int
     data_dir: Path
@@ -78,7 +78,7 @@ class RunContext:
         """Declare that this run trains on stand-in (synthetic) data; recorded with the run."""
         self.stand_in = True
         self.run.mark_stand_in(why)
-        self.reporter.set_stand_in(why)
+        self.progress.set_stand_in(why)
 
     @property
     def stop_requested(self) -> bool:

@@ -28,8 +28,8 @@ from typer.core import TyperGroup
 from trainers import config as cfg
 from trainers.api import ReportContext, RunContext, Summary, Trainer
 from trainers.errors import ConfigError, Hw3Error, PluginError, RunError
+from trainers.progress import Progress, make_table
 from trainers.registry import ENV, registry
-from trainers.report import Reporter, make_table
 from trainers.store import (
     Lock,
     Run,
@@ -335,10 +335,10 @@ def launch(trainer: Trainer[Any], run: Run, config: Any, host: dict[str, Any]) -
             run.write_config(cfg.to_toml({"hw3": {"plugin": trainer.name, **host},
                                           trainer.name: cfg.config_values(config)}))
         runtime.seed_everything(host["seed"], host["deterministic"])
-        reporter = Reporter(console, sink=run.append_metric)
-        ctx = RunContext(run, reporter, host["device"], host["seed"], Path(host["data_dir"]),
+        progress = Progress(console, sink=run.append_metric)
+        ctx = RunContext(run, progress, host["device"], host["seed"], Path(host["data_dir"]),
                          resumed=run.resumed)
-        reporter.note(f"{'resuming' if run.resumed else 'starting'} run {run.ref} "
+        progress.note(f"{'resuming' if run.resumed else 'starting'} run {run.ref} "
                       f"({run.dir}) on {host['device']}, seed {host['seed']}")
         results = _train(trainer, config, ctx)
         run.finish(results)
@@ -352,11 +352,11 @@ def launch(trainer: Trainer[Any], run: Run, config: Any, host: dict[str, Any]) -
 def _train(trainer: Trainer[Any], config: Any, ctx: RunContext) -> dict[str, Any]:
     run = ctx.run
     try:
-        with interrupt_guard(run, ctx.reporter.note), ctx.reporter:
+        with interrupt_guard(run, ctx.progress.note), ctx.progress:
             results = trainer.run(config, ctx)
     except KeyboardInterrupt:
         run.set_state("interrupted")
-        ctx.reporter.note(f"interrupted; continue with: hw3 run {trainer.name} "
+        ctx.progress.note(f"interrupted; continue with: hw3 run {trainer.name} "
                           f"--resume {run.run_id}")
         raise typer.Exit(130) from None
     except Exception as exc:

@@ -66,7 +66,7 @@ class Tenant:
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
         state = ctx.run.load_checkpoint(model, opt, sched)
         start, history = (state.epoch, list(state.extra["history"])) if state else (0, [])
-        with ctx.reporter.bar("epochs", total=config.epochs, unit="epoch") as bar:
+        with ctx.progress.bar("epochs", total=config.epochs, unit="epoch") as bar:
             bar.advance(start)
             for epoch in range(start, config.epochs):
                 if config.fail:
@@ -75,7 +75,7 @@ class Tenant:
                 perm = torch.randperm(n)
                 model.train()
                 total = 0.0
-                with ctx.reporter.bar("steps", total=n, unit="sample") as steps:
+                with ctx.progress.bar("steps", total=n, unit="sample") as steps:
                     for s in range(config.steps):
                         idx = perm[s * config.batch_size:(s + 1) * config.batch_size]
                         loss = nn.functional.mse_loss(model(x[idx]), y[idx] + noise)
@@ -83,7 +83,7 @@ class Tenant:
                         loss.backward()
                         opt.step()
                         total += loss.item()
-                        ctx.reporter.log({"epoch": epoch, "step": s, "loss": loss}, show=False)
+                        ctx.progress.log({"epoch": epoch, "step": s, "loss": loss}, show=False)
                         steps.advance(config.batch_size)
                         time.sleep(config.step_delay)
                 sched.step()
@@ -91,11 +91,11 @@ class Tenant:
                 with torch.no_grad():
                     rmse = float(nn.functional.mse_loss(model(x[n:]), y[n:]).sqrt())
                 history.append(total / config.steps)
-                ctx.reporter.log({"epoch": epoch + 1, "train_loss": history[-1],
+                ctx.progress.log({"epoch": epoch + 1, "train_loss": history[-1],
                                   "test_rmse": rmse})
                 bar.advance()
                 ctx.run.save_checkpoint(epoch + 1, model, opt, sched, {"history": history})
-        ctx.reporter.table("tenant", [{"epochs": config.epochs, "test_rmse": rmse}])
+        ctx.progress.table("tenant", [{"epochs": config.epochs, "test_rmse": rmse}])
         return {"headline": f"test RMSE {rmse:.4f}", "test_rmse": rmse, "train_loss": history}
 
     def report(self, results: Mapping[str, Any], ctx: ReportContext) -> Summary:

@@ -226,7 +226,7 @@ def test_keep_freed_memory_sets_glibc_thresholds_in_its_own_process() -> None:
 
 
 def test_compile_seconds_grow_only_while_torch_compile_builds() -> None:
-    from trainers.plugins.optimizers_loop import can_compile
+    from trainers.plugins.optimizers.train import can_compile
 
     if not can_compile("cpu"):
         pytest.skip("torch.compile needs a C++ compiler")

@@ -21,14 +21,14 @@ from hw3_helpers import invoke as hw3
 from torch import nn
 
 from trainers import store
-from trainers.augment import Augment
 from trainers.config import read_toml, resolve
 from trainers.counts import model_counts, trainable_parameters
 from trainers.data import fake
 from trainers.errors import ConfigError
-from trainers.plugins.cutout import MS, Config
-from trainers.plugins.cutout_run import time_to_target
-from trainers.plugins.cutout_train import (
+from trainers.plugins.cutout.augment import Augment
+from trainers.plugins.cutout.config import MS, Config
+from trainers.plugins.cutout.run import time_to_target
+from trainers.plugins.cutout.train import (
     StepPlan,
     World,
     augmentation_generator,

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from trainers import registry
 from trainers.cli import app
 from trainers.counts import model_counts
-from trainers.plugins.depth_width import Config, reductions
-from trainers.plugins.depth_width import engine as eng
+from trainers.plugins.depth_width import train as eng
+from trainers.plugins.depth_width.config import Config, reductions
 from trainers.plugins.depth_width.problem import (
     GLOBAL_MINIMUM,
     Arch,
@@ -29,7 +29,7 @@ from trainers.plugins.depth_width.problem import (
     per_depth,
     rmse,
 )
-from trainers.plugins.depth_width.summary import spearman, tradeoff
+from trainers.plugins.depth_width.report import spearman, tradeoff
 
 REPO = Path(__file__).resolve().parents[3]
 TINY = ["--epochs", "3", "--points", "5000", "--widths", "16,32", "--unit-budget", "48",

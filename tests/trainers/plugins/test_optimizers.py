@@ -20,18 +20,20 @@ from trainers import registry, store
 from trainers.config import read_toml, resolve
 from trainers.counts import model_counts
 from trainers.data import fake
-from trainers.dropout import Dropout
 from trainers.errors import ConfigError
-from trainers.optim import RMSPropNesterov
-from trainers.plugins.optimizers import (
+from trainers.plugins.optimizers import plugin
+from trainers.plugins.optimizers.config import (
     METHODS,
     VARIANTS,
     Config,
     hyperparameter_fields,
     hyperparameters,
-    plugin,
 )
-from trainers.plugins.optimizers_loop import (
+from trainers.plugins.optimizers.dropout import Dropout
+from trainers.plugins.optimizers.optim import RMSPropNesterov
+from trainers.plugins.optimizers.report import best_by_variant
+from trainers.plugins.optimizers.run import build
+from trainers.plugins.optimizers.train import (
     UNFUSED,
     build_mlp,
     can_compile,
@@ -42,8 +44,6 @@ from trainers.plugins.optimizers_loop import (
     step_function,
     train_epoch,
 )
-from trainers.plugins.optimizers_report import best_by_variant
-from trainers.plugins.optimizers_run import build
 
 EPOCHS = 2
 SMALL = ["--epochs", str(EPOCHS), "--hidden", "16", "--batch-size", "32", "--eval-batch", "50",

@@ -22,7 +22,8 @@ from hw3_helpers import REPO, PluginEnv, builtin_plugin, invoke
 
 from trainers.config import read_toml, resolve
 from trainers.data import fake
-from trainers.plugins.scaling import Config, perf
+from trainers.plugins.scaling import perf
+from trainers.plugins.scaling.config import Config
 from trainers.plugins.scaling.jobs import plan
 
 QUICK = ["--model", "tiny", "--learners", "1,2", "--all-reduce-learners", "1,2", "--steps", "8",
@@ -107,10 +108,10 @@ def test_the_seed_protocol_plans_the_seeds_jobs() -> None:
 
 
 def test_keras_resnet50_matches_archcalc() -> None:
-    from trainers.plugins.scaling import engine
+    from trainers.plugins.scaling import train
     from trainers.plugins.scaling.run import archcalc_counts
 
-    model = engine.build_model("resnet50", 32)
+    model = train.build_model("resnet50", 32)
     counts = archcalc_counts(defaults())
     trainable = sum(int(v.shape.num_elements()) for v in model.trainable_weights)
     assert model.count_params() == 23_601_930
@@ -128,16 +129,16 @@ def test_importing_the_plugin_does_not_import_tensorflow() -> None:
 
 
 SPLIT = """
-from trainers.plugins.scaling import engine
-hw = engine.setup_devices(2)
-tf = engine.tf_module()
-strategy, _ = engine.mirrored(hw["devices"], "default")
+from trainers.plugins.scaling import train
+hw = train.setup_devices(2)
+tf = train.tf_module()
+strategy, _ = train.mirrored(hw["devices"], "default")
 batch = (tf.reshape(tf.range(12.0), (6, 2)), tf.range(6))
 
 def seen(x, y):
     return tf.distribute.get_replica_context().replica_id_in_sync_group, y, x[:, 0]
 
-per_replica = tf.function(lambda: strategy.run(seen, args=engine.split(strategy, batch, 2)))()
+per_replica = tf.function(lambda: strategy.run(seen, args=train.split(strategy, batch, 2)))()
 for r, y, x in zip(*(strategy.experimental_local_results(v) for v in per_replica)):
     print(int(r), y.numpy().tolist(), x.numpy().tolist())
 """
@@ -309,7 +310,7 @@ def test_model_only_predicts_without_training(env: PluginEnv) -> None:
 
 # -- several workers -------------------------------------------------------------------------
 def worker_doc(env: PluginEnv, comm: str, steps: int, backup: Path | None = None) -> dict[str, Any]:
-    from trainers.plugins.scaling.engine import TrainSpec
+    from trainers.plugins.scaling.train import TrainSpec
 
     spec = TrainSpec("tiny", 32, 1, steps, 2, 0.01, 0, str(env.data))
     doc: dict[str, Any] = {"spec": spec.as_dict(), "job": {"comm": comm, "global_batch": 64}}

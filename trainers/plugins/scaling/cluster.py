@@ -158,9 +158,9 @@ def run_mirrored(folder: Path, doc: dict[str, Any],
     """Run one MirroredStrategy job in a fresh process (its own TF runtime and devices).
 
     ``doc`` holds ``spec`` and ``job`` (learners, comm, global_batch). Returns the result,
-    which carries the process's hardware record; raises ``engine.NotAvailableError`` for a
+    which carries the process's hardware record; raises ``train.NotAvailableError`` for a
     method the hardware cannot run, :class:`ClusterError` when the process fails."""
-    from trainers.plugins.scaling.engine import NotAvailableError
+    from trainers.plugins.scaling.train import NotAvailableError
 
     result = folder / "result.json"
     result.unlink(missing_ok=True)
@@ -205,30 +205,30 @@ def _backup_step(folder: Path) -> int:
 # -- the worker process ----------------------------------------------------------------------
 def mirrored_main(doc: dict[str, Any]) -> None:
     """A MirroredStrategy job: devices, strategy, train; the result has the hardware record."""
-    from trainers.plugins.scaling import engine
+    from trainers.plugins.scaling import train
 
-    job, spec = doc["job"], engine.TrainSpec(**doc["spec"])
-    hardware = engine.setup_devices(int(job["learners"]))
+    job, spec = doc["job"], train.TrainSpec(**doc["spec"])
+    hardware = train.setup_devices(int(job["learners"]))
     try:
-        strategy, resolved = engine.mirrored(hardware["devices"], job["comm"])
-    except engine.NotAvailableError as exc:
+        strategy, resolved = train.mirrored(hardware["devices"], job["comm"])
+    except train.NotAvailableError as exc:
         out: dict[str, Any] = {"not_available": str(exc), "hardware": hardware}
     else:
-        x, y, _, _ = engine.load_arrays(spec.data_dir, spec.train_samples)
-        out = engine.train(strategy, spec, x, y, int(job["global_batch"]))
+        x, y, _, _ = train.load_arrays(spec.data_dir, spec.train_samples)
+        out = train.train(strategy, spec, x, y, int(job["global_batch"]))
         out.update(cross_device_ops=resolved, hardware=hardware)
     Path(doc["result"]).write_text(json.dumps(out), encoding="utf-8")
 
 
 def worker_main(job_file: str) -> None:
     """One worker: build the strategy first (TF's rule), train, chief writes the result."""
-    from trainers.plugins.scaling import engine
+    from trainers.plugins.scaling import train
 
     doc = json.loads(Path(job_file).read_text(encoding="utf-8"))
     if doc.get("strategy") == "mirrored":
         mirrored_main(doc)
         return
-    tf = engine.tf_module()
+    tf = train.tf_module()
     requested = doc["job"]["comm"]
     options = tf.distribute.experimental.CommunicationOptions(
         implementation=getattr(tf.distribute.experimental.CommunicationImplementation,
@@ -237,13 +237,13 @@ def worker_main(job_file: str) -> None:
     resolver = strategy.cluster_resolver
     task = int(resolver.task_id)
     kind = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
-    spec = engine.TrainSpec(**doc["spec"])
-    x, y, _, _ = engine.load_arrays(spec.data_dir, spec.train_samples)
+    spec = train.TrainSpec(**doc["spec"])
+    x, y, _, _ = train.load_arrays(spec.data_dir, spec.train_samples)
     backup = None
     if doc.get("backup_dir"):
-        backup = engine.Backup(Path(doc["backup_dir"]), int(doc["backup_every"]), task == 0,
+        backup = train.Backup(Path(doc["backup_dir"]), int(doc["backup_every"]), task == 0,
                                task)
-    out = engine.train(strategy, spec, x, y, int(doc["job"]["global_batch"]), backup=backup)
+    out = train.train(strategy, spec, x, y, int(doc["job"]["global_batch"]), backup=backup)
     if task == 0:
         out.update(implementation_requested=IMPLEMENTATIONS[requested],
                    implementation_used=effective_implementation(requested, kind),

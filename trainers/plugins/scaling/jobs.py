@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from trainers.plugins.scaling import Config
+    from trainers.plugins.scaling.config import Config
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from typing import Any
 
 from trainers.api import RunContext
 from trainers.errors import RunError
-from trainers.plugins.scaling import Config, cluster, engine, hosts, perf
+from trainers.plugins.scaling import cluster, hosts, perf, train
+from trainers.plugins.scaling.config import Config
 from trainers.plugins.scaling.jobs import Job, plan
 
 SAMPLES = 60_000  # FashionMNIST training images, for the model's epochs
@@ -70,24 +71,24 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
     if config.model_only:
         return model_only(config)
     where = hosts.read(config.cluster, config.task) if config.cluster else None
-    _, y, synthetic, summary = engine.load_arrays(str(ctx.data_dir), config.train_samples)
+    _, y, synthetic, summary = train.load_arrays(str(ctx.data_dir), config.train_samples)
     if synthetic:
         ctx.use_stand_in(summary)
     jobs = plan(config)
     local = max((j.learners for j in jobs if j.strategy == "mirrored"), default=1)
-    hardware = engine.expected_hardware(local)  # every job runs in its own process
-    spec = engine.TrainSpec(config.model, config.image_size, config.epochs, config.steps,
+    hardware = train.expected_hardware(local)  # every job runs in its own process
+    spec = train.TrainSpec(config.model, config.image_size, config.epochs, config.steps,
                             config.warmup_steps, config.lr, ctx.seed, str(ctx.data_dir),
                             config.train_samples)
     ledger = restore(ctx, jobs)
     if ledger.records:
-        ctx.reporter.note(f"resuming: {len(ledger.records)} of {len(jobs)} jobs done before")
-    with ctx.reporter.bar("jobs", total=len(jobs), unit="job") as bar:
+        ctx.progress.note(f"resuming: {len(ledger.records)} of {len(jobs)} jobs done before")
+    with ctx.progress.bar("jobs", total=len(jobs), unit="job") as bar:
         bar.advance(len(ledger.records))
         for job in jobs[len(ledger.records):]:
             record = run_one(job, spec, config, ctx, hardware, where)
-            ctx.reporter.log({k: v for k, v in record.items() if _scalar(v)}, show=False)
-            ctx.reporter.note(f"{job.key}: {record['status']} "
+            ctx.progress.log({k: v for k, v in record.items() if _scalar(v)}, show=False)
+            ctx.progress.note(f"{job.key}: {record['status']} "
                               f"{_num(record.get('images_per_s'))} img/s")
             ledger.records.append(record)
             ctx.run.save_checkpoint(len(ledger.records), ledger)
@@ -98,11 +99,11 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
     if where is not None:
         results["cluster"] = {"file": where.path, "workers": list(where.workers),
                               "task": where.task}
-    ctx.reporter.table("scaling jobs", [_row(r) for r in records])
+    ctx.progress.table("scaling jobs", [_row(r) for r in records])
     return results
 
 
-def run_one(job: Job, spec: engine.TrainSpec, config: Config, ctx: RunContext,
+def run_one(job: Job, spec: train.TrainSpec, config: Config, ctx: RunContext,
             hardware: dict[str, Any], where: hosts.ClusterFile | None) -> dict[str, Any]:
     """One job in fresh worker process(es), so each starts from a clean TensorFlow runtime
     (MirroredStrategy jobs of different sizes in one process collide in TF's collective
@@ -113,7 +114,7 @@ def run_one(job: Job, spec: engine.TrainSpec, config: Config, ctx: RunContext,
         return {**record, "status": "skipped", "reason": "single-node jobs run on the chief"}
     try:
         if job.strategy == "mirrored":
-            engine.require_available(hardware["devices"][:job.learners], job.comm)
+            train.require_available(hardware["devices"][:job.learners], job.comm)
             doc = {"spec": spec.as_dict(), "job": job.as_dict()}
             out = cluster.run_mirrored(ctx.run.dir / "workers" / job.key, doc)
             record["hardware"] = out["hardware"]["description"]
@@ -122,7 +123,7 @@ def run_one(job: Job, spec: engine.TrainSpec, config: Config, ctx: RunContext,
             out = on_hosts(job, spec, ctx, where)
         else:
             out = multi_worker(job, spec, ctx, hardware)
-    except engine.NotAvailableError as exc:
+    except train.NotAvailableError as exc:
         return {**record, "status": "not available", "reason": str(exc)}
     except (cluster.ClusterError, RuntimeError, ValueError, OSError) as exc:
         return {**record, "status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:400]}
@@ -139,7 +140,7 @@ def measured_hardware(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(found, key=lambda h: len(h["devices"]), default=None)
 
 
-def multi_worker(job: Job, spec: engine.TrainSpec, ctx: RunContext,
+def multi_worker(job: Job, spec: train.TrainSpec, ctx: RunContext,
                  hardware: dict[str, Any]) -> dict[str, Any]:
     """A MultiWorkerMirroredStrategy job on local worker processes (one per CPU learner)."""
     workers = job.learners if hardware["device_kind"] == "CPU" else job.nodes
@@ -149,11 +150,11 @@ def multi_worker(job: Job, spec: engine.TrainSpec, ctx: RunContext,
     return out
 
 
-def on_hosts(job: Job, spec: engine.TrainSpec, ctx: RunContext,
+def on_hosts(job: Job, spec: train.TrainSpec, ctx: RunContext,
              where: hosts.ClusterFile) -> dict[str, Any]:
     """This host's task of a multi-worker job on the first ``job.nodes`` hosts of the file."""
     if len(where.workers) < job.nodes:
-        raise engine.NotAvailableError(f"{where.path} lists {len(where.workers)} worker(s); "
+        raise train.NotAvailableError(f"{where.path} lists {len(where.workers)} worker(s); "
                                        f"the job needs {job.nodes}")
     if where.task >= job.nodes:
         return {"skipped": f"the job runs on the first {job.nodes} host(s) of the file"}
@@ -205,10 +206,10 @@ def fit_model(config: Config, records: list[dict[str, Any]], hardware: dict[str,
             shared = r["learners"] if hardware["logical"] and "hosts" not in r else 1
             p = perf.predict(r["learners"], r["per_learner_batch"], compute.per_image_s, grad,
                              sys, SAMPLES, 1, method, fixed_s=compute.fixed_s, shared=shared)
-            train = r["steps"] * p.iteration_s
+            train_s = r["steps"] * p.iteration_s
             r["predicted"] = {"iteration_s": p.iteration_s, "images_per_s": p.images_per_s,
-                              "allreduce_s": p.allreduce_s, "train_s": train,
-                              "cost_usd": perf.cost_usd(train, r["learners"],
+                              "allreduce_s": p.allreduce_s, "train_s": train_s,
+                              "cost_usd": perf.cost_usd(train_s, r["learners"],
                                                         config.gpu_hour_usd)}
             r["model_gap"] = perf.relative_gap(r["iteration_s"], p.iteration_s)
     return {"fixed_s": compute.fixed_s, "per_image_s": compute.per_image_s,

@@ -18,10 +18,10 @@ from torch import nn
 
 from trainers import data as datasets
 from trainers.api import RunContext
-from trainers.augment import Augment, cutout_boxes
 from trainers.counts import model_counts
-from trainers.plugins.cutout import Config
-from trainers.plugins.cutout_train import (
+from trainers.plugins.cutout.augment import Augment, cutout_boxes
+from trainers.plugins.cutout.config import Config
+from trainers.plugins.cutout.train import (
     StepPlan,
     World,
     augmentation_generator,
@@ -65,7 +65,7 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
     data = DeviceData(*(t.to(ctx.device) for t in (ds.train.x, ds.train.y, ds.test.x,
                                                    ds.test.y)))
     done, pending = restore(config, ctx, world)
-    with ctx.reporter.bar("trainings", total=len(config.M), unit="run") as bar:
+    with ctx.progress.bar("trainings", total=len(config.M), unit="run") as bar:
         bar.advance(len(done))
         for k in range(len(done), len(config.M)):
             start = pending if pending is not None and pending[0] == k else None
@@ -134,7 +134,7 @@ def train_one(config: Config, ctx: RunContext, data: DeviceData, k: int,
     plan = StepPlan(m, recipe(config, m), config.micro_batch, cuda and config.amp,
                     cuda and config.amp)
     record: dict[str, Any] | None = None
-    with ctx.reporter.bar(f"M={m}", total=config.epochs, unit="epoch") as bar:
+    with ctx.progress.bar(f"M={m}", total=config.epochs, unit="epoch") as bar:
         bar.advance(len(history))
         for epoch in range(len(history) + 1, config.epochs + 1):
             draws = augmentation_generator(ctx.device, ctx.seed, world.rank, k, epoch)
@@ -144,7 +144,7 @@ def train_one(config: Config, ctx: RunContext, data: DeviceData, k: int,
             sched.step()
             history.append(measure(net, data, config, plan, epoch, loss, timer.seconds,
                                    history))
-            ctx.reporter.log({"M": m, **history[-1]})
+            ctx.progress.log({"M": m, **history[-1]})
             bar.advance()
             record = training_record(config, m, history) if epoch == config.epochs else None
             extra = {"done": [*done, record], "history": []} if record is not None \

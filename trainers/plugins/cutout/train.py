@@ -23,8 +23,8 @@ from torch import nn
 
 from archcalc.kinds import Residual
 from archcalc.layers import Graph
-from trainers.augment import Augment, batch_augment, normalize
 from trainers.counts import build_model, resolve
+from trainers.plugins.cutout.augment import Augment, batch_augment, normalize
 from trainers.runtime import distributed_rank
 
 SPEC = "resnet-cifar"

@@ -1,4 +1,4 @@
-"""The one reporter every plugin talks through (``ctx.reporter``); no plugin prints.
+"""The one reporter every plugin talks through (``ctx.progress``); no plugin prints.
 
 On a terminal: nested progress bars (runs, epochs, steps) with ETA and throughput, a live
 line of the latest metrics under them, and results tables printed above. Elsewhere (CI,
@@ -18,7 +18,6 @@ from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     ProgressColumn,
     Task,
     TaskID,
@@ -26,6 +25,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
 
@@ -73,7 +73,7 @@ class RateColumn(ProgressColumn):
         return Text("" if speed is None else f"{speed:,.1f} {unit}/s", style="progress.data.speed")
 
 
-class _LiveProgress(Progress):
+class _LiveProgress(RichProgress):
     """Progress bars plus one line of the latest metrics under them."""
 
     def __init__(self, *columns: ProgressColumn | str, line: Callable[[], Text],
@@ -89,22 +89,22 @@ class _LiveProgress(Progress):
 class Bar:
     """One progress bar; ``advance`` it, leave the ``with`` block to close it."""
 
-    def __init__(self, reporter: Reporter, task: TaskID, depth: int) -> None:
-        self.reporter, self.task, self.depth = reporter, task, depth
+    def __init__(self, owner: Progress, task: TaskID, depth: int) -> None:
+        self.owner, self.task, self.depth = owner, task, depth
         self.has_children = False  # a leaf (steps) bar closes without a plain log line
 
     def advance(self, n: float = 1) -> None:
-        self.reporter._progress.advance(self.task, n)
+        self.owner._progress.advance(self.task, n)
 
     def __enter__(self) -> Bar:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.reporter._close(self)
+        self.owner._close(self)
 
 
-class Reporter:
+class Progress:
     """Progress, metrics, notes and tables for one run; a context manager around ``run``."""
 
     def __init__(self, console: Console | None = None, sink: Sink | None = None) -> None:
@@ -120,7 +120,7 @@ class Reporter:
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), RateColumn(),
             line=self._metrics_line, console=self.console)
 
-    def __enter__(self) -> Reporter:
+    def __enter__(self) -> Progress:
         if self.live:
             self._progress.start()
         return self

@@ -16,15 +16,7 @@ from typing import Any
 import torch
 
 from trainers.api import RunContext
-from trainers.plugins.depth_width import Config, reductions
-from trainers.plugins.depth_width.engine import (
-    Hyper,
-    Job,
-    Record,
-    default_workers,
-    job_seed,
-    run_jobs,
-)
+from trainers.plugins.depth_width.config import Config, reductions
 from trainers.plugins.depth_width.problem import (
     Arch,
     ArchCounts,
@@ -34,6 +26,14 @@ from trainers.plugins.depth_width.problem import (
     enumerate_archs,
     make_data,
     per_depth,
+)
+from trainers.plugins.depth_width.train import (
+    Hyper,
+    Job,
+    Record,
+    default_workers,
+    job_seed,
+    run_jobs,
 )
 
 TRAIN_FLOPS_PER_FORWARD = 3  # forward + backward (two products per forward one): the usual 3x
@@ -67,18 +67,18 @@ def restore(ctx: RunContext) -> dict[str, Record]:
 def _announce(config: Config, ctx: RunContext, archs: tuple[Arch, ...], done: int,
               workers: int) -> None:
     depths = ", ".join(f"{d} layer(s): {n}" for d, n in per_depth(archs).items())
-    ctx.reporter.note(f"{len(archs)} networks under {config.unit_budget} hidden units "
+    ctx.progress.note(f"{len(archs)} networks under {config.unit_budget} hidden units "
                       f"({depths}); {done} already stored; {workers} worker(s) on {ctx.device}")
     if reduced := reductions(config):
-        ctx.reporter.note("REDUCED run, not the full protocol: " + "; ".join(reduced))
+        ctx.progress.note("REDUCED run, not the full protocol: " + "; ".join(reduced))
 
 
 def _train(jobs: list[Job], workers: int, done: dict[str, Record],
            counts: dict[str, ArchCounts], ctx: RunContext, epochs: int) -> None:
     marker = torch.nn.Module()  # save_checkpoint wants a model; the records are the state
     total = len(done) + len(jobs)
-    with ctx.reporter.bar("networks", total=total, unit="net") as nets, \
-            ctx.reporter.bar("epochs", total=len(jobs) * epochs, unit="epoch") as bar:
+    with ctx.progress.bar("networks", total=total, unit="net") as nets, \
+            ctx.progress.bar("epochs", total=len(jobs) * epochs, unit="epoch") as bar:
         nets.advance(len(done))
 
         def on_done(record: Record) -> None:
@@ -86,7 +86,7 @@ def _train(jobs: list[Job], workers: int, done: dict[str, Record],
             record.update(params=c.params, flops=c.flops)
             done[record["key"]] = record
             nets.advance()
-            ctx.reporter.log({k: record[k] for k in ("key", "layers", "params", "test_rmse",
+            ctx.progress.log({k: record[k] for k in ("key", "layers", "params", "test_rmse",
                                                      "train_rmse", "train_time_s")})
             ctx.run.save_checkpoint(len(done), marker, extra={"done": done})
 
@@ -148,4 +148,4 @@ def _table(ctx: RunContext, records: list[Record]) -> None:
                      "best": best["key"] if best else "-",
                      "test RMSE": best["test_rmse"] if best else "-",
                      "params": best["params"] if best else "-"})
-    ctx.reporter.table("depth-width: best network per depth", rows)
+    ctx.progress.table("depth-width: best network per depth", rows)

@@ -1,5 +1,6 @@
-"""Batched augmentation (trainers.augment): crop windows, flips, Cutout geometry with clipping
-at the border, normalisation, and M copies with independent randomness."""
+"""Batched augmentation (the cutout plugin's augment.py): crop windows, flips,
+Cutout geometry with clipping at the border, normalisation, and M copies with independent
+randomness."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainers.augment import (
+from trainers.plugins.cutout.augment import (
     CIFAR10_MEAN,
     CIFAR10_STD,
     Augment,

@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainers.counts import build_model, check_module
-from trainers.dropout import Style, weight_scaled_network, with_dropout
 from trainers.errors import ConfigError
-from trainers.optim import RMSPropNesterov
-from trainers.plugins.optimizers import METHODS
+from trainers.plugins.optimizers.config import METHODS
+from trainers.plugins.optimizers.dropout import Style, weight_scaled_network, with_dropout
+from trainers.plugins.optimizers.optim import RMSPropNesterov
 
 if TYPE_CHECKING:
     from trainers.data import Dataset
@@ -183,7 +183,7 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
 
 
 def deterministic(model: nn.Sequential) -> nn.Sequential:
-    """The network evaluated: dropout removed, weights leaving it scaled (trainers.dropout)."""
+    """The network evaluated: dropout removed, weights leaving it scaled (dropout.py)."""
     with torch.no_grad():
         return weight_scaled_network(model)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from trainers import plots
 from trainers.api import ReportContext, Summary
-from trainers.report import fmt
+from trainers.progress import fmt
 
 Record = Mapping[str, Any]
 LOSS = "full_train_loss"

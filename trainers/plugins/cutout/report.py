@@ -11,7 +11,7 @@ import numpy as np
 
 from trainers import plots
 from trainers.api import ReportContext, Summary
-from trainers.augment import CIFAR10_MEAN
+from trainers.plugins.cutout.augment import CIFAR10_MEAN
 
 EXPLAIN = (
     "Cutout (DeVries & Taylor 2017) zeroes one square region of every training image after "

@@ -23,8 +23,9 @@ from torch import nn
 from trainers import data as datasets
 from trainers.api import RunContext
 from trainers.counts import model_counts
-from trainers.plugins.optimizers import Config, hyperparameters
-from trainers.plugins.optimizers_loop import (
+from trainers.plugins.optimizers.config import Config, hyperparameters
+from trainers.plugins.optimizers.report import best_by_variant, result_rows
+from trainers.plugins.optimizers.train import (
     SPEC,
     DeviceData,
     build_mlp,
@@ -37,7 +38,6 @@ from trainers.plugins.optimizers_loop import (
     to_device,
     train_epoch,
 )
-from trainers.plugins.optimizers_report import best_by_variant, result_rows
 from trainers.runtime import Timer, compile_seconds, keep_freed_memory
 
 Job = tuple[str, str]  # (variant, method)
@@ -78,7 +78,7 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
         keep_freed_memory()
     plan = jobs(config)
     done, pending = restore(config, ctx, plan)
-    with ctx.reporter.bar("trainings", total=len(plan), unit="run") as bar:
+    with ctx.progress.bar("trainings", total=len(plan), unit="run") as bar:
         bar.advance(len(done))
         for k in range(len(done), len(plan)):
             start = pending if pending is not None and pending.index == k else None
@@ -86,7 +86,7 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
             bar.advance()
     results = assemble(config, ctx, ds.summary, done)
     for title, rows in result_rows(done):
-        ctx.reporter.table(title, rows)
+        ctx.progress.table(title, rows)
     return results
 
 
@@ -121,18 +121,18 @@ def train_one(config: Config, ctx: RunContext, data: DeviceData, plan: list[Job]
         return l2_penalty(weights, config.weight_decay)
 
     n, record = data.x_train.shape[0], None
-    with ctx.reporter.bar(f"{variant} {method}", total=config.epochs, unit="epoch") as bar:
+    with ctx.progress.bar(f"{variant} {method}", total=config.epochs, unit="epoch") as bar:
         bar.advance(len(history))
         for epoch in range(len(history) + 1, config.epochs + 1):
             compiled_before = compile_seconds()
-            with ctx.reporter.bar("steps", total=n, unit="img") as steps, \
+            with ctx.progress.bar("steps", total=n, unit="img") as steps, \
                     Timer(ctx.device) as timer:
                 loss, objective = train_epoch(model, optimizer, data.x_train, data.y_train,
                                               config.batch_size, penalty, steps.advance, step)
             compiling = compile_seconds() - compiled_before  # first epoch: building kernels
             history.append({**measure(model, data, config, penalty, epoch, loss, objective,
                                       timer.seconds - compiling), "compile_s": compiling})
-            ctx.reporter.log({"variant": variant, "method": method, **history[-1]})
+            ctx.progress.log({"variant": variant, "method": method, **history[-1]})
             bar.advance()
             record = training_record(config, plan[k], history, how) \
                 if epoch == config.epochs else None

@@ -1,4 +1,5 @@
-"""Classic and inverted dropout (trainers/dropout.py) and the weight-scaled test network."""
+"""Classic and inverted dropout (the optimizers plugin's dropout.py) and the weight-scaled
+test network."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainers.dropout import Dropout, Style, weight_scaled_network, with_dropout
+from trainers.plugins.optimizers.dropout import Dropout, Style, weight_scaled_network, with_dropout
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""The reporter on and off a terminal, and the metrics it hands to the store."""
+"""The progress on and off a terminal, and the metrics it hands to the store."""
 
 from __future__ import annotations
 
@@ -9,24 +9,24 @@ from typing import Any
 
 from rich.console import Console
 
-from trainers.report import Reporter, make_table, plain_value
+from trainers.progress import Progress, make_table, plain_value
 
 ANSI = re.compile(r"\x1b\[")
 
 
-def drive(reporter: Reporter) -> None:
+def drive(progress: Progress) -> None:
     """runs > epochs > steps, the shape of every plugin's loop."""
-    with reporter:
-        with reporter.bar("runs", total=2, unit="run") as runs:
+    with progress:
+        with progress.bar("runs", total=2, unit="run") as runs:
             for method in ("adam", "sgd"):
-                with reporter.bar(f"epochs {method}", total=2, unit="epoch") as epochs:
+                with progress.bar(f"epochs {method}", total=2, unit="epoch") as epochs:
                     for epoch in range(2):
-                        for _ in reporter.track(range(4), "steps", unit="batch"):
+                        for _ in progress.track(range(4), "steps", unit="batch"):
                             pass
-                        reporter.log({"method": method, "epoch": epoch + 1, "loss": 0.5 / 3})
+                        progress.log({"method": method, "epoch": epoch + 1, "loss": 0.5 / 3})
                         epochs.advance()
                 runs.advance()
-        reporter.table("final", [{"method": "adam", "loss": 0.1234567},
+        progress.table("final", [{"method": "adam", "loss": 0.1234567},
                                  {"method": "sgd", "loss": 2.0}])
 
 
@@ -38,7 +38,7 @@ def console(terminal: bool) -> tuple[Console, io.StringIO]:
 
 def test_plain_mode_prints_log_lines_with_position_and_no_animation() -> None:
     con, out = console(terminal=False)
-    drive(Reporter(con))
+    drive(Progress(con))
     text = out.getvalue()
     assert not ANSI.search(text)
     lines = text.splitlines()
@@ -53,9 +53,9 @@ def test_plain_mode_prints_log_lines_with_position_and_no_animation() -> None:
 
 def test_terminal_mode_draws_bars_and_the_live_metrics_line() -> None:
     con, out = console(terminal=True)
-    reporter = Reporter(con)
-    assert reporter.live
-    drive(reporter)
+    progress = Progress(con)
+    assert progress.live
+    drive(progress)
     text = out.getvalue()
     assert ANSI.search(text)
     plain = ANSI.sub("", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text))
@@ -68,7 +68,7 @@ def test_terminal_mode_draws_bars_and_the_live_metrics_line() -> None:
 def test_every_metric_goes_to_the_sink_as_plain_json_values() -> None:
     records: list[Mapping[str, Any]] = []
     con, _ = console(terminal=False)
-    drive(Reporter(con, sink=records.append))
+    drive(Progress(con, sink=records.append))
     assert len(records) == 4
     assert records[0]["method"] == "adam" and records[0]["epoch"] == 1
     assert all(isinstance(r["time_s"], float) for r in records)
@@ -77,17 +77,17 @@ def test_every_metric_goes_to_the_sink_as_plain_json_values() -> None:
 def test_hidden_metrics_are_stored_but_not_printed() -> None:
     records: list[Mapping[str, Any]] = []
     con, out = console(terminal=False)
-    reporter = Reporter(con, sink=records.append)
-    reporter.log({"step": 1, "loss": 2.0}, show=False)
+    progress = Progress(con, sink=records.append)
+    progress.log({"step": 1, "loss": 2.0}, show=False)
     assert out.getvalue() == "" and records[0]["loss"] == 2.0
 
 
 def test_stand_in_data_is_announced_and_tagged() -> None:
     con, out = console(terminal=False)
-    reporter = Reporter(con)
-    reporter.set_stand_in("fake cifar10")
-    reporter.log({"acc": 0.5})
-    reporter.table("accuracy", [{"acc": 0.5}])
+    progress = Progress(con)
+    progress.set_stand_in("fake cifar10")
+    progress.log({"acc": 0.5})
+    progress.table("accuracy", [{"acc": 0.5}])
     text = out.getvalue()
     assert "STAND-IN DATA: fake cifar10" in text
     assert "[stand-in data] acc=0.5" in text
@@ -107,10 +107,10 @@ def test_live_line_shows_plain_numbers_not_tensor_reprs() -> None:
     import torch
 
     con, out = console(terminal=True)
-    with Reporter(con) as reporter:
-        reporter.log({"loss": torch.tensor(0.25, requires_grad=True)}, show=False)
-        reporter.log({"acc": 0.5})
-    assert reporter.latest == {"loss": 0.25, "acc": 0.5}
+    with Progress(con) as progress:
+        progress.log({"loss": torch.tensor(0.25, requires_grad=True)}, show=False)
+        progress.log({"acc": 0.5})
+    assert progress.latest == {"loss": 0.25, "acc": 0.5}
     assert "loss=0.25 acc=0.5" in out.getvalue()
 
 

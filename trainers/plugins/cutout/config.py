@@ -1,41 +1,14 @@
-"""Problem 4 of the homework: Cutout and batch augmentation with ResNet-44 on CIFAR-10.
+"""Problem 4's settings: batch augmentation, the ResNet and its SGD schedule.
 
-Reproduces: ResNet-44 (He et al. 2016, Sec. 4.2; archcalc spec ``resnet44``, 0.66M
-parameters, option-A shortcuts by default, ``--shortcut B`` for the 1x1-conv projections of
-Hoffer et al.'s code) trained with batch size B = 64 and batch augmentation (Hoffer et al.
-2019): each step makes M copies of each image with independent crop, flip and Cutout
-(DeVries & Taylor 2017, 16x16 mask after normalisation), a batch of M x B; M = 1 is the He et
-al. baseline without Cutout. SGD momentum 0.9, lr 0.1 (not scaled with M), weight decay 1e-4,
-lr / 10 at epochs 50 and 75 of 100 (He et al.'s 32k and 48k of 64k iterations, scaled to the
-100-epoch budget). Per epoch: training loss, validation error, cumulative training time;
-``hw3 report`` plots validation error against epochs for every M (Hoffer et al. Fig. 3a) and
-epochs and wall-clock time to 94% against M. ``hw3 run cutout --show 2`` saves two training
-images beside their Cutout versions instead of training.
-
-Result: not yet run on real CIFAR-10 (the development machine has no copy and no GPU); the
-tests train a few steps for M = 1 and M = 4 on stand-in data (``hw3 data fake cifar10``).
-
-Speed (benchmarks/bench_cutout.py, B = 64, 1 torch thread on a shared 2-core AMD EPYC,
-torch 2.13, no GPU; medians of 20 interleaved repeats): augmentation (crop, flip, normalise,
-Cutout of M x B images as one row gather from a normalised padded table, trainers.augment)
-243k img/s against 10.4k img/s per-sample (PIL + torchvision-style ops in a DataLoader),
-23.5x at M = 8 and 27.4x at M = 32 (target 20x); data + augmentation 1.3 ms of a 6.9 s
-ResNet-44 step of 512 images, 0.02% (target < 5%); 75 img/s, 44 GFLOP/s (3 x archcalc's
-196 MFLOP forward). Not yet measured on a GPU.
-
-Modules: this one is torch-free (config, so ``hw3 list`` stays light); trainers.augment
-(batched crop, flip, normalise, Cutout), cutout_train (model, step with accumulation and
-DDP, epoch, evaluation), cutout_run (the trainings, checkpoints, resume, the --show figure
-data), cutout_report (plots and summary).
+Every value is written here once, with its source; torch-free, so ``hw3 list`` stays light.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from trainers.api import ReportContext, RunContext, Summary, setting
+from trainers.api import setting
 
 MS = (1, 2, 4, 8, 16, 32)
 
@@ -88,24 +61,3 @@ class Config:
             raise ValueError("need lr > 0, weight_decay >= 0 and momentum in [0, 1)")
 
 
-class Cutout:
-    """The ``cutout`` plugin: one training per M in ``run``, plots and tables in ``report``."""
-
-    name = "cutout"
-    summary = ("Problem 4: Cutout and batch augmentation (M copies per image) with ResNet-44 "
-               "on CIFAR-10.")
-    config_type = Config
-    datasets = ("cifar10",)  # checked by the host before a run directory exists
-
-    def run(self, config: Config, ctx: RunContext) -> dict[str, Any]:
-        from trainers.plugins.cutout_run import run_all
-
-        return run_all(config, ctx)
-
-    def report(self, results: Mapping[str, Any], ctx: ReportContext) -> Summary:
-        from trainers.plugins.cutout_report import summarize
-
-        return summarize(results, ctx)
-
-
-plugin = Cutout()

@@ -1,40 +1,14 @@
-"""Problem 1 of the homework: five adaptive learning-rate methods on CIFAR-10.
+"""Problem 1's settings: the methods, their hyperparameters and the training protocol.
 
-Reproduces: the seed's MLP 3072-1000-1000-10 (ReLU, archcalc spec ``mlp-cifar``, batch 128,
-200 epochs) trained with AdaGrad, RMSProp, RMSProp+Nesterov, AdaDelta and Adam, first with an
-L2 penalty (part 2), then with dropout 0.2 on the input and 0.5 on the hidden layers plus L2
-(part 3); ten trainings, one run each, seed 0. ``hw3 report`` plots training loss against
-epochs, names the best method per part from the numbers, compares training time with and
-without dropout and tabulates the test accuracy of all ten networks (classic dropout, test
-weights scaled by the keep probability: trainers/dropout.py).
-
-Result: not yet run on real CIFAR-10 (the development machine has no copy and no GPU); the
-test suite runs all ten trainings for 2 epochs on stand-in data (``hw3 data fake cifar10``).
-
-Speed (benchmarks/bench_optimizers.py: 2-core AMD EPYC, torch 2.13 CPU, hidden 1000, batch
-128, 60 steps, median of 7 interleaved repeats, final run of the session): the GEMM floor (c)
-took 1.001 s (141 GFLOP/s). The plugin's loop (a) against it and against a DataLoader loop (b)
-with the same model and optimizer step: AdaGrad a/c 1.24 (a/b 0.98), RMSProp 1.25 (1.00),
-RMSProp+Nesterov 1.24 (0.99), AdaDelta 1.26 (0.99), Adam 1.28 (0.99); in a run where the floor
-reached 163 GFLOP/s, 1.30-1.34 for all five. Two changes made the five methods cost alike:
-the L2 penalty's gradient is the optimizers' weight decay (no autograd passes for it), and
-torch.compile fuses the RMSProp, RMSProp+Nesterov and AdaDelta steps (eager, the same
-benchmark gave a/c 1.38, 2.24 and 1.52). What is left is shared: the same GEMMs run ~17%
-slower inside the loop than in the floor, whose operands stay in the L3 cache that each
-optimizer step (~110 MB of traffic) flushes.
-
-Modules: this one is torch-free (config and hyperparameters, so ``hw3 list`` stays light);
-optimizers_loop (model, optimizers, data on the device, one epoch), optimizers_run (the ten
-trainings, checkpoints, resume), optimizers_report (plots, tables, summary).
+Every value is written here once, with its source; torch-free, so ``hw3 list`` stays light.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from trainers.api import ReportContext, RunContext, Summary, setting
+from trainers.api import setting
 
 METHODS = ("adagrad", "rmsprop", "rmsprop-nesterov", "adadelta", "adam")
 VARIANTS = ("l2", "dropout")
@@ -118,30 +92,3 @@ def hyperparameter_fields() -> list[str]:
     return [f"{m.replace('-', '_')}_{h}" for m, names in HYPERPARAMETERS.items() for h in names]
 
 
-class Optimizers:
-    """The ``optimizers`` plugin: ten trainings in ``run``, plots and tables in ``report``."""
-
-    name = "optimizers"
-    summary = ("Problem 1: AdaGrad, RMSProp, RMSProp+Nesterov, AdaDelta and Adam on a CIFAR-10 "
-               "MLP, with L2 and with dropout.")
-    config_type = Config
-    datasets = ("cifar10",)  # checked by the host before a run directory exists
-
-    def check(self, config: Config, device: str, data_dir: str) -> None:
-        """Before the run directory exists: a compiled step needs a compiler here."""
-        from trainers.plugins.optimizers_loop import check_step
-
-        check_step(config.step, config.methods, device)
-
-    def run(self, config: Config, ctx: RunContext) -> dict[str, Any]:
-        from trainers.plugins.optimizers_run import run_all
-
-        return run_all(config, ctx)
-
-    def report(self, results: Mapping[str, Any], ctx: ReportContext) -> Summary:
-        from trainers.plugins.optimizers_report import summarize
-
-        return summarize(results, ctx)
-
-
-plugin = Optimizers()

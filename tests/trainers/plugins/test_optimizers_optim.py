@@ -1,4 +1,5 @@
-"""RMSProp with Nesterov momentum (trainers/optim.py) against the update equations by hand."""
+"""RMSProp with Nesterov momentum (the optimizers plugin's optim.py) against the update
+equations by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 import torch
 
-from trainers.optim import RMSPropNesterov
+from trainers.plugins.optimizers.optim import RMSPropNesterov
 
 SQRT10 = math.sqrt(10)
 

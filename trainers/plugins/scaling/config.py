@@ -1,0 +1,81 @@
+"""Problem 2's settings: the scaling jobs, the learners and the performance model.
+
+Every value is written here once, with its source; torch-free, so ``hw3 list`` stays light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from trainers.api import setting
+
+ALL_REDUCE = ("nccl", "hierarchical-copy", "reduction-to-one-device")
+COLLECTIVES = ("auto", "ring", "nccl")
+PARTS = ("strong", "weak", "all-reduce", "multi-worker")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Problem 2's protocol; plugins.toml [scaling] sets the seed's values."""
+
+    model: Literal["resnet50", "tiny"] = setting(
+        "resnet50", "resnet50: Keras ResNet50 (the protocol); tiny: a small CNN for quick runs.")
+    image_size: int = setting(32, "Side the 28x28 images are zero-padded to (>= 32 for ResNet).")
+    batch_size: int = setting(256, "Strong scaling: effective batch, shared by the learners.")
+    weak_batch_per_learner: int = setting(64, "Weak scaling: batch per learner.")
+    learners: tuple[int, ...] = setting((1, 2, 4, 8, 16), "Learner counts (strong, weak).")
+    learners_per_node: int = setting(8, "Learners per node; more use several worker processes.")
+    epochs: int = setting(10, "Epochs per job.")
+    steps: int = setting(0, "Iterations per epoch (0: the whole training set).")
+    warmup_steps: int = setting(3, "Iterations left out of the throughput (tracing, caches).")
+    train_samples: int = setting(0, "Training images used (0: all).")
+    lr: float = setting(0.01, "SGD learning rate, momentum 0.9 (not in the seed).")
+    parts: tuple[str, ...] = setting(PARTS, "Which experiments: " + ", ".join(PARTS) + ".")
+    gpu_hour_usd: float = setting(0.45, "Price per learner-hour (K80 on-demand, GCP).")
+    all_reduce: tuple[str, ...] = setting(ALL_REDUCE, "MirroredStrategy cross-device ops.")
+    all_reduce_learners: tuple[int, ...] = setting((1, 2, 4, 8), "Learners for all-reduce jobs.")
+    collectives: tuple[str, ...] = setting(COLLECTIVES, "Multi-worker implementations.")
+    collective_nodes: int = setting(2, "Worker processes for the collective comparison.")
+    model_only: bool = setting(False, "Only plot the performance model's predictions.")
+    interconnect: str = setting("pcie", "Link inside a node for the model (perf.LINKS).")
+    network: str = setting("10gbe", "Link between nodes for the model (perf.LINKS).")
+    device_tflops: float = setting(4.37, "Peak FP32 TFLOP/s of one learner for --model-only "
+                                   "(one K80 GK210 die, boost).")
+    utilization: float = setting(0.3, "Fraction of peak reached, for --model-only.")
+    cluster: str = setting("", "Cluster file of a real multi-host cluster (TOML, workers = "
+                           "[\"host:port\", ...]); empty: local workers on free ports.")
+    task: int = setting(0, "This host's index in the cluster file (0: the chief, which also "
+                        "runs the single-node jobs and stores the results).")
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "batch_size", "weak_batch_per_learner", "learners_per_node",
+                     "epochs", "collective_nodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("steps", "warmup_steps", "train_samples", "task"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        _check_names("parts", self.parts, PARTS)
+        _check_names("all_reduce", self.all_reduce, ALL_REDUCE)
+        _check_names("collectives", self.collectives, COLLECTIVES)
+        if not self.learners or min(self.learners + self.all_reduce_learners) < 1:
+            raise ValueError("learners must be positive counts")
+        if self.task and not self.cluster:
+            raise ValueError("task > 0 needs a cluster file (--cluster)")
+        if self.model == "resnet50" and self.image_size < 32:
+            raise ValueError("ResNet-50 needs image_size >= 32")
+        from trainers.plugins.scaling.perf import LINKS
+
+        for name in ("interconnect", "network"):
+            if getattr(self, name) not in LINKS:
+                raise ValueError(f"{name} must be one of {', '.join(LINKS)}")
+
+
+def _check_names(field: str, given: tuple[str, ...], known: tuple[str, ...]) -> None:
+    unknown = [g for g in given if g not in known]
+    if unknown or len(set(given)) != len(given):
+        raise ValueError(f"{field} must be distinct names from {', '.join(known)}; "
+                         f"got {', '.join(given) or 'none'}")
+
+
