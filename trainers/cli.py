@@ -446,11 +446,10 @@ def provenance(trainer: Trainer[Any], info: RunInfo) -> str:
 
 def _hardware(recorded: Any, host: dict[str, Any]) -> str:
     """A plugin's hardware record as one phrase: its text, or a record's ``description``."""
-    if isinstance(recorded, dict):
-        recorded = recorded.get("description") or ", ".join(f"{k} {v}" for k, v in
-                                                             recorded.items())
-    return str(recorded or f"device {host.get('device', '?')} (the run records no hardware "
-                           "model)")
+    from trainers.runtime import hardware_text
+
+    return hardware_text(recorded) or \
+        f"device {host.get('device', '?')} (the run records no hardware model)"
 
 
 def write_summary(trainer: Trainer[Any], info: RunInfo, *, locked: bool) -> tuple[Path, Summary]:

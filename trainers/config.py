@@ -141,6 +141,15 @@ def _from_text(spec: FieldSpec, text: str, where: str) -> Any:
         raise ConfigError(f"{where}: expected {NAMES[spec.kind]}, got {text!r}") from None
 
 
+def check_names(field: str, given: Sequence[str], known: Sequence[str], *,
+                allow_empty: bool = False) -> None:
+    """For a config's ``__post_init__``: ``given`` are distinct names from ``known``."""
+    unknown = [g for g in given if g not in known]
+    if unknown or (not given and not allow_empty) or len(set(given)) != len(given):
+        raise ValueError(f"{field} must be distinct names from {', '.join(known)}; "
+                         f"got {', '.join(given) or 'none'}")
+
+
 # -- layering --------------------------------------------------------------------------
 Layer = tuple[str, Mapping[str, Any]]
 

@@ -7,12 +7,14 @@ and ``hw3 list`` stays free of frameworks.
 from __future__ import annotations
 
 import os
+import platform
 import random
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from types import TracebackType
+from typing import Any
 
 from trainers.errors import ConfigError
 
@@ -67,6 +69,69 @@ def _check_cuda_index(index: int) -> None:
     if index >= count:
         raise ConfigError(f"device cuda:{index} does not exist; this machine has {count} "
                           f"GPU(s): cuda:0..cuda:{count - 1}")
+
+
+# -- hardware --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Hardware:
+    """Where a run trained, as every plugin records it: ``results["hardware"]`` holds
+    :meth:`record`, whose ``description`` is the phrase reports and exports print."""
+
+    description: str
+    devices: tuple[str, ...]
+    device_kind: str  # "GPU" or "CPU"
+    physical_devices: int = 1
+    logical: bool = False  # True: the devices are logical slices of physical_devices
+    hosts: int = 1
+    cores: int | None = None
+
+    def record(self) -> dict[str, Any]:
+        """Plain JSON data for results.json."""
+        return {**asdict(self), "devices": list(self.devices)}
+
+
+def hardware(device: str, workers: int = 1) -> Hardware:
+    """The torch device a run trains on, in words (``workers`` processes sharing it)."""
+    import torch
+
+    cores = cpu_count()
+    version = f"(torch {torch.__version__})"
+    if device.startswith("cuda"):
+        share = f", {workers} worker processes sharing it" if workers > 1 else ""
+        return Hardware(f"{torch.cuda.get_device_name(device)}{share} {version}", (device,),
+                        "GPU", cores=cores)
+    threads = f"{workers} worker processes, 1 torch thread each" if workers > 1 else \
+        f"{torch.get_num_threads()} threads"
+    return Hardware(f"CPU {cpu_name()} ({cores} cores), {threads} {version}", (device,), "CPU",
+                    cores=cores)
+
+
+def hardware_text(recorded: Any) -> str:
+    """A stored hardware record as one phrase (runs stored before :class:`Hardware` hold the
+    phrase itself); empty when the run recorded none."""
+    if isinstance(recorded, dict):
+        return str(recorded.get("description") or ", ".join(f"{k} {v}" for k, v in
+                                                                recorded.items()))
+    return str(recorded or "")
+
+
+def cpu_count() -> int:
+    """CPU cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "CPU"
 
 
 # -- torchrun ----------------------------------------------------------------------------

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
     from trainers.data.catalog import Arrays
 
-__all__ = ["MARKER", "SPECS", "Dataset", "Layout", "Spec", "Split", "get_spec", "load",
-           "names", "resolve_data_dir", "status"]
+__all__ = ["MARKER", "SPECS", "Dataset", "DeviceData", "Layout", "Spec", "Split", "get_spec",
+           "load", "names", "on_device", "resolve_data_dir", "status"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,6 +64,23 @@ class Dataset:
         kind = "SYNTHETIC stand-in data" if self.synthetic else "official files"
         return (f"{self.name} ({self.layout} layout, {kind}): {len(self.train)} train, "
                 f"{len(self.test)} test, {len(self.classes)} classes")
+
+
+@dataclass(frozen=True, eq=False)
+class DeviceData:
+    """Both splits of a dataset as tensors on the training device (a plugin may transform x
+    there, e.g. normalise it, and keep the same record)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def on_device(ds: Dataset, device: str) -> DeviceData:
+    """``ds``'s splits moved to ``device`` as stored: uint8 images, int64 labels."""
+    return DeviceData(ds.train.x.to(device), ds.train.y.to(device), ds.test.x.to(device),
+                      ds.test.y.to(device))
 
 
 def names() -> list[str]:

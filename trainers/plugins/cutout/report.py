@@ -12,6 +12,7 @@ import numpy as np
 from trainers import plots
 from trainers.api import ReportContext, Summary
 from trainers.plugins.cutout.augment import CIFAR10_MEAN
+from trainers.runtime import hardware_text
 
 EXPLAIN = (
     "Cutout (DeVries & Taylor 2017) zeroes one square region of every training image after "
@@ -35,7 +36,7 @@ def summarize(results: Mapping[str, Any], ctx: ReportContext) -> Summary:
         "# Problem 4: Cutout and batch augmentation, ResNet on CIFAR-10", EXPLAIN,
         f"Model: {model['spec']} (shortcut {model['shortcut']}), {model['params']:,} "
         f"parameters, {model['flops_per_sample']:,} FLOPs per image forward (archcalc). "
-        f"Hardware: {results['hardware']}. Data: {results['data']}.",
+        f"Hardware: {hardware_text(results['hardware'])}. Data: {results['data']}.",
         "## Time to target accuracy\n\n" + target_table(trainings, results["target_accuracy"]),
         "## Per epoch\n\n" + epoch_table(trainings),
         *(f"![{p.stem}]({_link(p, ctx)})" for p in paths if p.suffix == ".png")])

@@ -9,8 +9,6 @@ gloo on CPU), wraps the model in DDP and augments its share of every step.
 
 from __future__ import annotations
 
-import platform
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,6 +17,7 @@ from torch import nn
 from trainers import data as datasets
 from trainers.api import RunContext
 from trainers.counts import model_counts
+from trainers.data import DeviceData
 from trainers.plugins.cutout.augment import Augment, cutout_boxes
 from trainers.plugins.cutout.config import Config
 from trainers.plugins.cutout.train import (
@@ -31,19 +30,9 @@ from trainers.plugins.cutout.train import (
     make_optimizer,
     train_epoch,
 )
-from trainers.runtime import Timer, keep_freed_memory
+from trainers.runtime import Timer, hardware, keep_freed_memory
 
 Opt = tuple[torch.optim.SGD, torch.optim.lr_scheduler.MultiStepLR]
-
-
-@dataclass(frozen=True, eq=False)
-class DeviceData:
-    """Both splits as uint8 / int64 tensors on the training device."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
 
 
 def recipe(config: Config, m: int) -> Augment:
@@ -62,8 +51,7 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
     cuda = ctx.device.startswith("cuda")
     if ctx.device == "cpu":
         keep_freed_memory()
-    data = DeviceData(*(t.to(ctx.device) for t in (ds.train.x, ds.train.y, ds.test.x,
-                                                   ds.test.y)))
+    data = datasets.on_device(ds, ctx.device)
     done, pending = restore(config, ctx, world)
     with ctx.progress.bar("trainings", total=len(config.M), unit="run") as bar:
         bar.advance(len(done))
@@ -183,21 +171,14 @@ def training_record(config: Config, m: int, history: list[dict[str, Any]]) -> di
             "target": time_to_target(history, config.target_accuracy)}
 
 
-def hardware(device: str) -> str:
-    """The device in words, for the report."""
-    if device.startswith("cuda"):
-        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} " \
-           f"threads (torch {torch.__version__})"
-
-
 def assemble(config: Config, ctx: RunContext, data_summary: str,
              done: list[dict[str, Any]]) -> dict[str, Any]:
     counts = model_counts(graph(config.depth, config.shortcut))
     parts = [f"M={t['M']}: {'' if t['target']['reached'] else 'best '}"
              f"{t['target']['acc']:.3f} @ {t['target']['time_s']:.0f}s" for t in done]
-    return {"headline": "; ".join(parts), "device": ctx.device, "hardware": hardware(ctx.device),
-            "data": data_summary, "target_accuracy": config.target_accuracy,
+    return {"headline": "; ".join(parts), "device": ctx.device,
+            "hardware": hardware(ctx.device).record(), "data": data_summary,
+            "target_accuracy": config.target_accuracy,
             "model": {"spec": f"resnet{config.depth}", "shortcut": config.shortcut,
                       "params": counts.params, "flops_per_sample": counts.flops},
             "trainings": done}

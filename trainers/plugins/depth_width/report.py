@@ -13,6 +13,7 @@ from typing import Any
 
 from trainers import plots
 from trainers.api import ReportContext, Summary
+from trainers.runtime import hardware_text
 
 Record = Mapping[str, Any]
 WAITING = 1.25  # wall / CPU time of a single-thread worker above this: it waited for a core
@@ -133,8 +134,8 @@ def _intro(results: Mapping[str, Any]) -> str:
     return (f"{d['points']:,} points ({d['train']:,} train / {d['test']:,} test), noise std "
             f"{d['noise_std']}; targets standardised (mean {d['y_mean']:.2f}, std "
             f"{d['y_std']:.2f}), RMSE in the original units of f. Hardware: "
-            f"{results['hardware']}. Last session trained {s['configs']} networks in "
-            f"{s['wall_s']:.1f} s{rate}.")
+            f"{hardware_text(results['hardware'])}. Last session trained {s['configs']} "
+            f"networks in {s['wall_s']:.1f} s{rate}.")
 
 
 def _depth_table(results: Mapping[str, Any], records: Sequence[Record]) -> str:

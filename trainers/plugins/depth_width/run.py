@@ -8,8 +8,6 @@ and an interrupted sweep loses at most the configurations in flight.
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from typing import Any
 
@@ -35,6 +33,7 @@ from trainers.plugins.depth_width.train import (
     job_seed,
     run_jobs,
 )
+from trainers.runtime import hardware
 
 TRAIN_FLOPS_PER_FORWARD = 3  # forward + backward (two products per forward one): the usual 3x
 
@@ -100,26 +99,6 @@ def flop_rate(records: list[Record], spec: DataSpec, seconds: float) -> float | 
     return flops / seconds if records and seconds > 0 else None
 
 
-def hardware(device: str, workers: int) -> str:
-    """The machine in words, as the results should state it."""
-    if device.startswith("cuda"):
-        return f"{torch.cuda.get_device_name(device)}, {workers} worker process(es) sharing it"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"{_cpu_name()} ({cores} cores), {workers} worker process(es)"
-            + (", 1 torch thread each" if workers > 1 else ""))
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "CPU"
-
-
 def results(config: Config, ctx: RunContext, archs: tuple[Arch, ...], done: dict[str, Record],
             spec: DataSpec, workers: int, session: dict[str, Any]) -> dict[str, Any]:
     records = [done[a.key] for a in archs]
@@ -132,7 +111,7 @@ def results(config: Config, ctx: RunContext, archs: tuple[Arch, ...], done: dict
     _table(ctx, records)
     return {"headline": headline, "reduced": reduced,
             "networks_per_depth": {str(d): n for d, n in per_depth(archs).items()},
-            "configs": records, "hardware": hardware(ctx.device, workers),
+            "configs": records, "hardware": hardware(ctx.device, workers).record(),
             "device": ctx.device, "workers": workers, "session": session,
             "data": {"points": spec.points, "train": spec.n_train,
                      "test": spec.points - spec.n_train, "noise_std": spec.noise_std,

@@ -68,7 +68,7 @@ def job_seed(base: int, arch: Arch) -> int:
 
 # -- data on the device -------------------------------------------------------------------
 @dataclass(frozen=True)
-class DeviceData:
+class ScaledData:
     """Scaled float32 tensors on the device, and the original targets for RMSE."""
 
     x_train: torch.Tensor
@@ -80,7 +80,7 @@ class DeviceData:
 
 
 @lru_cache(maxsize=2)
-def device_data(spec: DataSpec, device: str) -> DeviceData:
+def device_data(spec: DataSpec, device: str) -> ScaledData:
     """The data set of ``spec`` on ``device``, made once per process."""
     data = make_data(spec)
     scaler = Scaler.fit(data, spec.x_range)
@@ -88,7 +88,7 @@ def device_data(spec: DataSpec, device: str) -> DeviceData:
     def put(a: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(a, dtype=torch.float32).to(device)
 
-    return DeviceData(put(scaler.x(data.x_train)), put(scaler.y(data.y_train)).unsqueeze(1),
+    return ScaledData(put(scaler.x(data.x_train)), put(scaler.y(data.y_train)).unsqueeze(1),
                       put(scaler.x(data.x_test)), data.y_train, data.y_test, scaler)
 
 
@@ -129,7 +129,7 @@ def train(job: Job, progress: Callable[[int], None] | None = None) -> Record:
 
 
 def fit(model: nn.Module, opt: torch.optim.Optimizer,
-        sched: torch.optim.lr_scheduler.LRScheduler | None, data: DeviceData, hyper: Hyper,
+        sched: torch.optim.lr_scheduler.LRScheduler | None, data: ScaledData, hyper: Hyper,
         gen: torch.Generator, progress: Callable[[int], None] | None) -> int:
     """SGD over slices of a fresh on-device permutation each epoch (the last partial batch is
     dropped: batch norm needs more than one sample); returns the epochs run, fewer only if
@@ -164,7 +164,7 @@ def predict(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     return np.concatenate(parts).ravel() if parts else np.zeros(0)
 
 
-def evaluate(model: nn.Module, data: DeviceData) -> dict[str, float]:
+def evaluate(model: nn.Module, data: ScaledData) -> dict[str, float]:
     """Training and test RMSE in the original units, with batch norm's running statistics."""
     return {"test_rmse": rmse(predict(model, data.x_test), data.y_test_orig, data.scaler),
             "train_rmse": rmse(predict(model, data.x_train), data.y_train_orig, data.scaler)}

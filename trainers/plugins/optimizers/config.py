@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from trainers.api import setting
+from trainers.config import check_names
 
 METHODS = ("adagrad", "rmsprop", "rmsprop-nesterov", "adadelta", "adam")
 VARIANTS = ("l2", "dropout")
@@ -62,8 +63,8 @@ class Config:
     adam_eps: float = setting(1e-8, "Adam stabiliser.")
 
     def __post_init__(self) -> None:
-        _check_names("methods", self.methods, METHODS)
-        _check_names("variants", self.variants, VARIANTS)
+        check_names("methods", self.methods, METHODS)
+        check_names("variants", self.variants, VARIANTS)
         for name in ("hidden", "batch_size", "epochs", "eval_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -72,13 +73,6 @@ class Config:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-
-
-def _check_names(field: str, given: tuple[str, ...], known: tuple[str, ...]) -> None:
-    unknown = [g for g in given if g not in known]
-    if unknown or not given or len(set(given)) != len(given):
-        raise ValueError(f"{field} must be distinct names from {', '.join(known)}; "
-                         f"got {', '.join(given) or 'none'}")
 
 
 def hyperparameters(config: Config, method: str) -> dict[str, float]:

@@ -16,6 +16,7 @@ from typing import Any
 from trainers import plots
 from trainers.api import ReportContext, Summary
 from trainers.progress import fmt
+from trainers.runtime import hardware_text
 
 Record = Mapping[str, Any]
 LOSS = "full_train_loss"
@@ -191,7 +192,7 @@ def _intro(results: Mapping[str, Any], config: Any) -> str:
             f"(archcalc). Batch {config.batch_size}, {config.epochs} epochs, L2 coefficient "
             f"{config.weight_decay:g}; dropout {config.dropout_input:g} (input) and "
             f"{config.dropout_hidden:g} (hidden), {config.dropout_style} style. "
-            f"Hardware: {results['hardware']}. Data: {results['data']}.")
+            f"Hardware: {hardware_text(results['hardware'])}. Data: {results['data']}.")
 
 
 def _findings(trainings: Sequence[Record]) -> str:

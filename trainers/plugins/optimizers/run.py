@@ -11,10 +11,8 @@ network over the training set, test loss and accuracy, and the training time alo
 from __future__ import annotations
 
 import math
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,11 +21,11 @@ from torch import nn
 from trainers import data as datasets
 from trainers.api import RunContext
 from trainers.counts import model_counts
+from trainers.data import DeviceData
 from trainers.plugins.optimizers.config import Config, hyperparameters
 from trainers.plugins.optimizers.report import best_by_variant, result_rows
 from trainers.plugins.optimizers.train import (
     SPEC,
-    DeviceData,
     build_mlp,
     deterministic,
     evaluate,
@@ -38,7 +36,7 @@ from trainers.plugins.optimizers.train import (
     to_device,
     train_epoch,
 )
-from trainers.runtime import Timer, compile_seconds, keep_freed_memory
+from trainers.runtime import Timer, compile_seconds, hardware, keep_freed_memory
 
 Job = tuple[str, str]  # (variant, method)
 
@@ -168,30 +166,12 @@ def training_record(config: Config, job: Job, history: list[dict[str, Any]],
             "history": list(history)}
 
 
-def hardware(device: str) -> str:
-    """The device in words, for the report (results state the hardware they come from)."""
-    if device.startswith("cuda"):
-        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
-    return f"CPU {cpu_name()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def assemble(config: Config, ctx: RunContext, data_summary: str,
              done: list[dict[str, Any]]) -> dict[str, Any]:
     counts = model_counts(SPEC, params={"hidden": config.hidden})
     best = best_by_variant(done)
     headline = "; ".join(f"best {v}: {m} {loss:.4g}" for v, (m, loss) in best.items())
-    return {"headline": headline, "device": ctx.device, "hardware": hardware(ctx.device),
+    return {"headline": headline, "device": ctx.device, "hardware": hardware(ctx.device).record(),
             "data": data_summary,
             "model": {"spec": SPEC, "hidden": config.hidden, "params": counts.params,
                       "flops_per_sample": counts.flops},

@@ -13,21 +13,18 @@ import importlib.util
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from trainers.counts import build_model, check_module
+from trainers.data import Dataset, DeviceData
 from trainers.errors import ConfigError
 from trainers.plugins.optimizers.config import METHODS
 from trainers.plugins.optimizers.dropout import Style, weight_scaled_network, with_dropout
 from trainers.plugins.optimizers.optim import RMSPropNesterov
-
-if TYPE_CHECKING:
-    from trainers.data import Dataset
 
 SPEC = "mlp-cifar"
 
@@ -131,16 +128,6 @@ def step_function(optimizer: torch.optim.Optimizer, method: str, mode: StepMode,
 
 
 # -- data ----------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class DeviceData:
-    """Both splits as float tensors on the training device, normalised per channel."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-
-
 def to_device(ds: Dataset, device: str) -> DeviceData:
     """Move uint8 images (4x less to copy) to ``device``, then scale to [0, 1] and normalise
     with the training set's per-channel mean and std, on the device."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from trainers.api import setting
+from trainers.config import check_names
 
 ALL_REDUCE = ("nccl", "hierarchical-copy", "reduction-to-one-device")
 COLLECTIVES = ("auto", "ring", "nccl")
@@ -56,9 +57,9 @@ class Config:
         for name in ("steps", "warmup_steps", "train_samples", "task"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        _check_names("parts", self.parts, PARTS)
-        _check_names("all_reduce", self.all_reduce, ALL_REDUCE)
-        _check_names("collectives", self.collectives, COLLECTIVES)
+        check_names("parts", self.parts, PARTS, allow_empty=True)
+        check_names("all_reduce", self.all_reduce, ALL_REDUCE, allow_empty=True)
+        check_names("collectives", self.collectives, COLLECTIVES, allow_empty=True)
         if not self.learners or min(self.learners + self.all_reduce_learners) < 1:
             raise ValueError("learners must be positive counts")
         if self.task and not self.cluster:
@@ -70,12 +71,5 @@ class Config:
         for name in ("interconnect", "network"):
             if getattr(self, name) not in LINKS:
                 raise ValueError(f"{name} must be one of {', '.join(LINKS)}")
-
-
-def _check_names(field: str, given: tuple[str, ...], known: tuple[str, ...]) -> None:
-    unknown = [g for g in given if g not in known]
-    if unknown or len(set(given)) != len(given):
-        raise ValueError(f"{field} must be distinct names from {', '.join(known)}; "
-                         f"got {', '.join(given) or 'none'}")
 
 

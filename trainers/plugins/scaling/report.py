@@ -8,6 +8,7 @@ from typing import Any
 
 from trainers import plots
 from trainers.api import ReportContext, Summary
+from trainers.runtime import hardware_text
 
 Record = Mapping[str, Any]
 MEASURES = (("images_per_s", "throughput (images/s)", "throughput"),
@@ -28,7 +29,7 @@ def note_of(results: Record, stand_in: bool) -> str:
     if results.get("model_only"):
         text = "performance model (no training)"
     else:
-        text = f"measured on {results['hardware']['description']}, model {results['model']}"
+        text = f"measured on {hardware_text(results['hardware'])}, model {results['model']}"
     return text + (f"; {plots.SYNTHETIC_NOTE}" if stand_in else "")
 
 

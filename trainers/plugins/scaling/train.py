@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from trainers.runtime import Hardware
+
 CROSS_DEVICE_OPS = {"nccl": "NcclAllReduce", "hierarchical-copy": "HierarchicalCopyAllReduce",
                     "reduction-to-one-device": "ReductionToOneDevice"}
 
@@ -71,7 +73,7 @@ def setup_devices(n: int) -> dict[str, Any]:
     gpus = tf.config.list_physical_devices("GPU")
     if len(gpus) >= n:
         names = [d.name for d in tf.config.list_logical_devices("GPU")][:n]
-        return hardware(names, "GPU", physical=len(gpus), logical=False)
+        return learner_hardware(names, "GPU", physical=len(gpus), logical=False)
     cpu = tf.config.list_physical_devices("CPU")[0]
     with contextlib.suppress(RuntimeError):  # already initialised: reuse what is there
         tf.config.set_logical_device_configuration(
@@ -79,7 +81,7 @@ def setup_devices(n: int) -> dict[str, Any]:
     names = [d.name for d in tf.config.list_logical_devices("CPU")]
     if len(names) < n:
         raise RuntimeError(f"{n} logical CPU devices requested, this process has {len(names)}")
-    return hardware(names[:n], "CPU", physical=1, logical=True)
+    return learner_hardware(names[:n], "CPU", physical=1, logical=True)
 
 
 def expected_hardware(n: int) -> dict[str, Any]:
@@ -88,17 +90,17 @@ def expected_hardware(n: int) -> dict[str, Any]:
     tf = tf_module()
     gpus = tf.config.list_physical_devices("GPU")
     if len(gpus) >= n:
-        return hardware([f"GPU:{i}" for i in range(n)], "GPU", physical=len(gpus),
+        return learner_hardware([f"GPU:{i}" for i in range(n)], "GPU", physical=len(gpus),
                         logical=False)
-    return hardware([f"CPU:{i}" for i in range(n)], "CPU", physical=1, logical=True)
+    return learner_hardware([f"CPU:{i}" for i in range(n)], "CPU", physical=1, logical=True)
 
 
-def hardware(devices: list[str], kind: str, *, physical: int, logical: bool) -> dict[str, Any]:
-    """The truthful record of where the learners ran."""
+def learner_hardware(devices: list[str], kind: str, *, physical: int,
+                     logical: bool) -> dict[str, Any]:
+    """The truthful record of where the learners ran (the host's Hardware record)."""
     what = (f"{len(devices)} logical {kind} device(s) on {physical} physical {kind}" if logical
             else f"{len(devices)} physical {kind}(s)")
-    return {"devices": devices, "device_kind": kind, "physical_devices": physical,
-            "logical": logical, "hosts": 1, "cores": os.cpu_count(), "description": what}
+    return Hardware(what, tuple(devices), kind, physical, logical, 1, os.cpu_count()).record()
 
 
 # -- data ------------------------------------------------------------------------------------
