@@ -42,7 +42,7 @@ class Ops(Record):
     norm_params: int = 0  # affine BN/LN/GN/IN parameters (torchinfo counts these as Mult-Adds)
     act: int = 0  # activation function evaluations, weighted (softmax counts 3 per element)
     pool: int = 0  # comparisons (max) or additions and a division (avg) of pooling
-    pool_inputs: int = 0  # input elements of adaptive (global) average pooling
+    pool_inputs: int = 0  # input elements of 2-D adaptive (global) average pooling (fvcore)
     add: int = 0  # elementwise additions joining residual paths
     lrn: int = 0  # LRN operations
     norm_stats: int = 0  # elements normalised by the sample's own statistics (LN, GN, IN)
@@ -121,7 +121,6 @@ def merge_rfs(rfs: list[RF]) -> tuple[RF, bool]:
 
 
 def fmt_shape(shape: Shape) -> str:
-    """(C, H, W) as ``HxWxC``, the notation of the input line; vectors as ``N``."""
-    if len(shape) == 3:
-        return f"{shape[1]}x{shape[2]}x{shape[0]}"
-    return "x".join(str(d) for d in shape)
+    """(C, H, W) as ``HxWxC`` and (C, L) as ``LxC``, the notation of the input line;
+    vectors as ``N``."""
+    return "x".join(str(d) for d in (*shape[1:], shape[0]))

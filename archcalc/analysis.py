@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from archcalc.algebra import INPUT_RF, RF, Ops, Params, merge_rfs
 from archcalc.conventions import Convention, get_convention
 from archcalc.errors import Loc, UsageError
-from archcalc.kinds.base import Block, Kind, WeightFormula
+from archcalc.kinds.base import Block, Kind, WeightFormula, output_at, rules_at, uncolumn
 from archcalc.layers import Graph, Node, Seq, Shape
 from archcalc.records import Record
 
@@ -165,12 +165,12 @@ class Walker:
         key = (node.layer, shape)
         found = self.derived.get(key)
         if found is None:
-            layer = node.layer
-            out = layer.output_shape(shape, node.loc)
-            ops = layer.operations(shape, out)
-            found = _Derived(out, layer.parameters(shape), ops, self.convention.macs(ops),
-                             self.convention.flops(ops), not layer.allocates(), layer.stored(),
-                             layer.weight_formula(shape))
+            rule, at = rules_at(node.layer, shape, node.loc)
+            out = output_at(rule, at, shape, node.loc)
+            ops = rule.operations(at, out)
+            found = _Derived(out if at is shape else uncolumn(out), rule.parameters(at), ops,
+                             self.convention.macs(ops), self.convention.flops(ops),
+                             not rule.allocates(), rule.stored(), rule.weight_formula(at))
             self.derived[key] = found
         return found
 
@@ -194,7 +194,10 @@ class Walker:
             return layer.walk(self, node, shape, rf, depth, held)
         d = self.derive(node, shape)
         title = node.title or layer.title()
-        new_rf = layer.receptive_field(rf, shape) if rf is not None else None
+        new_rf = None
+        if rf is not None:
+            rule, at = rules_at(layer, shape, node.loc)
+            new_rf = rule.receptive_field(rf, at)
         if rf is not None and new_rf is None:
             self.warnings.append(f"{node.loc}: {node.label}: no receptive field from here on "
                                  "(its output units' fields are not one sliding window of "
@@ -237,14 +240,15 @@ def _fmt_center(rf: RF) -> str:
 
 def analyze(graph: Graph, convention: str | Convention = "full",
             input_shape: Shape | None = None) -> Report:
-    """Derive every row of ``graph``; ``input_shape`` (C, H, W) overrides the spec's."""
+    """Derive every row of ``graph``; ``input_shape`` (C, H, W), (C, L) or (N,) overrides
+    the spec's."""
     conv = convention if isinstance(convention, Convention) else get_convention(convention)
     shape = graph.input_shape if input_shape is None else tuple(input_shape)
-    if len(shape) not in (1, 3) or not all(type(d) is int and d > 0 for d in shape):
-        raise UsageError(f"input shape must be (C, H, W) or (N,) of positive whole numbers, "
-                         f"not {shape}")
+    if len(shape) not in (1, 2, 3) or not all(type(d) is int and d > 0 for d in shape):
+        raise UsageError(f"input shape must be (C, H, W), (C, L) or (N,) of positive whole "
+                         f"numbers, not {shape}")
     walker = Walker(conv)
-    rf = INPUT_RF if len(shape) == 3 else None
+    rf = INPUT_RF if len(shape) > 1 else None
     _, _, peak = walker.seq(graph.body, shape, rf, 0, 0, 0)
     return Report(graph.name, graph.source, shape, conv, tuple(walker.rows),
                   tuple(walker.warnings), peak)

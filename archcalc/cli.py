@@ -22,6 +22,7 @@ from archcalc.analysis import Report, analyze
 from archcalc.conventions import CONVENTIONS
 from archcalc.errors import ArchcalcError, SpecError, UsageError
 from archcalc.layers import Shape
+from archcalc.notation import INPUT_FORMS, channels_first, parse_dims
 from archcalc.render import (
     DTYPE_BYTES,
     FORMATS,
@@ -32,7 +33,6 @@ from archcalc.render import (
     report_dict,
     to_text,
 )
-from archcalc.spec import parse_dims
 from archcalc.tabular import Column, Table
 
 if TYPE_CHECKING:  # rich.console is imported only when printing to a terminal
@@ -68,7 +68,8 @@ RICH, FULL, FLOAT32 = Fmt("rich"), ConventionName("full"), Dtype("float32")  # t
 
 
 InputOpt = Annotated[str | None, typer.Option(
-    "--input", metavar="HxWxC", help="Input shape, e.g. 224x224x3 (or N for vectors).")]
+    "--input", metavar="HxWxC", help="Input shape, e.g. 224x224x3 (LxC for sequences, N "
+                                     "for vectors).")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", metavar="NAME=INT", help="Set a spec parameter; repeatable.")]
 FormatOpt = Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")]
@@ -92,17 +93,14 @@ def _fail(message: str) -> None:
 
 
 def parse_input(text: str | None) -> Shape | None:
-    """``HxWxC`` -> (C, H, W); ``N`` -> (N,); None stays None."""
+    """``HxWxC`` -> (C, H, W); ``LxC`` -> (C, L); ``N`` -> (N,); None stays None."""
     if text is None:
         return None
     dims = parse_dims(text)
     if dims is None or any(d <= 0 for d in dims):
-        raise UsageError(f"--input {text!r}: expected HxWxC with positive sizes "
-                         "(e.g. 224x224x3) or N")
-    if len(dims) == 3:
-        h, w, c = dims
-        return (c, h, w)
-    return dims
+        raise UsageError(f"--input {text!r}: expected {INPUT_FORMS} with positive sizes "
+                         "(e.g. 224x224x3)")
+    return channels_first(dims)
 
 
 def parse_sets(items: list[str] | None) -> dict[str, int]:

@@ -72,11 +72,21 @@ def flag(text: str) -> bool | None:
 
 
 def parse_dims(text: str) -> tuple[int, ...] | None:
-    """``224x224x3`` -> (224, 224, 3); ``3072`` -> (3072,); anything else -> None."""
+    """``224x224x3`` -> (224, 224, 3); ``16000x1`` -> (16000, 1); ``3072`` -> (3072,);
+    anything else -> None."""
     parts = [whole(p) for p in re.split(r"[x*×,]", text.strip().lower())]
-    if len(parts) not in (1, 3) or None in parts:
+    if len(parts) not in (1, 2, 3) or None in parts:
         return None
     return tuple(parts)  # type: ignore[arg-type]
+
+
+INPUT_FORMS = "HxWxC (an image), LxC (a sequence of L steps) or N (a vector)"
+
+
+def channels_first(dims: tuple[int, ...]) -> tuple[int, ...]:
+    """Dimensions as written, channels last as in papers and Keras (``HxWxC``, ``LxC``),
+    to the (C, H, W) / (C, L) / (N,) order of torch and of every rule."""
+    return dims if len(dims) == 1 else (dims[-1], *dims[:-1])
 
 
 class Fail(Protocol):

@@ -8,13 +8,13 @@ itself in Rich and is written to text by :func:`render`.
 
 JSON of the full view (``report_dict``; keys are only ever added, never changed)::
 
-    {"schema_version": 1, "model": str, "input": [C, H, W] | [N], "convention": str,
+    {"schema_version": 1, "model": str, "input": [C, H, W] | [C, L] | [N], "convention": str,
      "layers": [{"name": label as written, "path": unique, "kind": str,
-                 "output_shape": [C, H, W] | [N], "activations": int, "inplace": bool,
+                 "output_shape": [C, H, W] | [C, L] | [N], "activations": int, "inplace": bool,
                  "weights": int, "biases": int, "params": weights + biases, "buffers": int,
                  "macs": int, "flops": int,
                  "rf": {"size": [h, w], "stride": [h, w], "padding": [h, w],
-                        "center": [h, w]} | null,
+                        "center": [h, w]} ([l] each for a sequence model) | null,
                  "head": "main" | the name of the ``head`` block the layer is in}],
      "warnings": [str],
      "heads": {"main": totals, NAME: totals, ...} (empty for a single output),
@@ -179,10 +179,18 @@ def _num(value: int | Fraction) -> str:
     return str(int(value)) if value == int(value) else str(float(value))
 
 
-def _rf_cells(rf: RF | None) -> tuple[str, ...]:
+def _rf_axes(report: Report) -> int:
+    """Axes a field has: 2 on a map, 1 on a sequence (the column the field algebra uses)."""
+    return 1 if len(report.input_shape) == 2 else 2
+
+
+def _rf_cells(rf: RF | None, axes: int) -> tuple[str, ...]:
     if rf is None:
         return ("", "", "", "")
-    return (_pair(rf.size), _pair(rf.stride), _pair(rf.padding), _pair(rf.center))
+    values = (rf.size, rf.stride, rf.padding, rf.center)
+    if axes == 1:
+        return tuple(_num(v[0]) for v in values)
+    return tuple(_pair(v) for v in values)
 
 
 LAYER_COLUMNS = (
@@ -197,11 +205,12 @@ def layer_table(report: Report, dtype: str = "float32", batch: int = 1) -> Table
     rows: list[tuple[str | int, ...]] = [
         ("", "input", fmt_shape(report.input_shape), report.input_elements,
          0, 0, 0, 0, 0, 0, "", "", "", "")]
+    axes = _rf_axes(report)
     for r in report.rows:
         p = r.params
         rows.append((r.path, "  " * r.depth + r.label, fmt_shape(r.out_shape),
                      "in place" if r.inplace else r.activations, p.weights, p.biases,
-                     p.trainable, p.buffers, r.macs, r.flops, *_rf_cells(r.rf)))
+                     p.trainable, p.buffers, r.macs, r.flops, *_rf_cells(r.rf, axes)))
     t = report.totals
     total = ("", "TOTAL", "", t.activations, t.weights, t.biases, t.params, t.buffers, t.macs,
              t.flops, "", "", "", "")
@@ -308,20 +317,20 @@ def _inception_footer(naive: Report, reduced: Report, macs: tuple[int, int]) -> 
 
 
 # -- JSON -------------------------------------------------------------------------------
-def _rf_dict(rf: RF | None) -> dict[str, list[int | float]] | None:
+def _rf_dict(rf: RF | None, axes: int) -> dict[str, list[int | float]] | None:
     if rf is None:
         return None
-    return {"size": list(rf.size), "stride": list(rf.stride), "padding": list(rf.padding),
-            "center": [float(c) for c in rf.center]}
+    return {"size": list(rf.size[:axes]), "stride": list(rf.stride[:axes]),
+            "padding": list(rf.padding[:axes]), "center": [float(c) for c in rf.center[:axes]]}
 
 
-def _layer_dict(row: Row) -> dict[str, Any]:
+def _layer_dict(row: Row, axes: int) -> dict[str, Any]:
     return {"name": row.label, "path": row.path, "kind": row.kind,
             "output_shape": list(row.out_shape), "activations": row.activations,
             "inplace": row.inplace, "weights": row.params.weights,
             "biases": row.params.biases, "params": row.params.trainable,
             "buffers": row.params.buffers, "macs": row.macs, "flops": row.flops,
-            "rf": _rf_dict(row.rf), "head": row.head or "main"}
+            "rf": _rf_dict(row.rf, axes), "head": row.head or "main"}
 
 
 def _totals_dict(t: Totals) -> dict[str, int]:
@@ -334,7 +343,7 @@ def report_dict(report: Report) -> dict[str, Any]:
     t = report.totals
     return {"schema_version": 1, "model": report.model, "input": list(report.input_shape),
             "convention": report.convention.name,
-            "layers": [_layer_dict(r) for r in report.rows],
+            "layers": [_layer_dict(r, _rf_axes(report)) for r in report.rows],
             "warnings": list(report.warnings),
             "heads": {name: _totals_dict(h) for name, h in report.heads.items()},
             "totals": _totals_dict(t)}

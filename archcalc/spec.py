@@ -4,7 +4,8 @@ Grammar (one statement per line, or separated by ``;``; ``#`` starts a comment):
 
     model NAME                    name of the architecture
     source TEXT                   citation (rest of the line)
-    input HxWxC | N               input feature map (height x width x channels) or vector
+    input HxWxC | LxC | N         input feature map (height x width x channels), sequence
+                                  (length x channels: 1-D layers) or vector
     param NAME = EXPR             overridable whole-number parameter
     let NAME = EXPR               derived parameter (not overridable)
     variant NAME K=V ...          a zoo name for this spec with parameters set
@@ -37,6 +38,12 @@ Layers (paper notation, case-insensitive; options as OPTION=VALUE), one entry pe
 {layers}
 
 Any number may be ``$name`` or ``${expression}`` over the parameters.
+
+On a sequence (``input 16000x1``), a layer with a window slides along its length, as torch's
+1-D modules: ``conv3-64`` is Conv1d (kernel 3), ``maxpool4``, ``gap``, ``aap8`` and ``pad l=2
+r=0`` (causal padding) pool and pad along it, so one size is written (``conv1x7`` is an
+error). Norms, activations, dropout and blocks work per channel as on maps; ``upsample``,
+``deconv`` and ``crop`` need a feature map. Receptive fields have one axis.
 
 Residual shortcuts (He et al. 2016): ``identity`` (the default); ``A`` subsamples and pads the
 new channels with zeros; ``B`` (``projection``) is a 1x1 conv with the block's stride and a
@@ -99,7 +106,17 @@ from archcalc.kinds import (
     build_layer,
 )
 from archcalc.layers import Graph, Node, Shape
-from archcalc.notation import RawOption, Token, flag, pair_or_none, parse_dims, tokenize, whole
+from archcalc.notation import (
+    INPUT_FORMS,
+    RawOption,
+    Token,
+    channels_first,
+    flag,
+    pair_or_none,
+    parse_dims,
+    tokenize,
+    whole,
+)
 
 __all__ = ["parse", "parse_dims", "parse_file", "tokenize"]
 
@@ -345,13 +362,10 @@ class _Parser:
         text = self.substitute(tok)
         dims = parse_dims(text)
         if dims is None:
-            raise self.error(tok, f"malformed input shape {text!r}: expected HxWxC or N")
+            raise self.error(tok, f"malformed input shape {text!r}: expected {INPUT_FORMS}")
         if any(d <= 0 for d in dims):
             raise self.error(tok, f"input dimensions must be positive, got {text!r}")
-        if len(dims) == 3:
-            h, w, c = dims
-            return (c, h, w)
-        return dims
+        return channels_first(dims)
 
     # -- defined blocks ------------------------------------------------------------------
     def define(self, tok: Token) -> None:

@@ -12,7 +12,7 @@ import sympy as sp
 
 from archcalc.algebra import fmt_shape
 from archcalc.errors import UsageError
-from archcalc.kinds.base import Block
+from archcalc.kinds.base import Block, output_at, rules_at, uncolumn
 from archcalc.layers import Shape
 from archcalc.records import Record
 from archcalc.spec import parse
@@ -94,14 +94,31 @@ def layer_formulas(label: str, in_shape: Shape) -> LayerFormulas:
     if len(graph.body) != 1 or isinstance(graph.body[0].layer, Block):
         raise UsageError(f"{label!r} is not a single layer")
     node = graph.body[0]
-    layer = node.layer
-    out = layer.output_shape(in_shape, node.loc)
-    rows = layer.formulas(in_shape, out)
-    counted = layer.parameters(in_shape)
+    rule, at = rules_at(node.layer, in_shape, node.loc)
+    out = output_at(rule, at, in_shape, node.loc)
+    rows = rule.formulas(at, out)
+    if at is not in_shape:  # a sequence: the twin's column is the sequence, width 1
+        rows = [_along_sequence(row) for row in rows if row.name != "W_out"]
+        out = uncolumn(out)
+    counted = rule.parameters(at)
     checks = {"weights": counted.weights, "biases": counted.biases, "buffers": counted.buffers}
     for row in rows:  # the symbolic and the numeric algebra must agree
         assert row.name not in checks or row.value == checks[row.name], row
     return LayerFormulas(node.label, in_shape, out, tuple(rows))
+
+
+L, Lo, K = sp.symbols("L L_out K", positive=True, integer=True)
+
+
+def _along_sequence(row: FormulaLine) -> FormulaLine:
+    """A twin's formula on the one-column map (C, L, 1), written for the sequence: the
+    width's symbols are 1, and the height's are the sequence's (H -> L, K_h -> K, a top
+    side is the start and a bottom side the end)."""
+    formula = row.formula.subs({Win: 1, Wo: 1, Kw: 1}).subs({Hin: L, Ho: Lo, Kh: K})
+    sides = {s: sp.Symbol(s.name.replace("_top", "_start").replace("_bottom", "_end"),
+                          **s.assumptions0)
+             for s in formula.free_symbols if s.name.endswith(("_top", "_bottom"))}
+    return FormulaLine(row.name.replace("H_out", "L_out"), formula.subs(sides), row.value)
 
 
 def line(name: str, formula: sp.Expr, values: dict) -> FormulaLine:

@@ -21,6 +21,7 @@ from rich.text import Text
 from archcalc.algebra import RF, fmt_shape
 from archcalc.analysis import Report, Row, analyze
 from archcalc.errors import VerifyUnavailable
+from archcalc.kinds.base import extent
 from archcalc.layers import Graph, Shape
 from archcalc.records import Record
 from archcalc.zoo import load
@@ -142,11 +143,10 @@ def verify(graph: Graph, input_shape: Shape | None = None, probe_rf: bool = True
               *_op_checks(reports, mult_adds, backend.fvcore_count(model), flops)]
     notes = NOTES
     if probe_rf:
-        probed = {r.path for r in reports["full"].rows
-                  if r.rf is not None and len(r.out_shape) == 3}  # those _rf_checks reads
-        checks += _rf_checks(reports["full"], backend.probe_fields(model, probed))
         full = reports["full"]
-        if len(full.input_shape) == 3 and any(r.rf is None for r in full.rows):
+        probed = {r.path for r in _fielded(full)}
+        checks += _rf_checks(full, backend.probe_fields(model, probed))
+        if len(full.input_shape) > 1 and any(r.rf is None for r in full.rows):
             notes += (NO_FIELD_NOTE,)
     return VerifyReport(graph.name, reports["full"].input_shape, tuple(checks), notes)
 
@@ -195,17 +195,23 @@ def _layer_checks(name: str, rows: tuple[Row, ...], counts: ToolCount, value) ->
 
 def _rf_checks(report: Report, fields: dict[str, tuple[Box | None, Box | None]]
                ) -> list[Check]:
-    checks = []
-    in_hw = report.input_shape[1:]
-    for row in report.rows:
-        if row.rf is None or len(row.out_shape) != 3:
-            continue
+    checks: list[Check] = []
+    if len(report.input_shape) == 1:
+        return checks  # a vector model has no fields
+    in_hw = extent(report.input_shape)
+    for row in _fielded(report):
         first, last = fields.get(row.path, (None, None))
         for name, unit, actual in (("RF first unit", None, first),
-                                   ("RF last unit", row.out_shape[1:], last)):
+                                   ("RF last unit", extent(row.out_shape), last)):
             expected = ExpectedField.of(row.rf, in_hw, unit)
             checks.append(Check(name, row.path, expected, actual, expected.admits(actual)))
     return checks
+
+
+def _fielded(report: Report) -> list[Row]:
+    """Rows with a receptive field on a map (or a sequence) like the input's: those probed."""
+    rank = len(report.input_shape)
+    return [r for r in report.rows if r.rf is not None and len(r.out_shape) == rank > 1]
 
 
 class ExpectedField(Record):

@@ -17,7 +17,8 @@ of a fresh process per run while ``verify`` runs, beside its RSS before (torch, 
 and fvcore imported, the graph parsed). With other work on the machine, ``--threads 1``
 gives steadier numbers: two OpenMP threads wait for each other when one loses its core.
 
-Run: ``.venv/bin/python benchmarks/bench_verify.py [--repeat 3] [--memory] [MODEL ...]``
+Run: ``.venv/bin/python benchmarks/bench_verify.py [--repeat 3] [--memory] [--new-only]
+[MODEL ...]``
 (no MODEL: the MobileNetV2 spec below and every zoo model; the old code takes minutes on
 the deepest zoo models at 224, so a full run is long: ``--repeat 1`` first).
 """
@@ -268,12 +269,34 @@ def memory(name: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def target(names: list[str], repeat: int) -> None:
+    """Today's verify alone, against the 20 s target: the baseline takes minutes on the
+    deepest zoo models, and the target is absolute."""
+    print(f"verify (today's code): median of {repeat} repeats, torch threads "
+          f"{torch.get_num_threads()}; target: every model under 20 s")
+    slowest = 0.0
+    for name in names:
+        graph = load(name)
+        times, ok = [], True
+        for _ in range(repeat):
+            seconds, _, checks = run("new", graph)
+            times.append(seconds)
+            ok = ok and all(c[-1] for c in checks)
+        wall = statistics.median(times)
+        slowest = max(slowest, wall)
+        print(f"  {name:<20} {fmt_shape(graph.input_shape):>11} {wall:>7.2f}s  "
+              f"{len(checks)} checks {'pass' if ok else 'FAIL'}", flush=True)
+    print(f"slowest {slowest:.2f}s: {'under' if slowest < 20 else 'OVER'} the 20 s target")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="*", help=f"{BENCH_SPEC} and/or zoo names")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--memory", action="store_true", help="peak RSS, a process per run")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--new-only", action="store_true",
+                        help="time only today's code (the 20 s target), no baseline")
     parser.add_argument("--child", choices=("old", "new"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -286,6 +309,9 @@ def main() -> None:
     names = args.models or [BENCH_SPEC, *archcalc.zoo.names()]
     for side in ("old", "new"):  # warm-up: lazy imports of torch, torchinfo and fvcore
         run(side, archcalc.parse("input 8x8x3\nconv3-4; bn; relu; maxpool; FC-2"))
+    if args.new_only:
+        target(names, args.repeat)
+        return
     print(f"verify, old (87c3de9 measurements) vs new: median of {args.repeat} interleaved "
           f"repeats, torch threads {torch.get_num_threads()}")
     print(f"  {'model':<20} {'input':>11} {'old':>8} {'new':>8} {'speed-up':>9} "

@@ -115,7 +115,7 @@ def probe_copy(model: Net, dtype: torch.dtype = torch.float32) -> Net:
     _swap_for_probe(probe, _norm_to_identity)
     with torch.no_grad():
         for m in probe.modules():
-            if isinstance(m, nn.Conv2d | nn.Linear):
+            if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear):
                 m.weight.fill_(1.0 / m.weight[0].numel())
                 if m.bias is not None:
                     m.bias.zero_()
@@ -155,7 +155,8 @@ def _swap_for_probe(parent: nn.Module,
 def probe_fields(model: Net, paths: Collection[str] | None = None
                  ) -> dict[str, tuple[Box | None, Box | None]]:
     """Row path -> bounding boxes of the input pixels that reach the first (0, 0) and the
-    last (H-1, W-1) output unit, channels summed, for every row with a (C, H, W) output, or
+    last (H-1, W-1) output unit, channels summed, for every row with a (C, H, W) output (a
+    sequence model: (C, L), its boxes those of the column (L, 1)), or
     for those of them in ``paths``; the probe then leaves out the top-level modules after
     the last of them (VGG's classifier: 120M weights; U-Net's expansive path).
 
@@ -178,7 +179,9 @@ def probe_fields(model: Net, paths: Collection[str] | None = None
     for out, below in wanted.values():
         if id(out) not in found:  # an identity's output is its input: same field
             k = at_cut.get(id(out), below)  # a top-level row starts at its own cut
-            unit = out[0, :, 0, 0].sum() + out[1, :, -1, -1].sum()
+            axes = out.dim() - 2  # spatial: 2 for a map, 1 for a sequence
+            first, last = (0, slice(None), *(0,) * axes), (1, slice(None), *(-1,) * axes)
+            unit = out[first].sum() + out[last].sum()
             (grad,) = torch.autograd.grad(unit, cuts[k], retain_graph=True)
             found[id(out)] = descent.fields(k, grad.sign())
     return {path: found[id(out)] for path, (out, _) in wanted.items()}
@@ -210,7 +213,7 @@ def _probe_forward(probe: Net, x: torch.Tensor, paths: set[str] | None
             if out.requires_grad and id(out) not in reset:  # an identity passes it on
                 out = new = _Support.apply(out)
                 reset[id(out)] = out
-            if out.dim() == 4:
+            if out.dim() == x.dim() > 2:  # a map's, or a sequence's, row
                 rows[path] = (out, len(cuts) - 1)
             if pending is not None:
                 pending.discard(path)
@@ -292,7 +295,10 @@ def _key(grad: torch.Tensor) -> bytes:
 
 
 def _box(grad: torch.Tensor) -> Box | None:
+    """The bounding box of a sample's gradient (C, H, W), or (C, L) as the column (L, 1)."""
     mask = grad.ne(0).any(dim=0)
+    if mask.dim() == 1:
+        mask = mask.unsqueeze(1)
     rows, cols = mask.any(dim=1).nonzero(), mask.any(dim=0).nonzero()
     if rows.numel() == 0:
         return None

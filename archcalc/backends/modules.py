@@ -23,9 +23,11 @@ class ZeroPad(nn.Module):
         self.out_channels, self.stride = out_channels, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, ::self.stride[0], ::self.stride[1]]
+        """On a sequence (B, C, L), the stride's first number subsamples L."""
+        x = x[(slice(None), slice(None), *(slice(None, None, s) for s in self.stride))
+              [:x.dim()]]
         extra = self.out_channels - x.shape[1]
-        return F.pad(x, (0, 0, 0, 0, extra // 2, extra - extra // 2))
+        return F.pad(x, (0, 0) * (x.dim() - 2) + (extra // 2, extra - extra // 2))
 
 
 class ConcatBranches(nn.Module):
@@ -51,15 +53,16 @@ class ResidualBlock(nn.Module):
 
 
 class ChannelLayerNorm(nn.LayerNorm):
-    """LayerNorm over the channels of each position of a (B, C, H, W) map: ConvNeXt's
-    channels-first LayerNorm (torchvision's ``LayerNorm2d``: permute to channels-last,
-    ``F.layer_norm`` over C, permute back). A subclass of nn.LayerNorm, so counting tools see
-    one leaf with ``weight`` and ``bias`` and fvcore one ``aten::layer_norm``."""
+    """LayerNorm over the channels of each position of a (B, C, H, W) map or a (B, C, L)
+    sequence: ConvNeXt's channels-first LayerNorm (torchvision's ``LayerNorm2d``: move the
+    channels last, ``F.layer_norm`` over C, move them back). A subclass of nn.LayerNorm, so
+    counting tools see one leaf with ``weight`` and ``bias`` and fvcore one
+    ``aten::layer_norm``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 2, 3, 1)
+        x = x.movedim(1, -1)
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
+        return x.movedim(-1, 1)
 
 
 class LayerScale(nn.Module):
@@ -68,10 +71,10 @@ class LayerScale(nn.Module):
     (torchvision's CNBlock calls it ``layer_scale``); neither is a ``weight``, so torchinfo
     counts no Mult-Adds for it."""
 
-    def __init__(self, channels: int, spatial: bool, init: float = 1e-6) -> None:
+    def __init__(self, channels: int, spatial_axes: int, init: float = 1e-6) -> None:
         super().__init__()
         self.init = init
-        shape = (channels, 1, 1) if spatial else (channels,)
+        shape = (channels, *(1,) * spatial_axes)
         self.gamma = nn.Parameter(torch.empty(shape))
         self.reset_parameters()
 
@@ -148,6 +151,21 @@ class PaddedConv2d(nn.Conv2d):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, pads(l, r, t, b)={self.pads}"
+
+
+class PaddedConv1d(nn.Conv1d):
+    """:class:`PaddedConv2d` along a sequence: zero-pads (start, end) first."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int,
+                 pads: tuple[int, int], dilation: int, groups: int, bias: bool) -> None:
+        super().__init__(in_channels, out_channels, kernel, stride, 0, dilation, groups, bias)
+        self.pads = pads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.pads))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, pads(start, end)={self.pads}"
 
 
 class HeadBlock(nn.Module):

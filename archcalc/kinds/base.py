@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from archcalc.algebra import RF, Ops, Params
+from archcalc.algebra import RF, Ops, Params, fmt_shape
 from archcalc.errors import Loc, SpecError
 from archcalc.notation import Fail, Options
 from archcalc.records import Record
@@ -219,6 +219,15 @@ class Kind(Record, ABC):
         """The layer sequences a container holds; a leaf holds none."""
         return ()
 
+    def on_sequence(self, loc: Loc | None) -> Kind | None:
+        """How a kind whose window slides over H and W slides along a sequence (C, L): the
+        kind that computes the same on the one-column map (C, L, 1) (kernel k x 1, stride
+        s x 1, padding p and 0: a 1-D convolution is exactly a 2-D one of width 1), whose
+        rules then give every number (:func:`rules_at`); a SpecError at ``loc`` if the layer
+        is written with two sizes. None, as here: the kind's own rules take a sequence as
+        they are (channels first: norms, activations, dropout) or refuse it."""
+        return None
+
 
 class NoParameters:
     """For a kind that has no weights, biases or buffers. A kind says so by inheriting
@@ -306,10 +315,63 @@ def register(cls: K) -> K:
 
 
 # -- helpers the families share -----------------------------------------------------------
+def rules_at(layer: Kind, shape: Shape, loc: Loc | None) -> tuple[Kind, Shape]:
+    """The kind and input shape whose rules give ``layer``'s numbers at ``shape``: on a
+    sequence (C, L), a windowed kind's one-column twin on (C, L, 1)
+    (:meth:`Kind.on_sequence`); otherwise the layer itself. A twin's output shapes lose the
+    column again (:func:`uncolumn`)."""
+    if len(shape) == 2:
+        twin = layer.on_sequence(loc)
+        if twin is not None:
+            return twin, (*shape, 1)
+    return layer, shape
+
+
+def output_at(rule: Kind, at: Shape, shape: Shape, loc: Loc) -> Shape:
+    """``rule``'s output shape at ``at`` (from :func:`rules_at` for ``shape``); a twin's
+    errors speak of the sequence's length, not of its column's height."""
+    if at is shape:
+        return rule.output_shape(at, loc)
+    try:
+        return rule.output_shape(at, loc)
+    except SpecError as exc:
+        raise SpecError(exc.message.replace("input height", "input length"), exc.loc
+                        ) from None
+
+
+def uncolumn(shape: Shape) -> Shape:
+    """(C, L, 1) -> (C, L): a twin's output back on the sequence."""
+    assert len(shape) == 3 and shape[2] == 1, shape
+    return shape[:2]
+
+
+def extent(shape: Shape) -> Pair:
+    """What the field algebra sees of a map or a sequence: (H, W), or (L, 1) for (C, L)."""
+    return (shape[1], shape[2] if len(shape) == 3 else 1)
+
+
+def channels_and_positions(kind: str, shape: Shape, loc: Loc) -> Shape:
+    """``shape`` if it is a map (C, H, W) or a sequence (C, L); a SpecError for a vector."""
+    if len(shape) < 2:
+        raise SpecError(f"{kind} needs a feature map (C, H, W) or a sequence (C, L), got a "
+                        f"vector of {shape[0]}", loc)
+    return shape
+
+
+def line_pair(value: Pair, fill: int, what: str, loc: Loc | None) -> Pair:
+    """A size written once, (k, k), as it acts along a sequence: (k, fill); a SpecError for
+    two different sizes, which a sequence's one axis cannot take."""
+    if value[0] != value[1]:
+        raise SpecError(f"{what} {value[0]}x{value[1]} on a sequence: a sequence has one "
+                        "axis, so write one size", loc)
+    return (value[0], fill)
+
+
 def feature_map(kind: str, shape: Shape, loc: Loc) -> tuple[int, int, int]:
     if len(shape) != 3:
-        raise SpecError(f"{kind} needs a feature map (C, H, W) input, got a vector of "
-                        f"{shape[0]}", loc)
+        got = ("a sequence " + fmt_shape(shape) + " (LxC)" if len(shape) == 2
+               else f"a vector of {shape[0]}")
+        raise SpecError(f"{kind} needs a feature map (C, H, W) input, got {got}", loc)
     return shape  # type: ignore[return-value]
 
 

@@ -19,7 +19,9 @@ from archcalc.kinds.base import (
     NoParameters,
     Notation,
     Pair,
+    channels_and_positions,
     feature_map,
+    line_pair,
     pair_str,
     register,
 )
@@ -98,10 +100,11 @@ def _concat_shape(shapes: list[Shape], loc: Loc) -> Shape:
     ranks = {len(s) for s in shapes}
     if ranks == {1}:
         return (sum(s[0] for s in shapes),)
-    spatial = {s[1:] for s in shapes if len(s) == 3}
-    if ranks != {3} or len(spatial) != 1:
+    spatial = {s[1:] for s in shapes}
+    if len(ranks) != 1 or len(spatial) != 1:
         listed = ", ".join(fmt_shape(s) for s in shapes)
-        raise SpecError(f"concat branches must agree in height and width: {listed}", loc)
+        what = "length" if ranks == {2} else "height and width"
+        raise SpecError(f"concat branches must agree in {what}: {listed}", loc)
     return (sum(s[0] for s in shapes), *shapes[0][1:])
 
 
@@ -148,8 +151,9 @@ class Residual(Block):
                                 f"{fmt_shape(out_shape)}; an identity shortcut cannot add "
                                 "them (use shortcut=A, B or C)", loc)
             return ()
-        if len(in_shape) != 3 or len(out_shape) != 3:
-            raise SpecError("shortcuts A, B, C and D join feature maps, not vectors", loc)
+        if len(in_shape) < 2 or len(out_shape) < 2:
+            raise SpecError("shortcuts A, B, C and D join feature maps or sequences, not "
+                            "vectors", loc)
         stride = self.stride or self.subsampling()
         if stride is None:
             raise SpecError("the residual body has no fixed stride (it pools globally or "
@@ -233,6 +237,9 @@ class ZeroPadShortcut(NoParameters, Kind):
 
     def title(self) -> str:
         return "SHORTCUT A"
+
+    def on_sequence(self, loc: Loc | None) -> ZeroPadShortcut:
+        return ZeroPadShortcut(self.out_channels, line_pair(self.stride, 1, "stride", loc))
 
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         _, h, w = feature_map(self.kind, shape, loc)
@@ -339,8 +346,10 @@ def gate_field(rf: RF, body_rf: RF, shape: Shape, body_out: Shape) -> RF | None:
     exact (clipped to the input) only if the shared field covers every input unit's field
     (``rf`` spread over the map); otherwise None. A vector (after flatten or FC) already
     carries the field of the whole map: nothing to widen."""
-    if len(shape) != 3:
+    if len(shape) == 1:
         return body_rf
+    if len(shape) == 2:  # a sequence: the column (C, L, 1) of the field algebra
+        shape, body_out = (*shape, 1), (*body_out, 1)
     whole = rf.spread((shape[1], shape[2]))
     size, stride, start = list(body_rf.size), list(body_rf.stride), list(body_rf.start)
     for axis in range(2):
@@ -437,7 +446,7 @@ class ChannelShuffle(NoParameters, Kind):
         return f"SHUFFLE{self.groups}"
 
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
-        c, _, _ = feature_map(self.kind, shape, loc)
+        c = channels_and_positions(self.kind, shape, loc)[0]
         if c % self.groups:
             raise SpecError(f"shuffle g={self.groups} must divide the channels ({c})", loc)
         return shape

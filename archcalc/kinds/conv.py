@@ -18,6 +18,7 @@ from archcalc.kinds.base import (
     Pair,
     WeightFormula,
     feature_map,
+    line_pair,
     pair_str,
     register,
     window,
@@ -102,6 +103,15 @@ class Conv(Kind):
     def title(self) -> str:
         return f"CONV{pair_str(self.kernel)}-{self.out_channels}"
 
+    def on_sequence(self, loc: Loc | None) -> Conv:
+        """torch's Conv1d: ``conv3-64`` slides along the sequence."""
+        end = self.pad_end
+        return replace(self, kernel=line_pair(self.kernel, 1, "kernel", loc),
+                       stride=line_pair(self.stride, 1, "stride", loc),
+                       padding=line_pair(self.padding, 0, "padding", loc),
+                       dilation=line_pair(self.dilation, 1, "dilation", loc),
+                       pad_end=None if end is None else line_pair(end, 0, "padding", loc))
+
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         c, h, w = feature_map(self.kind, shape, loc)
         conv = self.at(shape)
@@ -170,6 +180,8 @@ class Conv(Kind):
         padding='same' does the same internally, and allows only stride 1)."""
         from torch import nn
 
+        if len(in_shape) == 2:
+            return self._conv1d(in_shape)
         (top, bottom), (left, right) = self.pads(in_shape)
         conv = self.at(in_shape)
         if (top, left) == (bottom, right):
@@ -179,6 +191,22 @@ class Conv(Kind):
 
         return PaddedConv2d(in_shape[0], conv.out_channels, self.kernel, self.stride,
                             (left, right, top, bottom), self.dilation, conv.groups, self.bias)
+
+    def _conv1d(self, in_shape: Shape) -> nn.Module:
+        """nn.Conv1d on a sequence (C, L); asymmetric padding pads first, as for maps."""
+        from torch import nn
+
+        line = self.on_sequence(None)
+        (start, end), _ = line.pads((*in_shape, 1))
+        conv = self.at(in_shape)
+        k, s, d = line.kernel[0], line.stride[0], line.dilation[0]
+        if start == end:
+            return nn.Conv1d(in_shape[0], conv.out_channels, k, s, start, d, conv.groups,
+                             self.bias)
+        from archcalc.backends.modules import PaddedConv1d
+
+        return PaddedConv1d(in_shape[0], conv.out_channels, k, s, (start, end), d,
+                            conv.groups, self.bias)
 
 
 @register

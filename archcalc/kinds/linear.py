@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from archcalc.algebra import RF, Ops, Params
 from archcalc.errors import Loc
-from archcalc.kinds.base import Kind, Notation, WeightFormula, register
+from archcalc.kinds.base import Kind, Notation, WeightFormula, extent, register
 from archcalc.notation import Fail, Options, sizes
 
 if TYPE_CHECKING:
@@ -43,8 +43,9 @@ class Linear(Kind):
                       self.out_features if self.bias else 0)
 
     def weight_formula(self, in_shape: Shape) -> WeightFormula:
-        """H*W*C*out, the order in which the homework writes a feature map."""
-        hwc = (*in_shape[1:], in_shape[0]) if len(in_shape) == 3 else in_shape
+        """H*W*C*out, the order in which the homework writes a feature map (L*C*out for a
+        sequence)."""
+        hwc = (*in_shape[1:], in_shape[0])
         return WeightFormula(((*hwc, self.out_features),))
 
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
@@ -52,7 +53,7 @@ class Linear(Kind):
                    bias=self.out_features if self.bias else 0)
 
     def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
-        return rf.spread((in_shape[1], in_shape[2])) if len(in_shape) == 3 else rf
+        return rf.spread(extent(in_shape)) if len(in_shape) > 1 else rf
 
     def subsampling(self) -> None:
         return None

@@ -17,7 +17,7 @@ from archcalc.kinds.base import (
     Notation,
     ShapeKeeping,
     WeightFormula,
-    feature_map,
+    channels_and_positions,
     register,
 )
 from archcalc.notation import Fail, Options
@@ -103,8 +103,7 @@ class LRN(NoParameters, Kind):
         return "LRN"
 
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
-        feature_map(self.kind, shape, loc)
-        return shape
+        return channels_and_positions(self.kind, shape, loc)
 
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         return Ops(lrn=math.prod(out_shape) * (2 * self.size - 1 + LRN_FIXED_FLOPS))
@@ -178,17 +177,19 @@ class _SampleNorm(ShapeKeeping, Kind):
 
 
 def _elements(in_shape: Shape):  # -> sympy expression; sympy is imported lazily
-    from archcalc.symbolic import Ci, Hin, Win
+    from archcalc.symbolic import Ci, Hin, L, Win
 
-    return Ci * Hin * Win if len(in_shape) == 3 else Ci
+    return {3: Ci * Hin * Win, 2: Ci * L}.get(len(in_shape), Ci)
 
 
 def _symbol_values(in_shape: Shape) -> dict:
-    from archcalc.symbolic import Ci, Hin, Win
+    from archcalc.symbolic import Ci, Hin, L, Win
 
     values = {Ci: in_shape[0]}
     if len(in_shape) == 3:
         values.update({Hin: in_shape[1], Win: in_shape[2]})
+    if len(in_shape) == 2:
+        values[L] = in_shape[1]
     return values
 
 
@@ -220,7 +221,7 @@ class LayerNorm(_SampleNorm):
 
         from archcalc.backends.modules import ChannelLayerNorm
 
-        norm = ChannelLayerNorm if len(in_shape) == 3 else nn.LayerNorm
+        norm = ChannelLayerNorm if len(in_shape) > 1 else nn.LayerNorm
         return norm(in_shape[0], eps=self.eps, elementwise_affine=self.affine)
 
 
@@ -293,13 +294,13 @@ class InstanceNorm(_SampleNorm):
         return "IN"
 
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
-        feature_map(self.kind, shape, loc)
-        return shape
+        return channels_and_positions(self.kind, shape, loc)
 
     def torch_module(self, in_shape: Shape) -> nn.Module:
         from torch import nn
 
-        return nn.InstanceNorm2d(in_shape[0], eps=self.eps, affine=self.affine)
+        norm = nn.InstanceNorm2d if len(in_shape) == 3 else nn.InstanceNorm1d
+        return norm(in_shape[0], eps=self.eps, affine=self.affine)
 
 
 @register
@@ -345,7 +346,7 @@ class LayerScale(ShapeKeeping, Kind):
     def torch_module(self, in_shape: Shape) -> nn.Module:
         from archcalc.backends.modules import LayerScale as LayerScaleModule
 
-        return LayerScaleModule(in_shape[0], len(in_shape) == 3, self.init)
+        return LayerScaleModule(in_shape[0], len(in_shape) - 1, self.init)
 
     def probe_module(self, in_shape: Shape) -> nn.Module:
         from torch import nn

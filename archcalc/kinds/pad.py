@@ -62,6 +62,15 @@ class Pad(NoParameters, Kind):
             return f"ZEROPAD{rows}" if rows == cols else f"ZEROPAD{rows}x{cols}"
         return f"ZEROPAD(({self.top},{self.bottom}),({self.left},{self.right}))"
 
+    def on_sequence(self, loc: Loc | None) -> Pad:
+        """A sequence pads its start (``l``) and end (``r``), as torch's ZeroPad1d((l, r))
+        and Keras' ZeroPadding1D: ``pad2``, or ``pad l=2 r=0`` (causal, before a conv with
+        p=0). Top and bottom must be 0 or the same as left and right (``pad2``)."""
+        if (self.top, self.bottom) not in ((0, 0), (self.left, self.right)):
+            raise SpecError("a sequence pads its start and end only: write padN, or "
+                            "l=START r=END", loc)
+        return Pad(self.left, self.right, 0, 0)
+
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         c, h, w = feature_map(self.kind, shape, loc)
         return (c, h + self.top + self.bottom, w + self.left + self.right)
@@ -91,6 +100,8 @@ class Pad(NoParameters, Kind):
     def torch_module(self, in_shape: Shape) -> nn.Module:
         from torch import nn
 
+        if len(in_shape) == 2:
+            return nn.ZeroPad1d((self.left, self.right))
         return nn.ZeroPad2d((self.left, self.right, self.top, self.bottom))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 from archcalc.algebra import RF, Ops
@@ -16,6 +17,7 @@ from archcalc.kinds.base import (
     Notation,
     Pair,
     feature_map,
+    line_pair,
     pair_str,
     register,
     window,
@@ -54,6 +56,12 @@ class Pool(NoParameters, Kind):
 
     def title(self) -> str:
         return f"{'AVG' if self.op == 'avg' else ''}POOL{pair_str(self.kernel)}"
+
+    def on_sequence(self, loc: Loc | None) -> Pool:
+        """torch's MaxPool1d / AvgPool1d."""
+        return replace(self, kernel=line_pair(self.kernel, 1, "pool kernel", loc),
+                       stride=line_pair(self.stride, 1, "stride", loc),
+                       padding=line_pair(self.padding, 0, "padding", loc))
 
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         c, h, w = feature_map(self.kind, shape, loc)
@@ -94,16 +102,24 @@ class Pool(NoParameters, Kind):
         from torch import nn
 
         if self.op == "max":
+            if len(in_shape) == 2:
+                line = self.on_sequence(None)
+                return nn.MaxPool1d(line.kernel[0], line.stride[0], line.padding[0],
+                                    ceil_mode=self.ceil_mode)
             return nn.MaxPool2d(self.kernel, self.stride, self.padding, ceil_mode=self.ceil_mode)
-        return self._average()
+        return self._average(in_shape)
 
     def probe_module(self, in_shape: Shape) -> nn.Module:
         """Max pooling routes the gradient to one input; averaging reaches the whole window."""
-        return self._average()
+        return self._average(in_shape)
 
-    def _average(self) -> nn.Module:
+    def _average(self, in_shape: Shape) -> nn.Module:
         from torch import nn
 
+        if len(in_shape) == 2:
+            line = self.on_sequence(None)
+            return nn.AvgPool1d(line.kernel[0], line.stride[0], line.padding[0],
+                                ceil_mode=self.ceil_mode, count_include_pad=True)
         return nn.AvgPool2d(self.kernel, self.stride, self.padding, ceil_mode=self.ceil_mode,
                             count_include_pad=True)
 
@@ -116,6 +132,7 @@ class GlobalPool(NoParameters, Kind):
     """Adaptive pooling to 1x1, as torch's AdaptiveAvgPool2d(1); output stays (C, 1, 1)."""
 
     op: Literal["max", "avg"] = "avg"
+    on_line: bool = False  # the twin of a sequence layer: see _pooled_inputs
 
     kind = "globalpool"
     notation = Notation("|".join(_GLOBAL), {},
@@ -128,6 +145,10 @@ class GlobalPool(NoParameters, Kind):
     def title(self) -> str:
         return "GAP" if self.op == "avg" else "GMP"
 
+    def on_sequence(self, loc: Loc | None) -> GlobalPool:
+        """To (C, 1), as torch's AdaptiveAvgPool1d(1)."""
+        return replace(self, on_line=True)
+
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         c, _, _ = feature_map(self.kind, shape, loc)
         return (c, 1, 1)
@@ -135,7 +156,7 @@ class GlobalPool(NoParameters, Kind):
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         size = in_shape[1] * in_shape[2]
         return Ops(pool=math.prod(out_shape) * (size - 1 if self.op == "max" else size),
-                   pool_inputs=math.prod(in_shape) if self.op == "avg" else 0)
+                   pool_inputs=_pooled_inputs(self.op, self.on_line, in_shape))
 
     def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
         return rf.spread((in_shape[1], in_shape[2]))
@@ -156,12 +177,20 @@ class GlobalPool(NoParameters, Kind):
     def torch_module(self, in_shape: Shape) -> nn.Module:
         from torch import nn
 
+        if len(in_shape) == 2:
+            return nn.AdaptiveAvgPool1d(1) if self.op == "avg" else nn.AdaptiveMaxPool1d(1)
         return nn.AdaptiveAvgPool2d(1) if self.op == "avg" else nn.AdaptiveMaxPool2d(1)
 
     def probe_module(self, in_shape: Shape) -> nn.Module:
         from torch import nn
 
-        return nn.AdaptiveAvgPool2d(1)
+        return nn.AdaptiveAvgPool1d(1) if len(in_shape) == 2 else nn.AdaptiveAvgPool2d(1)
+
+
+def _pooled_inputs(op: str, on_line: bool, in_shape: Shape) -> int:
+    """Input elements of adaptive average pooling, which fvcore counts one each for
+    aten::adaptive_avg_pool2d; it has no rule for the 1-D op of a sequence (none then)."""
+    return math.prod(in_shape) if op == "avg" and not on_line else 0
 
 
 def window_sum(size: int, out: int) -> int:
@@ -207,6 +236,7 @@ class AdaptivePool(NoParameters, Kind):
 
     op: Literal["max", "avg"]
     size: Pair
+    on_line: bool = False  # the twin of a sequence layer: see _pooled_inputs
 
     kind = "adaptivepool"
     notation = Notation(
@@ -223,6 +253,10 @@ class AdaptivePool(NoParameters, Kind):
     def title(self) -> str:
         return f"ADAPTIVE{'AVG' if self.op == 'avg' else 'MAX'}POOL{pair_str(self.size)}"
 
+    def on_sequence(self, loc: Loc | None) -> AdaptivePool:
+        """To (C, n), as torch's AdaptiveAvgPool1d(n) / AdaptiveMaxPool1d(n)."""
+        return replace(self, size=line_pair(self.size, 1, "output size", loc), on_line=True)
+
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         c, _, _ = feature_map(self.kind, shape, loc)
         return (c, *self.size)
@@ -232,7 +266,7 @@ class AdaptivePool(NoParameters, Kind):
         visited = c * window_sum(h, self.size[0]) * window_sum(w, self.size[1])
         if self.op == "max":
             return Ops(pool=visited - math.prod(out_shape))
-        return Ops(pool=visited, pool_inputs=math.prod(in_shape))
+        return Ops(pool=visited, pool_inputs=_pooled_inputs(self.op, self.on_line, in_shape))
 
     def receptive_field(self, rf: RF, in_shape: Shape) -> RF | None:
         rows = window_equivalent(in_shape[1], self.size[0])
@@ -260,6 +294,9 @@ class AdaptivePool(NoParameters, Kind):
     def torch_module(self, in_shape: Shape) -> nn.Module:
         from torch import nn
 
+        if len(in_shape) == 2:
+            size = self.on_sequence(None).size[0]
+            return nn.AdaptiveMaxPool1d(size) if self.op == "max" else nn.AdaptiveAvgPool1d(size)
         if self.op == "max":
             return nn.AdaptiveMaxPool2d(self.size)
         return nn.AdaptiveAvgPool2d(self.size)
@@ -268,6 +305,8 @@ class AdaptivePool(NoParameters, Kind):
         """Averaging reaches every input of a window; max would route to one."""
         from torch import nn
 
+        if len(in_shape) == 2:
+            return nn.AdaptiveAvgPool1d(self.on_sequence(None).size[0])
         return nn.AdaptiveAvgPool2d(self.size)
 
 

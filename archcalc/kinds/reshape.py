@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from archcalc.algebra import RF, Ops
 from archcalc.errors import Loc
-from archcalc.kinds.base import Kind, NoParameters, Notation, register
+from archcalc.kinds.base import Kind, NoParameters, Notation, extent, register
 from archcalc.notation import Fail, Options
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class Flatten(NoParameters, Kind):
         return Ops()
 
     def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
-        return rf.spread((in_shape[1], in_shape[2])) if len(in_shape) == 3 else rf
+        return rf.spread(extent(in_shape)) if len(in_shape) > 1 else rf
 
     def subsampling(self) -> None:
         return None

@@ -354,10 +354,11 @@ def test_projection_bias_goes_to_the_projection_conv() -> None:
 
 def test_projection_shortcuts_join_feature_maps_only() -> None:
     for kind in ("A", "B", "C"):
-        with pytest.raises(SpecError, match="join feature maps, not vectors"):
+        with pytest.raises(SpecError, match="join feature maps or sequences, not vectors"):
             shortcut_layers(kind, (16,), (8,))  # type: ignore[arg-type]
 
 
 def test_fmt_shape() -> None:
     assert fmt_shape((3, 224, 225)) == "224x225x3"
     assert fmt_shape((10,)) == "10"
+    assert fmt_shape((16, 100)) == "100x16"  # a sequence: LxC, as the input line

@@ -166,7 +166,8 @@ def test_input_shape_override() -> None:
     graph = parse("input 8x8x3\nconv3-4 s=2")
     assert analyze(graph).rows[0].out_shape == (4, 4, 4)
     assert analyze(graph, input_shape=(3, 16, 16)).rows[0].out_shape == (4, 8, 8)
-    for bad in [(3, 0, 8), (3, 8), (-1,), (3, 8, 8.0)]:
+    assert analyze(parse("input 9x2\nconv3-4 s=2")).rows[0].out_shape == (4, 5)  # (C, L)
+    for bad in [(3, 0, 8), (3, 8, 8, 1), (-1,), (3, 8, 8.0), (3, 0)]:
         with pytest.raises(UsageError, match="input shape must be"):
             analyze(graph, input_shape=bad)  # type: ignore[arg-type]
 

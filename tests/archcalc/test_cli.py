@@ -203,7 +203,7 @@ def test_verify_prints_and_exits_by_verdict(ok: bool, code: int,
 # -- errors at the edge -------------------------------------------------------------------
 ERRORS: list[tuple[list[str], str]] = [
     (["nosuch"], "unknown model 'nosuch'"),
-    (["vgg19", "--input", "3x3"], "--input '3x3'"),
+    (["vgg19", "--input", "3x3x3x3"], "--input '3x3x3x3'"),
     (["vgg19", "--input", "0x224x3"], "--input '0x224x3'"),
     (["vgg19", "--set", "n5"], "--set 'n5'"),
     (["vgg19", "--set", "zz=1"], "no parameter 'zz'"),

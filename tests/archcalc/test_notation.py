@@ -37,7 +37,8 @@ def test_parse_dims() -> None:
     assert parse_dims("32*16*3") == (32, 16, 3)
     assert parse_dims("7×5,2") == (7, 5, 2)
     assert parse_dims("10") == (10,)
-    for bad in ("32x32", "axbxc", "1x2x3x4", "8²x8x3", "-1", "", "1" * 19):
+    assert parse_dims("16000x1") == (16000, 1)  # a sequence, LxC
+    for bad in ("axbxc", "1x2x3x4", "8²x8x3", "-1", "", "1" * 19):
         assert parse_dims(bad) is None
 
 

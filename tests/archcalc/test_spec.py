@@ -386,7 +386,8 @@ BAD = [
     ("input 8x8x3\nbn eps=nan", 2, 8, "eps must be a number in [0.0, 1.0], not 'nan'"),
     ("input 8x8x3\nlrn size=0", 2, 10, "size must be a whole number of at least 1"),
     ("input 8x0x3\nrelu", 1, 7, "input dimensions must be positive, got '8x0x3'"),
-    ("input 8x8\nrelu", 1, 7, "malformed input shape '8x8': expected HxWxC or N"),
+    ("input 8x8x3x2\nrelu", 1, 7, "malformed input shape '8x8x3x2': expected HxWxC (an "
+                                   "image), LxC (a sequence of L steps) or N (a vector)"),
     ("input 8²x8x3\nrelu", 1, 7, "malformed input shape"),
     ("input\nrelu", 1, 1, "'input' needs an argument"),
     ("input 8x8x3 4x4x3\nrelu", 1, 13, "'input' takes one argument; unexpected '4x4x3'"),

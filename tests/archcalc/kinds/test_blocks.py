@@ -405,7 +405,8 @@ def test_shuffle_formula() -> None:
         ("input 4x4x6\nshuffle g=0", 2, 11, "groups must be a whole number of at least 1"),
         ("input 4x4x6\nshuffle q=2", 2, 9, "unknown option 'q' for shuffle (options: g, "
                                            "groups)"),
-        ("input 6\nshuffle", 2, 1, "shuffle needs a feature map (C, H, W) input"),
+        ("input 6\nshuffle", 2, 1, "shuffle needs a feature map (C, H, W) or a sequence "
+                                 "(C, L), got a vector of 6"),
     ],
 )
 def test_shuffle_errors_are_located(text: str, line: int, col: int, message: str) -> None:
