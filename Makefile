@@ -32,6 +32,7 @@ demo: $(VENV)/.core
 
 test: $(VENV)/.test
 	$(BIN)/ruff check .
+	$(BIN)/python -m mypy --strict archcalc
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.test

@@ -10,13 +10,14 @@ from __future__ import annotations
 import ast
 import math
 import operator
+from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from fractions import Fraction
 
-_BINARY = {
+_BINARY: dict[type[ast.operator], Callable[[int | Fraction, int | Fraction], int | Fraction]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
@@ -25,7 +26,8 @@ _BINARY = {
     ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
-_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+_UNARY: dict[type[ast.unaryop], Callable[[int | Fraction], int | Fraction]] = {
+    ast.USub: lambda a: -a, ast.UAdd: lambda a: a}
 MAX_VALUE = 10**18  # no layer dimension comes near; bounds every intermediate result
 MAX_LENGTH = 1000  # characters of one expression; keeps the parse tree shallow
 
@@ -70,8 +72,12 @@ def _eval(node: ast.expr, names: dict[str, int]) -> int | Fraction:
     return _bounded(_eval_unbounded(node, names))
 
 
+def _magnitude(value: int | Fraction) -> int | Fraction:
+    return -value if value < 0 else value
+
+
 def _bounded(value: int | Fraction) -> int | Fraction:
-    if abs(value) > MAX_VALUE:
+    if _magnitude(value) > MAX_VALUE:
         raise ExprError(f"value larger than {MAX_VALUE:.0e} in magnitude")
     return value
 
@@ -101,5 +107,5 @@ def _check_exponent(base: int | Fraction, exponent: int | Fraction) -> None:
     """A whole exponent from 0 to 64 keeps ``**`` exact; the base bound keeps it small."""
     if exponent != int(exponent) or not 0 <= exponent <= 64:
         raise ExprError(f"exponent must be a whole number from 0 to 64, not {exponent}")
-    if abs(base) > 1 and exponent * math.log2(abs(base)) > 63:
+    if _magnitude(base) > 1 and exponent * math.log2(_magnitude(base)) > 63:
         raise ExprError(f"value larger than {MAX_VALUE:.0e} in magnitude")

@@ -92,7 +92,7 @@ def channels_first(dims: tuple[int, ...]) -> tuple[int, ...]:
 class Fail(Protocol):
     """Makes a located error: at ``tok`` (None: the layer's name) plus ``offset`` columns."""
 
-    def __call__(self, tok: Token | None, message: str, offset: int = 0) -> SpecError: ...
+    def __call__(self, tok: Token | None, message: str, offset: int = 0, /) -> SpecError: ...
 
 
 class RawOption(Record):

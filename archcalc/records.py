@@ -85,13 +85,13 @@ class Record:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
+        return self._values() == other._values()
 
     def __hash__(self) -> int:
-        found = self.__dict__.get("_hash")
+        found: int | None = self.__dict__.get("_hash")
         if found is None:
             found = self.__dict__["_hash"] = hash((type(self), self._values()))
-        return found  # type: ignore[no-any-return]
+        return found
 
     def __getstate__(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if k != "_hash"}

@@ -573,7 +573,7 @@ class _Parser:
         word = tok.text.lower()
         self.no_options(word)
         opener = self.expect("{", f"'{{' after '{word}'")
-        branches = []
+        branches: list[tuple[Node, ...]] = []
         while True:
             self.skip_newlines()
             head = self.next()
@@ -655,10 +655,10 @@ class _Parser:
         written = [f"shortcut={shortcut}"]
         for key, field_name, default in (("bias", "shortcut_bias", False),
                                          ("bn", "shortcut_bn", True)):
-            value = self.residual_flag(given.get(key), key, shortcut)
-            if value is not None and value != default:
-                options[field_name] = value
-                written.append(f"{key}={'true' if value else 'false'}")
+            flag_value = self.residual_flag(given.get(key), key, shortcut)
+            if flag_value is not None and flag_value != default:
+                options[field_name] = flag_value
+                written.append(f"{key}={'true' if flag_value else 'false'}")
         if "stride" in given:
             opt, value, offset = given["stride"]
             stride = pair_or_none(value)
@@ -711,13 +711,13 @@ class _Parser:
         def fail(at: Token | None, message: str, offset: int = 0) -> SpecError:
             return self.error(at or tok, message, offset if at or exact else 0)
 
-        key = (head, tuple((o.key, o.value) for o in options))
-        layer = _LAYERS.get(key)
+        words = (head, tuple((o.key, o.value) for o in options))
+        layer = _LAYERS.get(words)
         if layer is None:
             layer = build_layer(head, options, fail)
             if len(_LAYERS) >= _LAYER_CACHE_SIZE:
                 _LAYERS.clear()
-            _LAYERS[key] = layer
+            _LAYERS[words] = layer
         self.spend(tok, times or 1)
         label, opts = " ".join(written), tuple(written[1:])
         if times is None or times == 1:

@@ -8,6 +8,8 @@ to import).
 
 from __future__ import annotations
 
+from typing import Any
+
 import sympy as sp
 
 from archcalc.algebra import fmt_shape
@@ -121,7 +123,7 @@ def _along_sequence(row: FormulaLine) -> FormulaLine:
     return FormulaLine(row.name.replace("H_out", "L_out"), formula.subs(sides), row.value)
 
 
-def line(name: str, formula: sp.Expr, values: dict) -> FormulaLine:
+def line(name: str, formula: sp.Expr, values: dict[Any, int]) -> FormulaLine:
     """A formula and its value with the layer's numbers substituted."""
     return FormulaLine(name, formula, int(formula.subs(values)))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from archcalc.records import Record
 
@@ -185,7 +185,7 @@ def _justify(text: str, width: int, align: Align) -> str:
     return text.center(width) if align == "center" else text.ljust(width)
 
 
-def to_dict(table: Table) -> dict:
+def to_dict(table: Table) -> dict[str, Any]:
     """A generic table as JSON-ready data: title, columns, rows, total, footer."""
     return {"title": table.title, "columns": [c.name for c in table.columns],
             "rows": [list(r) for r in table.rows],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -141,7 +142,7 @@ def verify(graph: Graph, input_shape: Shape | None = None, probe_rf: bool = True
     checks = [*_shape_checks(reports["full"], shapes),
               *_param_checks(reports["full"], backend.parameter_counts(model), params),
               *_op_checks(reports, mult_adds, backend.fvcore_count(model), flops)]
-    notes = NOTES
+    notes: tuple[str, ...] = NOTES
     if probe_rf:
         full = reports["full"]
         probed = {r.path for r in _fielded(full)}
@@ -187,7 +188,8 @@ def _op_checks(reports: dict[str, Report], mult_adds: ToolCount, fvcore: ToolCou
             *_layer_checks("layer MACs (fvcore)", fv.rows, fvcore, lambda r: r.macs)]
 
 
-def _layer_checks(name: str, rows: tuple[Row, ...], counts: ToolCount, value) -> list[Check]:
+def _layer_checks(name: str, rows: tuple[Row, ...], counts: ToolCount,
+                  value: Callable[[Row], int]) -> list[Check]:
     """Rows whose module is a leaf; containers' rows count only their join."""
     return [_check(name, r.path, value(r), counts.layers[r.path]) for r in rows
             if r.path in counts.layers]
@@ -200,6 +202,7 @@ def _rf_checks(report: Report, fields: dict[str, tuple[Box | None, Box | None]]
         return checks  # a vector model has no fields
     in_hw = extent(report.input_shape)
     for row in _fielded(report):
+        assert row.rf is not None
         first, last = fields.get(row.path, (None, None))
         for name, unit, actual in (("RF first unit", None, first),
                                    ("RF last unit", extent(row.out_shape), last)):

@@ -44,7 +44,7 @@ def shapes_and_flops(model: Net, count_flops: bool = True) -> tuple[dict[str, Sh
 
     shapes: dict[str, Shape] = {}
 
-    def hook(path: str) -> Callable:
+    def hook(path: str) -> Callable[..., None]:
         return lambda _m, _i, out: shapes.__setitem__(path, tuple(out.shape[1:]))
 
     counter = FlopCounterMode(display=False)
@@ -168,8 +168,8 @@ def probe_fields(model: Net, paths: Collection[str] | None = None
     probe = probe_copy(model if paths is None else _prefix(model, set(paths)))
     x = torch.ones((2, *model.input_shape))
     if x.dim() == 4:  # oneDNN's fast kernels (depthwise convs above all) want channels-last
-        probe, x = probe.to(memory_format=torch.channels_last), x.contiguous(
-            memory_format=torch.channels_last)
+        probe = probe.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
     rows, cuts = _probe_forward(probe, x, None if paths is None else set(paths))
     descent = _Descent(cuts)
@@ -180,7 +180,8 @@ def probe_fields(model: Net, paths: Collection[str] | None = None
         if id(out) not in found:  # an identity's output is its input: same field
             k = at_cut.get(id(out), below)  # a top-level row starts at its own cut
             axes = out.dim() - 2  # spatial: 2 for a map, 1 for a sequence
-            first, last = (0, slice(None), *(0,) * axes), (1, slice(None), *(-1,) * axes)
+            first: tuple[int | slice, ...] = (0, slice(None), *(0,) * axes)
+            last: tuple[int | slice, ...] = (1, slice(None), *(-1,) * axes)
             unit = out[first].sum() + out[last].sum()
             (grad,) = torch.autograd.grad(unit, cuts[k], retain_graph=True)
             found[id(out)] = descent.fields(k, grad.sign())
@@ -207,7 +208,7 @@ def _probe_forward(probe: Net, x: torch.Tensor, paths: set[str] | None
     cuts, reset = [x], {id(x): x}  # the tensors too: a freed tensor's id can come back
     pending = None if paths is None else set(paths)
 
-    def row_hook(path: str) -> Callable:
+    def row_hook(path: str) -> Callable[..., torch.Tensor | None]:
         def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> torch.Tensor | None:
             new = None
             if out.requires_grad and id(out) not in reset:  # an identity passes it on

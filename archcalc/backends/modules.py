@@ -181,7 +181,7 @@ class HeadBlock(nn.Module):
         self.output = self.body(x)
         return x
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, object]:
         """Copies and pickles leave the last output behind (a non-leaf tensor cannot be
         deep-copied, and it is no part of the model)."""
         state = self.__dict__.copy()

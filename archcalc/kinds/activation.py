@@ -111,7 +111,9 @@ class PReLU(ShapeKeeping, Kind):
         return True
 
     def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
-        from archcalc.symbolic import Ci, line, sp
+        import sympy as sp
+
+        from archcalc.symbolic import Ci, line
 
         values = {Ci: in_shape[0]}
         return [line("weights", Ci if self.per_channel else sp.Integer(1), values)]

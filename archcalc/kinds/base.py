@@ -372,7 +372,7 @@ def feature_map(kind: str, shape: Shape, loc: Loc) -> tuple[int, int, int]:
         got = ("a sequence " + fmt_shape(shape) + " (LxC)" if len(shape) == 2
                else f"a vector of {shape[0]}")
         raise SpecError(f"{kind} needs a feature map (C, H, W) input, got {got}", loc)
-    return shape  # type: ignore[return-value]
+    return shape
 
 
 def window(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil: bool,

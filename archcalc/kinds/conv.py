@@ -156,7 +156,9 @@ class Conv(Kind):
         return True
 
     def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
-        from archcalc.symbolic import Ci, Co, Dl, G, Hin, Ho, Kh, Kw, P, St, Wo, line, sp
+        import sympy as sp
+
+        from archcalc.symbolic import Ci, Co, Dl, G, Hin, Ho, Kh, Kw, P, St, Wo, line
 
         (top, bottom), _ = self.pads(in_shape)
         conv = self.at(in_shape)

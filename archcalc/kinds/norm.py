@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from archcalc.algebra import RF, Ops, Params
 from archcalc.errors import Loc, SpecError
@@ -176,16 +176,16 @@ class _SampleNorm(ShapeKeeping, Kind):
         return nn.Identity()  # see the class docstring: the field is unchanged
 
 
-def _elements(in_shape: Shape):  # -> sympy expression; sympy is imported lazily
+def _elements(in_shape: Shape) -> Any:  # a sympy expression; sympy is imported lazily
     from archcalc.symbolic import Ci, Hin, L, Win
 
     return {3: Ci * Hin * Win, 2: Ci * L}.get(len(in_shape), Ci)
 
 
-def _symbol_values(in_shape: Shape) -> dict:
+def _symbol_values(in_shape: Shape) -> dict[Any, int]:
     from archcalc.symbolic import Ci, Hin, L, Win
 
-    values = {Ci: in_shape[0]}
+    values: dict[Any, int] = {Ci: in_shape[0]}
     if len(in_shape) == 3:
         values.update({Hin: in_shape[1], Win: in_shape[2]})
     if len(in_shape) == 2:

@@ -88,7 +88,9 @@ class Pad(NoParameters, Kind):
         return True
 
     def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
-        from archcalc.symbolic import Hin, Win, line, sp
+        import sympy as sp
+
+        from archcalc.symbolic import Hin, Win, line
 
         pt, pb, pl, pr = sp.symbols("P_top P_bottom P_left P_right", nonnegative=True,
                                     integer=True)
@@ -168,7 +170,9 @@ class Crop(NoParameters, Kind):
         return False
 
     def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
-        from archcalc.symbolic import Hin, Win, line, sp
+        import sympy as sp
+
+        from archcalc.symbolic import Hin, Win, line
 
         ct, cb, cl, cr = sp.symbols("C_top C_bottom C_left C_right", nonnegative=True,
                                     integer=True)

@@ -88,7 +88,9 @@ class Pool(NoParameters, Kind):
         return True
 
     def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
-        from archcalc.symbolic import Ci, Hin, Ho, Kh, Kw, P, St, Wo, line, sp
+        import sympy as sp
+
+        from archcalc.symbolic import Ci, Hin, Ho, Kh, Kw, P, St, Wo, line
 
         values = {Ci: in_shape[0], Hin: in_shape[1], Kh: self.kernel[0], Kw: self.kernel[1],
                   P: self.padding[0], St: self.stride[0], Ho: out_shape[1], Wo: out_shape[2]}
@@ -168,7 +170,9 @@ class GlobalPool(NoParameters, Kind):
         return True
 
     def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
-        from archcalc.symbolic import Ci, Hin, Win, line, sp
+        import sympy as sp
+
+        from archcalc.symbolic import Ci, Hin, Win, line
 
         values = {Ci: in_shape[0], Hin: in_shape[1], Win: in_shape[2]}
         return [line("weights", sp.Integer(0), values),
@@ -282,7 +286,9 @@ class AdaptivePool(NoParameters, Kind):
         return True
 
     def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
-        from archcalc.symbolic import Ci, Hin, Ho, Win, Wo, line, sp
+        import sympy as sp
+
+        from archcalc.symbolic import Ci, Hin, Ho, Win, Wo, line
 
         gcd = _sympy_gcd()
         values = {Ci: in_shape[0], Hin: in_shape[1], Win: in_shape[2], Ho: out_shape[1],
@@ -316,7 +322,7 @@ def _sympy_gcd() -> type:
     own gcd treats symbols as polynomials and gives 1)."""
     import sympy as sp
 
-    class gcd(sp.Function):  # lower case: printed as written, gcd(H, H_out)
+    class gcd(sp.Function):  # type: ignore[misc]  # lower case: printed as gcd(H, H_out)
         @classmethod
         def eval(cls, a: sp.Expr, b: sp.Expr) -> sp.Expr | None:
             if a.is_Integer and b.is_Integer:

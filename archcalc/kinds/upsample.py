@@ -95,7 +95,9 @@ class Upsample(NoParameters, Kind):
         return True
 
     def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
-        from archcalc.symbolic import Ci, Hin, Ho, St, Wo, line, sp
+        import sympy as sp
+
+        from archcalc.symbolic import Ci, Hin, Ho, St, Wo, line
 
         values = {Ci: in_shape[0], Hin: in_shape[1], St: self.scale[0], Ho: out_shape[1],
                   Wo: out_shape[2]}
@@ -211,7 +213,9 @@ class ConvTranspose(Kind):
         return True
 
     def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
-        from archcalc.symbolic import Ci, Co, Dl, G, Hin, Kh, Kw, P, St, Win, line, sp
+        import sympy as sp
+
+        from archcalc.symbolic import Ci, Co, Dl, G, Hin, Kh, Kw, P, St, Win, line
 
         op = sp.Symbol("OP", nonnegative=True, integer=True)
         values = {Ci: in_shape[0], Co: self.out_channels, Hin: in_shape[1], Win: in_shape[2],
