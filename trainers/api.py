@@ -1,17 +1,20 @@
 """The plugin interface of hw3: what a trainer provides and what the host hands it.
 
 A plugin is small: a name, a one-line summary, a typed config dataclass, ``run`` and
-``report``. The host owns discovery, configuration, reporting, storage, checkpoints, devices
-and data; :class:`RunContext` is the plugin's only way to reach them, so a plugin never
-prints, never opens run files and never parses options. ``report`` works from the stored
-results alone, so ``hw3 report RUN`` can redraw every plot without training.
+``report``, and optionally ``datasets`` and ``check`` (:data:`OPTIONAL`). The host owns
+discovery, configuration, progress, storage, checkpoints, devices and data; :class:`RunContext`
+is the plugin's only way to reach them (a working directory, its checkpoints, the progress
+display), so a plugin never prints, never opens the run's own files and never parses options.
+The registry checks every member, required and optional, when a plugin loads. ``report``
+works from the stored results alone, so ``hw3 report RUN`` can redraw every plot without
+training.
 
 A minimal plugin (registered as ``[project.entry-points."hw3.trainers"] demo =
 "pkg.demo:plugin"``)::
 
     @dataclass(frozen=True)
     class Config:
-        epochs: int = setting(10, "Training epochs.")
+        epochs: int = setting(10, "Training epochs.", cite="the paper's Sec. 4")
 
     class Demo:
         name = "demo"
@@ -27,26 +30,34 @@ A minimal plugin (registered as ``[project.entry-points."hw3.trainers"] demo =
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from trainers.progress import Progress
-    from trainers.store import Run, RunInfo
+    from trainers.store import Checkpoint, RunInfo
 
 ConfigT = TypeVar("ConfigT")
 Results = dict[str, Any]
 
 INTERFACE = ("an object (or a class made without arguments) with name: str, summary: str "
              "(one line), config_type: a dataclass type, run(config, ctx) -> dict and "
-             "report(results, ctx) -> Summary; see trainers.api.Trainer")
+             "report(results, ctx) -> Summary, and optionally datasets: tuple[str, ...] and "
+             "check(config, device, data_dir) -> None; see trainers.api.Trainer")
+# Optional members of a Trainer, and the form each must have (the registry checks them).
+OPTIONAL = {
+    "datasets": "datasets: tuple[str, ...] of dataset names hw3 knows (hw3 data info)",
+    "check": "check(config, device: str, data_dir: str) -> None",
+}
 
 
-def setting(default: Any, help: str) -> Any:
-    """A config field with its help text; the text becomes the generated CLI option's help."""
-    return field(default=default, metadata={"help": help})
+def setting(default: Any, help: str, *, cite: str = "") -> Any:
+    """A config field: its one default, its help text (the generated CLI option's help) and
+    ``cite``, where the value comes from (a paper, the homework, a library default, or "our
+    choice"); docs pages and ``--help`` show both."""
+    return field(default=default, metadata={"help": help, "cite": cite})
 
 
 @dataclass(frozen=True)
@@ -57,33 +68,57 @@ class Summary:
     plots: tuple[Path, ...] = ()
 
 
+class Checkpoints(Protocol):
+    """A run's checkpoints as a plugin sees them (``ctx.checkpoints``)."""
+
+    @property
+    def stop_requested(self) -> bool: ...
+
+    def save(self, epoch: int, model: Any, optimizer: Any = None, scheduler: Any = None,
+             extra: Mapping[str, Any] | None = None) -> None:
+        """Save model, optimizer, scheduler, RNG states and ``extra`` (plain data) after
+        ``epoch`` completed epochs; after a first Ctrl-C, raise KeyboardInterrupt there."""
+
+    def load(self, model: Any, optimizer: Any = None, scheduler: Any = None
+             ) -> Checkpoint | None:
+        """Restore the last checkpoint into the objects (and the RNGs); None if none."""
+
+    def last(self) -> dict[str, Any] | None:
+        """The last checkpoint's ``epoch`` and ``file`` without loading it; None if none."""
+
+
 @dataclass
 class RunContext:
-    """Everything the host lends a plugin's ``run``.
+    """Everything the host lends a plugin's ``run``, and nothing more.
 
-    ``run`` stores checkpoints (``ctx.run.save_checkpoint`` / ``load_checkpoint``);
-    ``progress`` is the only way to show progress, metrics and tables; ``stand_in`` is True
-    once the plugin trains on synthetic stand-in data, so every printed result says so.
+    ``workdir`` is a folder of the run where the plugin may keep its own files (in its own
+    sub-folders); ``checkpoints`` saves and restores training state; ``progress`` is the only
+    way to show progress, metrics and tables; ``ref`` names the run in messages;
+    ``stand_in`` is True once the plugin trains on synthetic stand-in data, so every printed
+    result says so.
     """
 
-    run: Run
     progress: Progress
+    checkpoints: Checkpoints
+    workdir: Path
+    ref: str
     device: str
     seed: int
     data_dir: Path
-    stand_in: bool = False
     resumed: bool = False
+    stand_in: bool = False
+    on_stand_in: Callable[[str], None] = field(default=lambda why: None, repr=False)
 
     def use_stand_in(self, why: str) -> None:
         """Declare that this run trains on stand-in (synthetic) data; recorded with the run."""
         self.stand_in = True
-        self.run.mark_stand_in(why)
+        self.on_stand_in(why)
         self.progress.set_stand_in(why)
 
     @property
     def stop_requested(self) -> bool:
         """True after a first Ctrl-C: a long loop may checkpoint early and return."""
-        return self.run.stop_requested
+        return self.checkpoints.stop_requested
 
 
 @dataclass(frozen=True)
@@ -121,12 +156,6 @@ class Trainer(Protocol[ConfigT]):
     name: str
     summary: str
     config_type: type[ConfigT]
-    # Optional, both checked by the host before it creates (or resumes) a run directory, so a
-    # mistake is one line of advice and leaves no failed run behind:
-    # ``datasets = ("cifar10",)`` names the catalog datasets ``run`` reads (they must be on
-    # disk); ``def check(self, config, device: str, data_dir: str) -> None`` raises a
-    # ConfigError (or another Hw3Error) for settings that fail only on this machine or with
-    # outside files.
 
     def run(self, config: ConfigT, ctx: RunContext) -> Results:
         """Train; return JSON-able results (optional key ``headline``: shown by ``hw3 runs``)."""
@@ -135,3 +164,18 @@ class Trainer(Protocol[ConfigT]):
     def report(self, results: Mapping[str, Any], ctx: ReportContext) -> Summary:
         """Plots and a Markdown summary answering the plugin's questions, from results alone."""
         ...
+
+
+class NeedsData(Protocol):
+    """Optional: ``datasets = ("cifar10",)`` names the datasets ``run`` reads; the host checks
+    they are on disk before it creates (or resumes) a run directory."""
+
+    datasets: tuple[str, ...]
+
+
+class Checks(Protocol[ConfigT]):
+    """Optional: ``check`` raises a ConfigError (or another Hw3Error) for settings that fail
+    only on this machine or with outside files; the host calls it before a run directory
+    exists, so a mistake is one line of advice and leaves no failed run behind."""
+
+    def check(self, config: ConfigT, device: str, data_dir: str) -> None: ...

@@ -197,6 +197,27 @@ def defaults_path(package_dir: Path = PACKAGE_DIR) -> Path:
     return packaged if packaged.is_file() else package_dir.parent / "plugins.toml"
 
 
+@dataclass(frozen=True)
+class Defaults:
+    """plugins.toml as one process reads it, once: per plugin, ``enabled`` and overrides of
+    its config dataclass's defaults."""
+
+    path: Path
+    doc: Mapping[str, Any]
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Defaults:
+        path = path or defaults_path()
+        return cls(path, read_toml(path) if path.is_file() else {})
+
+    def layer(self, name: str) -> Layer:
+        """The ``[name]`` table as a layer for :func:`resolve`."""
+        return f"{self.path} [{name}]", plugin_table(self.doc, name, str(self.path))
+
+    def enabled(self, name: str) -> bool:
+        return is_enabled(self.doc, name, str(self.path))
+
+
 def plugin_table(doc: Mapping[str, Any], name: str, source: str) -> dict[str, Any]:
     """The ``[name]`` table of a plugins.toml-shaped document, without its ``enabled`` key."""
     table = doc.get(name, {})

@@ -1,4 +1,5 @@
-"""Errors a user can cause in hw3. Only the CLI turns them into messages and exit code 2."""
+"""Errors a user can cause in hw3. Only the CLI turns them into messages and exit code 2
+(archcalc's errors met during a run too); a run stopped by Ctrl-C exits 130."""
 
 from __future__ import annotations
 
@@ -29,3 +30,7 @@ class FetchError(Hw3Error):
 
 class RunError(Hw3Error):
     """A run that is locked by another process, unknown, or cannot be resumed."""
+
+
+class RunInterrupted(Exception):
+    """A run stopped by Ctrl-C, its state saved; not a mistake (the CLI exits 130)."""

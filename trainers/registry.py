@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from trainers.api import INTERFACE, Trainer
+from trainers.api import INTERFACE, OPTIONAL, Trainer
 from trainers.config import field_specs
 from trainers.errors import PluginError
 
@@ -144,25 +144,42 @@ def check(obj: Any, name: str) -> str:
         return f"name is {obj.name!r} but the entry point is called {name!r}"
     if not obj.summary.strip() or "\n" in obj.summary.strip():
         return "summary must be one non-empty line"
-    for method in ("run", "report"):
-        problem = _check_method(obj, method)
+    for method, call in (("run", "run(config, ctx)"), ("report", "report(results, ctx)")):
+        problem = _check_method(obj, method, call, 2)
         if problem:
             return problem
-    return _check_config(getattr(obj, "config_type", None))
+    return _check_optional(obj) or _check_config(getattr(obj, "config_type", None))
 
 
-def _check_method(obj: Any, method: str) -> str:
+def _check_method(obj: Any, method: str, call: str, args: int) -> str:
     func = getattr(obj, method, None)
     if not callable(func):
         return f"{method} is missing or not callable"
     try:
-        inspect.signature(func).bind(None, None)
+        inspect.signature(func).bind(*[None] * args)
     except TypeError:
-        return f"{method}{inspect.signature(func)} cannot be called as {method}(config, ctx)" \
-            if method == "run" else \
-            f"{method}{inspect.signature(func)} cannot be called as {method}(results, ctx)"
+        return f"{method}{inspect.signature(func)} cannot be called as {call}"
     except ValueError:  # a builtin without a signature: trust it
         pass
+    return ""
+
+
+def _check_optional(obj: Any) -> str:
+    """The optional members (trainers.api.OPTIONAL), where a plugin has them."""
+    from trainers.data.catalog import SPECS
+
+    if hasattr(obj, "datasets"):
+        found = obj.datasets
+        if not isinstance(found, tuple | list) or not all(isinstance(d, str) for d in found):
+            return f"datasets is {found!r}; expected {OPTIONAL['datasets']}"
+        unknown = [d for d in found if d not in SPECS]
+        if unknown:
+            return (f"datasets names {', '.join(map(repr, unknown))}, unknown to hw3 "
+                    f"(known: {', '.join(SPECS)})")
+    if hasattr(obj, "check"):
+        problem = _check_method(obj, "check", "check(config, device, data_dir)", 3)
+        if problem:
+            return f"{problem}; expected {OPTIONAL['check']}"
     return ""
 
 

@@ -100,6 +100,6 @@ def test_the_results_directive_shows_an_export(exported: tuple[Hw3Env, str, Path
     (None, "device cpu (the run records no hardware model)"),
 ])
 def test_hardware_records_become_one_phrase(recorded: object, expected: str) -> None:
-    from trainers.cli import _hardware
+    from trainers.session import hardware_phrase
 
-    assert _hardware(recorded, {"device": "cpu"}) == expected
+    assert hardware_phrase(recorded, {"device": "cpu"}) == expected

@@ -64,7 +64,7 @@ class Tenant:
         model = nn.Sequential(*layers, nn.Linear(widths[-1], 1))
         opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
-        state = ctx.run.load_checkpoint(model, opt, sched)
+        state = ctx.checkpoints.load(model, opt, sched)
         start, history = (state.epoch, list(state.extra["history"])) if state else (0, [])
         with ctx.progress.bar("epochs", total=config.epochs, unit="epoch") as bar:
             bar.advance(start)
@@ -94,7 +94,7 @@ class Tenant:
                 ctx.progress.log({"epoch": epoch + 1, "train_loss": history[-1],
                                   "test_rmse": rmse})
                 bar.advance()
-                ctx.run.save_checkpoint(epoch + 1, model, opt, sched, {"history": history})
+                ctx.checkpoints.save(epoch + 1, model, opt, sched, {"history": history})
         ctx.progress.table("tenant", [{"epochs": config.epochs, "test_rmse": rmse}])
         return {"headline": f"test RMSE {rmse:.4f}", "test_rmse": rmse, "train_loss": history}
 

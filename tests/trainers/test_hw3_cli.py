@@ -20,7 +20,7 @@ import pytest
 from hw3_helpers import Hw3Env, install, make_env, write_dist
 from typer.testing import CliRunner
 
-from trainers import cli, registry, store
+from trainers import registry, session, store
 from trainers.cli import app
 
 RUN = ["run", "tenant", "--epochs", "4", "--steps", "6", "--step-delay", "0.03",
@@ -186,6 +186,48 @@ def test_a_crashing_plugin_leaves_a_failed_run(hw3_env: Hw3Env) -> None:
     assert "failed" in hw3("runs").stdout
 
 
+COUNTER = '''
+from dataclasses import dataclass
+from trainers.api import Summary, setting
+from trainers.counts import model_counts
+
+@dataclass(frozen=True)
+class Config:
+    spec: str = setting("", "An archcalc spec file.")
+
+class Counter:
+    name = "counter"
+    summary = "Counts an archcalc spec."
+    config_type = Config
+
+    def run(self, config, ctx):
+        return {"params": model_counts(config.spec).params}
+
+    def report(self, results, ctx):
+        return Summary("")
+
+plugin = Counter()
+'''
+
+
+def test_an_archcalc_spec_error_during_a_run_is_one_line(hw3_env: Hw3Env,
+                                                          tmp_path: Path) -> None:
+    (hw3_env.site / "counter_plugin.py").write_text(COUNTER)
+    write_dist(hw3_env.site, "hw3-counter", {"counter": "counter_plugin:plugin"})
+    spec = tmp_path / "broken.arch"
+    spec.write_text("model broken\ninput 3x32x32\nconv 3x3 -> ???\n")
+    env = {**hw3_env.subprocess_env(), "HW3_PLUGINS": "counter"}
+    done = subprocess.run([sys.executable, "-m", "trainers.cli", "run", "counter", "--spec",
+                           str(spec), "--device", "cpu"], env=env, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "broken.arch:3:" in line
+    (run,) = (hw3_env.runs / "counter").iterdir()
+    assert json.loads((run / "state.json").read_text())["state"] == "failed"
+
+
 # -- kill, interrupt, resume --------------------------------------------------------------
 def start_child(env: Hw3Env, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
@@ -258,13 +300,13 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
 def trained(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """The results each run in this process trains to, stored or not."""
     seen: list[dict[str, Any]] = []
-    real = cli._train
+    real = session.train
 
     def spy(*args: Any) -> dict[str, Any]:
         seen.append(real(*args))
         return seen[-1]
 
-    monkeypatch.setattr(cli, "_train", spy)
+    monkeypatch.setattr(session, "train", spy)
     return seen
 
 

@@ -111,6 +111,36 @@ def test_misfits_name_plugin_package_and_interface(acme: Registry, name: str,
     assert "Expected an object (or a class made without arguments) with name: str" in message
 
 
+OPTIONAL_MISFITS = {
+    "optcheck": GOOD.format(name="optcheck").replace(
+        "    def run(self", "    def check(self, config):\n        pass\n    def run(self"),
+    "optdata": GOOD.format(name="optdata").replace(
+        "    config_type = Config", "    config_type = Config\n    datasets = ('imagenet',)"),
+}
+
+
+@pytest.mark.parametrize(("name", "problem"), [
+    ("optcheck", "check(config) cannot be called as check(config, device, data_dir); "
+                 "expected check(config, device: str, data_dir: str) -> None"),
+    ("optdata", "datasets names 'imagenet', unknown to hw3 (known: cifar10, fashion-mnist)"),
+])
+def test_optional_members_are_checked_when_a_plugin_loads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, problem: str) -> None:
+    (tmp_path / f"acme_{name}.py").write_text(textwrap.dedent(OPTIONAL_MISFITS[name]))
+    write_dist(tmp_path, "acme-optional", {name: f"acme_{name}:Good"}, version="2.0")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg = Registry(eps=[ep for ep in entry_points(group=GROUP)
+                        if ep.dist is not None and ep.dist.name == "acme-optional"])
+    try:
+        with pytest.raises(PluginError) as err:
+            reg.get(name)
+    finally:
+        sys.modules.pop(f"acme_{name}", None)
+    message = str(err.value)
+    assert f"plugin {name!r} from acme-optional 2.0 (acme_{name}:Good)" in message
+    assert problem in message
+
+
 def test_unknown_plugin_lists_the_known_ones(acme: Registry) -> None:
     with pytest.raises(PluginError, match="unknown plugin 'nope' \\(known: arity, broken"):
         acme.get("nope")

@@ -128,7 +128,7 @@ def test_crash_while_storing_results_is_not_finished(tmp_path: Path,
             raise OSError("disk full")
         real(path, data)
 
-    monkeypatch.setattr(store, "atomic_write", crash_on_results)
+    monkeypatch.setattr(store.runs, "atomic_write", crash_on_results)
     run = RunStore(tmp_path).create("p")
     with pytest.raises(OSError), run:
         run.finish({"acc": 1.0})

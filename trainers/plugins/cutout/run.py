@@ -95,12 +95,12 @@ Pending = tuple[int, nn.Module, Opt, list[dict[str, Any]]]
 def restore(config: Config, ctx: RunContext,
             world: World) -> tuple[list[dict[str, Any]], Pending | None]:
     """Finished trainings and the half-done one from the last checkpoint (none: fresh)."""
-    last = ctx.run.last_checkpoint()
+    last = ctx.checkpoints.last()
     if last is None:
         return [], None
     k = (int(last["epoch"]) - 1) // config.epochs
     model, (opt, sched) = new_training(config, ctx, world, ctx.device.startswith("cuda"))
-    state = ctx.run.load_checkpoint(model, opt, sched)
+    state = ctx.checkpoints.load(model, opt, sched)
     assert state is not None
     done = list(state.extra["done"])
     if len(done) > k:
@@ -137,7 +137,7 @@ def train_one(config: Config, ctx: RunContext, data: DeviceData, k: int,
             record = training_record(config, m, history) if epoch == config.epochs else None
             extra = {"done": [*done, record], "history": []} if record is not None \
                 else {"done": done, "history": history}
-            ctx.run.save_checkpoint(k * config.epochs + epoch, model, opt, sched, extra)
+            ctx.checkpoints.save(k * config.epochs + epoch, model, opt, sched, extra)
     assert record is not None
     return record
 

@@ -59,7 +59,7 @@ def run(config: Config, ctx: RunContext) -> dict[str, Any]:
 
 def restore(ctx: RunContext) -> dict[str, Record]:
     """Finished configurations of an interrupted run (empty for a new one)."""
-    state = ctx.run.load_checkpoint(torch.nn.Module()) if ctx.resumed else None
+    state = ctx.checkpoints.load(torch.nn.Module()) if ctx.resumed else None
     return dict(state.extra["done"]) if state else {}
 
 
@@ -87,7 +87,7 @@ def _train(jobs: list[Job], workers: int, done: dict[str, Record],
             nets.advance()
             ctx.progress.log({k: record[k] for k in ("key", "layers", "params", "test_rmse",
                                                      "train_rmse", "train_time_s")})
-            ctx.run.save_checkpoint(len(done), marker, extra={"done": done})
+            ctx.checkpoints.save(len(done), marker, extra={"done": done})
 
         run_jobs(jobs, workers, on_done, bar.advance, lambda: ctx.stop_requested)
 

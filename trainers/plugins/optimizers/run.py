@@ -90,12 +90,12 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
 
 def restore(config: Config, ctx: RunContext, plan: list[Job]) -> tuple[list[Any], Pending | None]:
     """Finished trainings and the half-done one from the last checkpoint (none: fresh)."""
-    last = ctx.run.last_checkpoint()
+    last = ctx.checkpoints.last()
     if last is None:
         return [], None
     k = (int(last["epoch"]) - 1) // config.epochs
     model, optimizer = build(config, plan[k], ctx.device)
-    state = ctx.run.load_checkpoint(model, optimizer)
+    state = ctx.checkpoints.load(model, optimizer)
     assert state is not None
     done = list(state.extra["done"])
     if len(done) > k:  # training k had finished: the next one starts fresh
@@ -136,7 +136,7 @@ def train_one(config: Config, ctx: RunContext, data: DeviceData, plan: list[Job]
                 if epoch == config.epochs else None
             extra = {"done": [*done, record], "history": []} if record is not None \
                 else {"done": done, "history": history}
-            ctx.run.save_checkpoint(k * config.epochs + epoch, model, optimizer, extra=extra)
+            ctx.checkpoints.save(k * config.epochs + epoch, model, optimizer, extra=extra)
     assert record is not None
     return record
 

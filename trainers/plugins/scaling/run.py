@@ -56,12 +56,12 @@ class Ledger:
 def restore(ctx: RunContext, jobs: list[Job]) -> Ledger:
     """The jobs an interrupted run finished (none for a fresh run), checked against the plan."""
     ledger = Ledger()
-    if ctx.run.last_checkpoint() is None:
+    if ctx.checkpoints.last() is None:
         return ledger
-    ctx.run.load_checkpoint(ledger)
+    ctx.checkpoints.load(ledger)
     done = [r["key"] for r in ledger.records]
     if done != [j.key for j in jobs[:len(done)]]:
-        raise RunError(f"run {ctx.run.ref}: its checkpoint holds jobs {', '.join(done)}, which "
+        raise RunError(f"run {ctx.ref}: its checkpoint holds jobs {', '.join(done)}, which "
                        "are not the start of its plan; start a new run")
     return ledger
 
@@ -91,7 +91,7 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
             ctx.progress.note(f"{job.key}: {record['status']} "
                               f"{_num(record.get('images_per_s'))} img/s")
             ledger.records.append(record)
-            ctx.run.save_checkpoint(len(ledger.records), ledger)
+            ctx.checkpoints.save(len(ledger.records), ledger)
             bar.advance()
     records = ledger.records
     hardware = measured_hardware(records) or hardware
@@ -116,7 +116,7 @@ def run_one(job: Job, spec: train.TrainSpec, config: Config, ctx: RunContext,
         if job.strategy == "mirrored":
             train.require_available(hardware["devices"][:job.learners], job.comm)
             doc = {"spec": spec.as_dict(), "job": job.as_dict()}
-            out = cluster.run_mirrored(ctx.run.dir / "workers" / job.key, doc)
+            out = cluster.run_mirrored(ctx.workdir / "workers" / job.key, doc)
             record["hardware"] = out["hardware"]["description"]
             record["_hardware"] = out.pop("hardware")
         elif where is not None:
@@ -145,7 +145,7 @@ def multi_worker(job: Job, spec: train.TrainSpec, ctx: RunContext,
     """A MultiWorkerMirroredStrategy job on local worker processes (one per CPU learner)."""
     workers = job.learners if hardware["device_kind"] == "CPU" else job.nodes
     doc = {"spec": spec.as_dict(), "job": job.as_dict()}
-    out = cluster.run_job(ctx.run.dir / "workers" / job.key, doc, workers, timeout=None)
+    out = cluster.run_job(ctx.workdir / "workers" / job.key, doc, workers, timeout=None)
     out["hardware_note"] = f"{workers} worker processes on 127.0.0.1 ({hardware['device_kind']})"
     return out
 
@@ -160,7 +160,7 @@ def on_hosts(job: Job, spec: train.TrainSpec, ctx: RunContext,
         return {"skipped": f"the job runs on the first {job.nodes} host(s) of the file"}
     addresses = where.workers[:job.nodes]
     doc = {"spec": spec.as_dict(), "job": job.as_dict()}
-    out = cluster.run_tasks(ctx.run.dir / "workers" / job.key, doc,
+    out = cluster.run_tasks(ctx.workdir / "workers" / job.key, doc,
                             {where.task: hosts.tf_config(addresses, where.task)}, timeout=None)
     out["hardware_note"] = f"{job.nodes} hosts of {where.path}: {', '.join(addresses)}"
     return {**out, "hosts": list(addresses)}

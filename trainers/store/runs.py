@@ -1,11 +1,8 @@
 """Run directories: ``runs/<plugin>/<run-id>/`` with config.toml, state.json, metrics.jsonl,
 results.json, summary.md, checkpoints/ and plots/.
 
-Every file is replaced whole (temp file in the same directory, fsync, ``os.replace``), so a
-crash leaves the previous version. A writer holds ``.lock`` with ``flock`` and its pid inside:
-the kernel drops the lock when the process dies, so a lock left by a SIGKILLed run is seen as
-stale (its pid no longer holds it) while a live run can never be written by a second process.
-A run becomes ``finished`` only after results.json is on disk, so a half-written run is never
+Every file is replaced whole (files.py) and a writer holds the run's lock (lock.py). A run
+becomes ``finished`` only after results.json is on disk, so a half-written run is never
 reported as finished. Metric appends are single ``write`` calls; each checkpoint records how
 many metric lines it covers, and a resume cuts metrics.jsonl back to that line.
 
@@ -16,119 +13,22 @@ checkpoints read from rank 0's directory when resuming.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import secrets
-import signal
-import socket
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from trainers.errors import RunError
+from trainers.store.checkpoints import LAST, Checkpoint, load_state, save_state
+from trainers.store.files import atomic_write, read_json
+from trainers.store.lock import Lock, lock_holder
 
 STATES = ("running", "finished", "failed", "interrupted")
-LAST = "last.json"
-
-
-# -- atomic files ----------------------------------------------------------------------
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temp path beside ``path``; when the block succeeds it replaces ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` whole or not at all."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(raw)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def read_json(path: Path) -> Any:
-    """The JSON in ``path``, or None if it is missing or unreadable."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-# -- the lock --------------------------------------------------------------------------
-class Lock:
-    """An flock'ed lock file holding ``pid host``; free again when its process dies."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fd: int | None = None
-        self.stale_pid: int | None = None
-
-    def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _pid_in(fd)
-            os.close(fd)
-            raise RunError(f"{self.path.parent} is in use by process {holder} "
-                           "(two runs never write one directory)") from None
-        self.stale_pid = _pid_in(fd)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.ftruncate(self.fd, 0)  # empty = free; never unlink a lock others may hold open
-            os.close(self.fd)
-            self.fd = None
-
-
-def _pid_in(fd: int) -> int | None:
-    text = os.pread(fd, 64, 0).decode("utf-8", "replace").split()
-    return int(text[0]) if text and text[0].isdigit() else None
-
-
-def lock_holder(path: Path) -> int | None:
-    """The pid of the live process holding ``path``, or None if nobody holds it."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return _pid_in(fd) or -1
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
 
 
 # -- reading runs ----------------------------------------------------------------------
@@ -262,14 +162,6 @@ def _now() -> str:
 
 
 # -- writing one run -------------------------------------------------------------------
-@dataclass(frozen=True)
-class Checkpoint:
-    """What ``load_checkpoint`` restored: epochs completed so far and the plugin's extras."""
-
-    epoch: int
-    extra: dict[str, Any]
-
-
 class Run:
     """A run directory held by this process; use as a context manager to hold its lock."""
 
@@ -452,86 +344,27 @@ class Follower(Run):
         return self._checkpointed or self.last_checkpoint() is not None
 
 
-# -- checkpoint files (torch is imported only here, only when a plugin checkpoints) ------
-def save_state(path: Path, epoch: int, model: Any, optimizer: Any, scheduler: Any,
-               extra: dict[str, Any]) -> None:
-    """torch.save of every state a deterministic resume needs, in weights_only-safe types."""
-    import torch
+class Checkpoints:
+    """The part of a run a plugin may use (``ctx.checkpoints``): save and load its
+    checkpoints, and see whether a Ctrl-C asked it to stop. Never the run's own files."""
 
-    state = {"epoch": epoch, "extra": extra, "rng": rng_states(),
-             "model": model.state_dict(),
-             "optimizer": optimizer.state_dict() if optimizer is not None else None,
-             "scheduler": scheduler.state_dict() if scheduler is not None else None}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    def __init__(self, run: Run) -> None:
+        self._run = run
 
+    def save(self, epoch: int, model: Any, optimizer: Any = None, scheduler: Any = None,
+             extra: Mapping[str, Any] | None = None) -> None:
+        """See :meth:`Run.save_checkpoint`; after a first Ctrl-C this raises KeyboardInterrupt."""
+        self._run.save_checkpoint(epoch, model, optimizer, scheduler, extra)
 
-def load_state(path: Path, model: Any, optimizer: Any, scheduler: Any,
-               ) -> tuple[int, dict[str, Any]]:
-    """Load with ``weights_only=True`` (no code runs) and restore states and RNGs."""
-    import torch
+    def load(self, model: Any, optimizer: Any = None, scheduler: Any = None
+             ) -> Checkpoint | None:
+        """Restore the last checkpoint into the given objects (and the RNGs); None if none."""
+        return self._run.load_checkpoint(model, optimizer, scheduler)
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several kinds for a bad file
-        raise RunError(f"checkpoint {path} cannot be read: {exc}") from exc
-    model.load_state_dict(state["model"])
-    for obj, key in ((optimizer, "optimizer"), (scheduler, "scheduler")):
-        if obj is not None and state[key] is not None:
-            obj.load_state_dict(state[key])
-    set_rng_states(state["rng"])
-    return int(state["epoch"]), dict(state["extra"])
+    def last(self) -> dict[str, Any] | None:
+        """The last checkpoint's pointer (``epoch``, ``file``) without loading it."""
+        return self._run.last_checkpoint()
 
-
-def rng_states() -> dict[str, Any]:
-    """Python, numpy and torch (and CUDA) RNG states as tensors and plain values."""
-    import random
-
-    import numpy as np
-    import torch
-
-    version, internal, gauss = random.getstate()
-    _, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-    states: dict[str, Any] = {
-        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64),
-                   "gauss": gauss},
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def set_rng_states(states: Mapping[str, Any]) -> None:
-    import random
-
-    import numpy as np
-    import torch
-
-    py = states["python"]
-    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss"]))
-    npy = states["numpy"]
-    np.random.set_state(("MT19937", npy["keys"].numpy().astype(np.uint32), npy["pos"],
-                         npy["has_gauss"], npy["cached"]))
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-@contextlib.contextmanager
-def interrupt_guard(run: Run, warn: Any) -> Iterator[None]:
-    """Ctrl-C once: stop at the next checkpoint (``warn`` gets a message); twice: stop now."""
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: Any) -> None:
-        if run.stop_requested or not run.request_stop():
-            raise KeyboardInterrupt
-        warn("Ctrl-C: stopping after the next checkpoint; press Ctrl-C again to stop now")
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    @property
+    def stop_requested(self) -> bool:
+        return self._run.stop_requested
