@@ -7,6 +7,7 @@ or a count explode.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import NamedTuple, Protocol
 
 from archcalc.errors import SpecError
@@ -36,10 +37,19 @@ _TOKEN = re.compile(r"(?P<skip>\s+)|(?P<comment>#.*)|(?P<brace>[{}])|(?P<semi>;)
 
 def tokenize(text: str) -> list[Token]:
     """Split into words, braces and statement ends; ``${...}`` stays inside its word."""
-    tokens: list[Token] = []
-    append = tokens.append
-    lines = text.splitlines()
+    return [tok for line in tokenize_lines(text.splitlines()) for tok in line]
+
+
+def tokenize_lines(lines: list[str]) -> Iterator[list[Token]]:
+    """The tokens of each line in turn, then the end of file: a reader of the header reads
+    only the lines it needs."""
     for lineno, line in enumerate(lines, start=1):
+        end = Token("nl", "", lineno, len(line) + 1)
+        if line.lstrip()[:1] in ("", "#"):  # blank or a comment: most of a zoo file's header
+            yield [end]
+            continue
+        tokens: list[Token] = []
+        append = tokens.append
         for m in _TOKEN.finditer(line):
             kind = m.lastgroup
             if kind == "word":
@@ -50,9 +60,9 @@ def tokenize(text: str) -> list[Token]:
                 append(Token("nl", ";", lineno, m.start() + 1))
             elif kind == "comment":
                 break
-        append(Token("nl", "", lineno, len(line) + 1))
-    append(Token("eof", "", len(lines) + 1, 1))
-    return tokens
+        append(end)
+        yield tokens
+    yield [Token("eof", "", len(lines) + 1, 1)]
 
 
 def whole(text: str) -> int | None:

@@ -87,7 +87,7 @@ layers expanded, calls and repeats included.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,10 +115,12 @@ from archcalc.notation import (
     pair_or_none,
     parse_dims,
     tokenize,
+    tokenize_lines,
     whole,
 )
+from archcalc.records import Record
 
-__all__ = ["parse", "parse_dims", "parse_file", "tokenize"]
+__all__ = ["Header", "parse", "parse_dims", "parse_file", "read_header", "tokenize"]
 
 _MAX_REPEAT = 10_000
 _MAX_DEPTH = 50  # nested blocks; far beyond any real spec, well inside Python's stack
@@ -131,6 +133,7 @@ class _Parser:
     file: str
     overrides: dict[str, int]
     tokens: list[Token] = field(default_factory=list)
+    more: Iterator[list[Token]] = field(default_factory=lambda: iter(()))
     pos: int = 0
     names: dict[str, int] = field(default_factory=dict)
     overridable: list[str] = field(default_factory=list)
@@ -151,7 +154,7 @@ class _Parser:
 
     def __post_init__(self) -> None:
         self.lines = self.text.splitlines()
-        self.tokens = tokenize(self.text)
+        self.more = tokenize_lines(self.lines)  # tokens are made as the parser reaches them
         self.globals = self.names  # at the top level the scope is the header's
 
     # -- helpers -------------------------------------------------------------------------
@@ -167,10 +170,12 @@ class _Parser:
         return SpecError(message, Loc(self.file, line, col, text))
 
     def peek(self) -> Token:
+        while self.pos >= len(self.tokens):
+            self.tokens.extend(next(self.more))
         return self.tokens[self.pos]
 
     def next(self) -> Token:
-        tok = self.tokens[self.pos]
+        tok = self.peek()
         self.pos += 1
         return tok
 
@@ -236,6 +241,29 @@ class _Parser:
             raise self.error(tok, f"spec expands to more than {_MAX_WORK} statements and layers")
 
     # -- statements ----------------------------------------------------------------------
+    def header(self) -> Header:
+        """The header's ``model``, ``source`` and ``variant`` lines, parsed as :meth:`parse`
+        parses them, up to the first ``define`` or layer (``variant`` lines come before
+        both), so the lines below are never tokenized. Parameters are named, not evaluated:
+        a variant may set only those."""
+        while True:
+            self.skip_newlines()
+            tok = self.peek()
+            word = tok.text.lower()
+            if word in ("param", "let", "input"):
+                self.pos += 1
+                args = self.rest_of_statement()
+                if word == "param" and args:
+                    self.overridable.append(args[0].text.partition("=")[0])
+                continue
+            if word == "define" or not self.directive(tok, in_body=False):
+                break
+        self.check_variants()
+        variants = tuple((args[0].text, tuple(
+            (key, int(value)) for key, _, value in (tok.text.partition("=") for tok in args[1:])))
+            for args in self.variants)
+        return Header(self.model, self.source, variants)
+
     def parse(self) -> Graph:
         body = self.block(prefix="", opener=None)
         self.check_variants()
@@ -303,6 +331,8 @@ class _Parser:
             self.define(tok)
             self.end_statement()
             return True
+        if word == "variant" and self.defines:
+            raise self.error(tok, "'variant' lines come before the first 'define'")
         if word in ("model", "source", "input"):
             if word in self.seen:
                 raise self.error(tok, f"'{word}' is given twice")
@@ -726,6 +756,15 @@ class _Parser:
                 for r in range(times)]
 
 
+class Header(Record):
+    """What a spec says of itself before its first layer: ``model`` ("" if not given), its
+    ``source`` and its ``variant NAME K=V ...`` lines."""
+
+    model: str
+    source: str
+    variants: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
+
+
 @dataclass
 class _Param:
     """A defined block's parameter, where it is written, and its default expression."""
@@ -853,12 +892,20 @@ def parse(text: str, file: str = "<spec>", overrides: dict[str, int] | None = No
 
 
 def parse_file(path: str | Path, overrides: dict[str, int] | None = None) -> Graph:
-    path = Path(path)
+    return parse(_read(Path(path)), str(path), overrides)
+
+
+def read_header(path: str | Path) -> Header:
+    """A spec file's header (:class:`Header`), read as the parser reads it; listing the zoo
+    reads every file's, so the layers below are not parsed."""
+    return _Parser(_read(Path(path)), str(path), {}).header()
+
+
+def _read(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read spec file {str(path)!r}: {exc}") from None
-    return parse(text, str(path), overrides)
 
 
 def _with_layers(doc: str) -> str:

@@ -6,7 +6,6 @@ A spec may declare ``variant NAME K=V ...`` lines; each variant is a zoo name of
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -14,10 +13,9 @@ from pathlib import Path
 from archcalc.errors import SpecError, UnknownModelError
 from archcalc.layers import Graph
 from archcalc.records import Record
-from archcalc.spec import parse_file
+from archcalc.spec import Header, parse_file, read_header
 
 ZOO_DIR = Path(__file__).parent / "zoo"
-_HEADER = re.compile(r"^\s*(model|variant|source)\s+(.*?)\s*(?:#.*)?$", re.M)
 
 
 class ZooEntry(Record):
@@ -28,62 +26,65 @@ class ZooEntry(Record):
 
 
 @cache
+def files() -> tuple[Path, ...]:
+    return tuple(sorted(ZOO_DIR.glob("*.arch")))
+
+
+@cache
+def header(path: Path) -> Header:
+    """A zoo file's header, read by the spec parser (the layers below are not read)."""
+    return read_header(path)
+
+
+def _entries_of(path: Path) -> tuple[ZooEntry, ...]:
+    """A file's zoo names: its variants, or its model name if it has none."""
+    found = header(path)
+    variants = found.variants or ((found.model or path.stem, ()),)
+    return tuple(ZooEntry(name, path, overrides, found.source) for name, overrides in variants)
+
+
+@cache
 def entries() -> tuple[ZooEntry, ...]:
-    """Every zoo name: each spec's variants, or the spec's model name if it has none."""
-    found: list[ZooEntry] = []
-    for path in sorted(ZOO_DIR.glob("*.arch")):
-        text = path.read_text(encoding="utf-8")
-        model, source, variants = path.stem, "", []
-        for kind, rest in _HEADER.findall(text):
-            words = rest.split(";", 1)[0].split()  # the parser ends a statement at ';'
-            if kind == "source":
-                source = rest
-            elif words and kind == "model":
-                model = words[0]
-            elif words:
-                variants.append((words[0], tuple(_pair(p, path) for p in words[1:])))
-        if not variants:
-            variants = [(model, ())]
-        found.extend(ZooEntry(name, path, overrides, source) for name, overrides in variants)
-    return tuple(found)
-
-
-def _pair(text: str, path: Path) -> tuple[str, int]:
-    key, _, value = text.partition("=")
-    if not re.fullmatch(r"-?[0-9]{1,18}", value):
-        raise SpecError(f"{path}: variant parameter {text!r} must be NAME=INTEGER")
-    return key, int(value)
+    """Every zoo name, file by file."""
+    return tuple(entry for path in files() for entry in _entries_of(path))
 
 
 def names() -> list[str]:
     return [e.name for e in entries()]
 
 
-def _base_models() -> dict[str, Path]:
-    bases = {}
-    for path in sorted(ZOO_DIR.glob("*.arch")):
-        m = re.search(r"^\s*model\s+(\S+)", path.read_text(encoding="utf-8"), re.M)
-        bases[m.group(1) if m else path.stem] = path
-    return bases
+def _base_name(path: Path) -> str:
+    """The spec's own model name: ``vgg`` loads vgg.arch with its default parameters."""
+    return header(path).model or path.stem
 
 
 def load(name: str, **params: int) -> Graph:
     """A zoo model by name (``vgg19``, ``resnet44``...) or a path to a ``.arch`` file.
 
-    ``params`` override the spec's ``param`` values (after the variant's own)."""
-    for entry in entries():
-        if entry.name == name:
-            graph = parse_file(entry.file, {**dict(entry.overrides), **params})
-            return _renamed(graph, name)
-    bases = _base_models()
-    if name in bases:
-        return parse_file(bases[name], params)
+    ``params`` override the spec's ``param`` values (after the variant's own). Every name
+    is in one file only (a test checks), so the files are searched most likely first (the
+    longest common start of the name and the file's: vgg19 -> vgg.arch) and the search
+    stops at the first that has it: one header read instead of the zoo's."""
+    for path in sorted(files(), key=lambda p: -_shared_start(name, p.stem)):
+        for entry in _entries_of(path):
+            if entry.name == name:
+                graph = parse_file(path, {**dict(entry.overrides), **params})
+                return _renamed(graph, name)
+        if _base_name(path) == name:
+            return parse_file(path, params)
     path = Path(name)
     if path.suffix == ".arch" or path.is_file():
         if not path.is_file():
             raise SpecError(f"spec file {name!r} does not exist")
         return parse_file(path, params)
-    raise UnknownModelError(name, sorted({*names(), *bases}))
+    raise UnknownModelError(name, sorted({*names(), *map(_base_name, files())}))
+
+
+def _shared_start(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
 
 
 def _renamed(graph: Graph, name: str) -> Graph:

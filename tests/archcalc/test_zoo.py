@@ -43,6 +43,34 @@ def test_every_zoo_model_analyzes_cleanly(entry: zoo.ZooEntry) -> None:
     assert rep.totals.params > 0 and rep.totals.macs > 0
 
 
+def test_every_zoo_name_is_in_one_file_only() -> None:
+    """load() stops at the first file with the name, searching likely files first: that is
+    the whole-zoo search only if no name is in two files (a variant, or a spec's own model
+    name, the name 'vgg' of vgg.arch)."""
+    owners: dict[str, set[str]] = {}
+    for entry in zoo.entries():
+        owners.setdefault(entry.name, set()).add(entry.file.name)
+    for path in zoo.files():
+        owners.setdefault(zoo.header(path).model or path.stem, set()).add(path.name)
+    assert {name: files for name, files in owners.items() if len(files) > 1} == {}
+    for name in ("vgg19", "vgg", "resnet44", "inception-v3-aux", "densenet121"):
+        graph = zoo.load(name)
+        assert graph.name == name and graph.file in {str(e.file) for e in zoo.entries()}
+
+
+def test_headers_are_read_by_the_spec_parser() -> None:
+    """A variant after a define would be missed by the header reader: the language puts
+    variants first, with a located error."""
+    from archcalc.errors import SpecError
+    from archcalc.spec import parse
+
+    header = zoo.header(zoo.ZOO_DIR / "vgg.arch")
+    assert header.model == "vgg" and ("vgg19", (("n1", 2), ("n2", 2), ("n3", 4), ("n4", 4),
+                                                 ("n5", 4))) in header.variants
+    with pytest.raises(SpecError, match="'variant' lines come before the first 'define'"):
+        parse("input 4x4x3\nparam n = 1\ndefine b() { relu }\nvariant x n=2\nb")
+
+
 def test_the_zoo_holds_the_expected_models() -> None:
     expected = {
         "alexnet", "alexnet-torchvision", "inception-naive", "inception-reduction",
