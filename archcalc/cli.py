@@ -7,7 +7,6 @@ only by the commands that need them.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,21 +15,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from archcalc import service, zoo
 from archcalc import spec as spec_module
-from archcalc import zoo
-from archcalc.analysis import Report, analyze
 from archcalc.conventions import CONVENTIONS
-from archcalc.errors import ArchcalcError, SpecError, UsageError
-from archcalc.layers import Shape
-from archcalc.notation import INPUT_FORMS, channels_first, parse_dims
+from archcalc.errors import ArchcalcError, SpecError
 from archcalc.render import (
     DTYPE_BYTES,
     FORMATS,
-    homework_table,
     inception_table,
-    layer_table,
     render,
-    report_dict,
     to_text,
 )
 from archcalc.tabular import Column, Table
@@ -92,29 +85,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def parse_input(text: str | None) -> Shape | None:
-    """``HxWxC`` -> (C, H, W); ``LxC`` -> (C, L); ``N`` -> (N,); None stays None."""
-    if text is None:
-        return None
-    dims = parse_dims(text)
-    if dims is None or any(d <= 0 for d in dims):
-        raise UsageError(f"--input {text!r}: expected {INPUT_FORMS} with positive sizes "
-                         "(e.g. 224x224x3)")
-    return channels_first(dims)
-
-
-def parse_sets(items: list[str] | None) -> dict[str, int]:
-    """``["n=7", "c1=64"]`` -> {"n": 7, "c1": 64}."""
-    params: dict[str, int] = {}
-    for item in items or []:
-        m = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*=\s*(-?\d+)\s*", item)
-        if not m:
-            raise UsageError(f"--set {item!r}: expected NAME=INTEGER (e.g. --set n=7)")
-        params[m.group(1)] = int(m.group(2))
-    return params
-
-
-def emit(table: Table, fmt: str = "rich", data: dict[str, Any] | None = None) -> None:
+def emit(table: Table, data: dict[str, Any] | None = None, fmt: str = "rich") -> None:
     """Print ``table``: Rich on a terminal, plain text when piped, or another format."""
     if fmt == "rich" and sys.stdout.isatty():
         from rich.console import Console
@@ -152,19 +123,10 @@ def analyze_cmd(
 ) -> None:
     """Per-layer shapes, parameters, MACs/FLOPs, receptive fields and memory of a model."""
     with edge():
-        report = load_report(model, input_, set_, convention.value)
-        if table:
-            emit(homework_table(report, bias, dtype.value, batch), fmt.value)
-        else:
-            data = report_dict(report) if fmt.value == "json" else None
-            emit(layer_table(report, dtype.value, batch), fmt.value, data)
-
-
-def load_report(model: str, input_: str | None, sets: list[str] | None,
-                convention: str = "full") -> Report:
-    """Load a zoo model or spec file with ``--set`` values and analyse it."""
-    graph = zoo.load(model, **parse_sets(sets))
-    return analyze(graph, convention, parse_input(input_))
+        report = service.report(model, service.input_shape(input_),
+                                service.parameters(set_ or ()), convention.value)
+        emit(*service.view(report, fmt.value, table=table, bias=bias, dtype=dtype.value,
+                           batch=batch), fmt=fmt.value)
 
 
 @app.command("list")
@@ -174,7 +136,7 @@ def list_cmd(fmt: FormatOpt = RICH) -> None:
                  for e in zoo.entries())
     columns = (Column("Model", "left"), Column("Spec", "left"), Column("Preset", "left"),
                Column("Source", "left"))
-    emit(Table("archcalc zoo", columns, rows), fmt.value)
+    emit(Table("archcalc zoo", columns, rows), fmt=fmt.value)
 
 
 def verbatim(text: str) -> str:
@@ -195,18 +157,9 @@ def inception_cmd(input_: InputOpt = None, set_: SetOpt = None,
     --set applies to each module that has the parameter (c1, c3, c5 both; r3, r5,
     pool_proj the reduction module)."""
     with edge():
-        params = parse_sets(set_)
-        names = ("inception-naive", "inception-reduction")
-        known = {n: {k for k, _ in zoo.load(n).params} for n in names}
-        unknown = sorted(set(params) - set().union(*known.values()))
-        if unknown:
-            raise UsageError(f"--set {unknown[0]}: neither module has this parameter "
-                             f"(parameters: {', '.join(sorted(set().union(*known.values())))})")
-        shape = parse_input(input_)
-        naive, reduced = (analyze(zoo.load(n, **{k: v for k, v in params.items()
-                                                if k in known[n]}), "full", shape)
-                          for n in names)
-        emit(inception_table(naive, reduced), fmt.value)
+        naive, reduced = service.inception_reports(service.parameters(set_ or ()),
+                                                   service.input_shape(input_))
+        emit(inception_table(naive, reduced), fmt=fmt.value)
 
 
 @app.command("rf")
@@ -234,8 +187,8 @@ def formula_cmd(
     with edge():
         from archcalc.symbolic import layer_formulas
 
-        shape = parse_input(input_)
-        assert shape is not None
+        shape = service.input_shape(input_)
+        assert shape is not None  # the option has a default
         for line in layer_formulas(layer, shape).lines():
             typer.echo(line)
 
@@ -253,8 +206,8 @@ def verify_cmd(
     with edge():
         from archcalc.verify import verify_model
 
-        result = verify_model(model, input_shape=parse_input(input_),
-                              params=parse_sets(set_) or None, probe_rf=rf)
+        result = verify_model(model, input_shape=service.input_shape(input_),
+                              params=service.parameters(set_ or ()) or None, probe_rf=rf)
         show(result)
         if not result.ok:
             raise typer.Exit(1)

@@ -392,12 +392,3 @@ def to_text(renderable: RenderableType, width: int | None = None) -> str:
     Console(file=buffer, width=width, color_system=None, force_terminal=False,
             legacy_windows=False).print(renderable)
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
-
-
-def render_report(report: Report, fmt: str, *, table: bool = False, bias: bool = False,
-                  dtype: str = "float32", batch: int = 1) -> str:
-    """The CLI's view of ``report``: the homework table (``table``) or the full view."""
-    if table:
-        return render(homework_table(report, bias, dtype, batch), fmt)
-    data = report_dict(report) if fmt == "json" else None
-    return render(layer_table(report, dtype, batch), fmt, data)

@@ -27,60 +27,33 @@ from docutils.parsers.rst import directives
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
-import archcalc
-from archcalc import zoo
+from archcalc import service, zoo
 from archcalc.algebra import fmt_shape
 from archcalc.analysis import Report
 from archcalc.errors import ArchcalcError, SpecError, UsageError
 from archcalc.render import homework_table, inception_table, layer_table
 from archcalc.tabular import Cell, Table, human
 
-INCEPTION = ("inception-naive", "inception-reduction")
 TOTALS = ("activations", "weights", "biases", "params", "buffers", "macs", "flops")
 
 
-# -- archcalc calls ------------------------------------------------------------------------
-def parse_sets(text: str | None) -> dict[str, int]:
-    """``"depth=20 c1=64"`` (spaces or commas) -> {"depth": 20, "c1": 64}."""
-    params: dict[str, int] = {}
-    for item in re.split(r"[\s,]+", (text or "").strip()):
-        if not item:
-            continue
-        m = re.fullmatch(r"([A-Za-z_]\w*)=(-?\d+)", item)
-        if not m:
-            raise UsageError(f":set: {item!r}: expected NAME=INTEGER")
-        params[m.group(1)] = int(m.group(2))
-    return params
-
-
-def parse_input(text: str | None) -> tuple[int, ...] | None:
-    """``224x224x3`` (HxWxC, as on the CLI) -> (3, 224, 224); ``N`` -> (N,)."""
-    if not text:
-        return None
-    dims = tuple(int(d) for d in re.findall(r"\d+", text))
-    if not re.fullmatch(r"\s*\d+(x\d+x\d+)?\s*", text) or not all(dims):
-        raise UsageError(f":input: {text!r}: expected HxWxC (e.g. 224x224x3) or N")
-    return (dims[2], dims[0], dims[1]) if len(dims) == 3 else dims
+# -- archcalc calls: the same service as the command line ------------------------------
+def _sets(options: dict[str, Any]) -> dict[str, int]:
+    """``:set: depth=20 c1=64`` (spaces or commas between settings)."""
+    text = (options.get("set") or "").strip()
+    return service.parameters(re.split(r"[\s,]+", text) if text else (), ":set:")
 
 
 def report_for(model: str, options: dict[str, Any], convention: str = "full") -> Report:
-    graph = archcalc.load(model, **parse_sets(options.get("set")))
-    return archcalc.analyze(graph, convention, parse_input(options.get("input")))
+    return service.report(model, service.input_shape(options.get("input"), ":input:"),
+                          _sets(options), convention)
 
 
 def inception_reports(options: dict[str, Any]) -> tuple[Report, Report]:
     """Both modules with ``:set:`` applied to each module that declares the parameter."""
-    params = parse_sets(options.get("set"))
-    declared = {name: {k for k, _ in zoo.load(name).params} for name in INCEPTION}
-    unknown = sorted(set(params) - set().union(*declared.values()))
-    if unknown:
-        raise UsageError(f":set: {unknown[0]}: neither inception module has this parameter")
-    shape = parse_input(options.get("input"))
-    naive, reduced = (
-        archcalc.analyze(archcalc.load(name, **{k: v for k, v in params.items()
-                                                 if k in declared[name]}), "full", shape)
-        for name in INCEPTION)
-    return naive, reduced
+    return service.inception_reports(_sets(options),
+                                     service.input_shape(options.get("input"), ":input:"),
+                                     ":set:")
 
 
 def select_columns(table: Table, names: str | None) -> Table:

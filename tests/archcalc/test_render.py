@@ -10,12 +10,13 @@ import math
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
 
 import archcalc
-from archcalc import zoo
+from archcalc import service, zoo
 from archcalc.analysis import Report
 from archcalc.render import (
     FORMATS,
@@ -24,7 +25,6 @@ from archcalc.render import (
     inception_table,
     layer_table,
     render,
-    render_report,
     report_dict,
 )
 from archcalc.tabular import Table
@@ -40,6 +40,12 @@ concat { branch { conv1-2 } branch { maxpool3 s=1 p=1 } }
 gap
 FC-10
 """
+
+def shown(report: Report, fmt: str, **options: Any) -> str:
+    """What ``archcalc MODEL --format FMT`` prints when piped (the CLI's own view)."""
+    table, data = service.view(report, fmt, **options)
+    return render(table, fmt, data)
+
 
 
 def vgg19() -> Report:
@@ -71,7 +77,7 @@ def test_vgg19_homework_table_markdown_golden(golden: Callable[[str, str], None]
 
 def test_tiny_model_json_golden(golden: Callable[[str, str], None]) -> None:
     report = archcalc.analyze(archcalc.parse(TINY_SPEC, "tiny.arch"))
-    golden("tiny.json", render_report(report, "json"))
+    golden("tiny.json", shown(report, "json"))
 
 
 def test_tiny_json_golden_numbers_by_hand() -> None:
@@ -257,7 +263,7 @@ TOTAL_KEYS = {"activations", "weights", "biases", "params", "buffers", "macs", "
 @pytest.mark.parametrize("name", zoo.names())
 def test_json_schema(name: str) -> None:
     report = zoo_report(name)
-    data = json.loads(render_report(report, "json"))
+    data = json.loads(shown(report, "json"))
     assert set(data) == {"schema_version", "model", "input", "convention", "layers", "warnings",
                          "heads", "totals"}
     assert set(data["heads"]) == (set() if not report.heads else {"main", *report.heads})
@@ -300,19 +306,19 @@ def test_json_rf_is_null_for_vector_input() -> None:
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("table", [True, False])
 def test_every_format_renders(fmt: str, table: bool) -> None:
-    text = render_report(vgg19(), fmt, table=table)
+    text = shown(vgg19(), fmt, table=table)
     assert text.endswith("\n") and "\x1b" not in text
     assert "143,652,544" in text or "143652544" in text or fmt == "json"
 
 
 def test_csv_is_machine_readable() -> None:
-    rows = list(csv.reader(io.StringIO(render_report(vgg19(), "csv"))))
+    rows = list(csv.reader(io.StringIO(shown(vgg19(), "csv"))))
     assert rows[0][:4] == ["Path", "Layer", "Output", "Activations"]
     assert rows[-1][1] == "TOTAL" and rows[-1][6] == "143667240"
 
 
 def test_rst_grid_lines_are_aligned() -> None:
-    lines = [ln for ln in render_report(vgg19(), "rst", table=True).splitlines()
+    lines = [ln for ln in shown(vgg19(), "rst", table=True).splitlines()
              if ln.startswith("   +") or ln.startswith("   |")]
     assert len({len(ln) for ln in lines}) == 1
 

