@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from archcalc.algebra import RF, Ops, Params, fmt_shape
@@ -88,24 +88,28 @@ def leading_text(pattern: str) -> tuple[str, ...]:
     return found
 
 
-def _alternatives(pattern: str) -> list[str]:
-    """``pattern`` split at its top-level '|' (none inside groups, classes or escapes)."""
-    parts, depth, start, i = [], 0, 0, 0
+def _scan(pattern: str) -> Iterator[tuple[int, str, int]]:
+    """(index, character, groups open around it) for each character outside escapes and
+    classes; a ')' counts the group it closes as open."""
+    depth, i = 0, 0
     while i < len(pattern):
         char = pattern[i]
         if char == "\\":
-            i += 1
-        elif char == "[":
-            i = pattern.index("]", i + 2)
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "|" and depth == 0:
-            parts.append(pattern[start:i])
-            start = i + 1
+            i += 2
+            continue
+        if char == "[":
+            i = pattern.index("]", i + 2) + 1
+            continue
+        depth += char == "("
+        yield i, char, depth
+        depth -= char == ")"
         i += 1
-    return [*parts, pattern[start:]]
+
+
+def _alternatives(pattern: str) -> list[str]:
+    """``pattern`` split at its top-level '|' (none inside groups, classes or escapes)."""
+    cuts = [i for i, char, depth in _scan(pattern) if char == "|" and depth == 0]
+    return [pattern[a + 1:b] for a, b in zip([-1, *cuts], [*cuts, len(pattern)], strict=True)]
 
 
 def _alternative_start(alternative: str) -> tuple[str, ...]:
@@ -126,20 +130,7 @@ def _alternative_start(alternative: str) -> tuple[str, ...]:
 
 def _group_end(text: str) -> int:
     """Index of the ')' closing the group that opens ``text``."""
-    depth, i = 0, 0
-    while True:
-        char = text[i]
-        if char == "\\":
-            i += 1
-        elif char == "[":
-            i = text.index("]", i + 2)
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
+    return next(i for i, char, depth in _scan(text) if char == ")" and depth == 1)
 
 
 class Kind(Record, ABC):
