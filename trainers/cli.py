@@ -190,7 +190,8 @@ def plugin_command(trainer: Trainer[Any]) -> Any:
 
 
 def _option(spec: cfg.FieldSpec, default: Any) -> inspect.Parameter:
-    help_text = f"{spec.help}  [default: {_shown(spec, default)}]".strip()
+    source = f" (source: {spec.cite})" if spec.cite else ""
+    help_text = f"{spec.help}{source}  [default: {_shown(spec, default)}]".strip()
     if spec.kind is bool and not spec.sequence:
         decl = f"{spec.option}/--no-{spec.option[2:]}"
         hint: Any = Annotated[bool | None, typer.Option(decl, help=help_text)]

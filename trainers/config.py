@@ -2,6 +2,9 @@
 
     dataclass defaults  <-  plugins.toml [NAME]  <-  --config FILE  <-  CLI options
 
+Each default is written once, in the dataclass, with its source beside it (``cite``);
+plugins.toml holds only ``enabled`` and a user's overrides, and is read once per command.
+
 Every value is checked against its field's type; a mistake is a ConfigError that names the
 file (or option) and the key. The CLI options of ``hw3 run NAME`` are generated from the same
 :class:`FieldSpec` list, and the config a run used is written back as TOML beside it.
@@ -49,6 +52,7 @@ class FieldSpec:
     choices: tuple[Any, ...] = ()
     help: str = ""
     default: Any = REQUIRED
+    cite: str = ""  # where the default comes from (trainers.api.setting)
 
     @property
     def option(self) -> str:
@@ -75,7 +79,8 @@ def field_specs(config_type: type) -> tuple[FieldSpec, ...]:
         if f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()
         specs.append(FieldSpec(f.name, kind, sequence, choices,
-                               str(f.metadata.get("help", "")), default))
+                               str(f.metadata.get("help", "")), default,
+                               str(f.metadata.get("cite", ""))))
     return tuple(specs)
 
 

@@ -6,8 +6,8 @@
                                   exists and the commands that make one (``:run:`` sets the
                                   first)
 ``.. hw3-settings:: optimizers``  a plugin's settings as ``hw3 run`` resolves them: config
-   :keys: adam_*, epochs          dataclass defaults overlaid by plugins.toml, with each
-                                  field's help and the plugins.toml comment
+   :keys: adam_*, epochs          dataclass defaults (overridden where plugins.toml says),
+                                  with each field's help and source
 
 A results folder whose Markdown links a missing plot, a plugin that is declared but does not
 load, or a ``:keys:`` pattern that matches nothing fails the build.
@@ -86,18 +86,6 @@ class ResultsDirective(SphinxDirective):
 
 
 # -- settings ------------------------------------------------------------------------------
-def toml_comments(path: Path) -> dict[tuple[str, str], str]:
-    """(table, key) -> the comment at the end of that key's line in a plugins.toml."""
-    found: dict[tuple[str, str], str] = {}
-    table = ""
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if m := re.match(r"\s*\[([^\]]+)\]", line):
-            table = m.group(1).strip()
-        elif m := re.match(r"\s*([A-Za-z0-9_-]+)\s*=.*?\s#\s*(.*)$", line):
-            found[(table, m.group(1))] = m.group(2).strip()
-    return found
-
-
 def shown(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
@@ -107,28 +95,26 @@ def shown(value: Any) -> str:
 
 
 def settings_rows(plugin: str) -> tuple[list[tuple[str, str, str, str]], str]:
-    """Rows (setting, value, set by, meaning) and a note when the plugin is not installed."""
+    """Rows (setting, value, set by, meaning and source) and a note when the plugin is not
+    installed. Every value and its source come from the plugin's config dataclass, where
+    they are written once; plugins.toml only overrides."""
     from trainers import config as cfg
     from trainers.errors import Hw3Error
     from trainers.registry import registry
 
-    path = cfg.defaults_path()
-    doc = cfg.read_toml(path)
-    if plugin not in doc:
-        raise Hw3Error(f"{path} has no [{plugin}] table")
-    table = cfg.plugin_table(doc, plugin, str(path))
-    comments = toml_comments(path)
+    defaults = cfg.Defaults.load()
+    if plugin not in defaults.doc:
+        raise Hw3Error(f"{defaults.path} has no [{plugin}] table")
+    _, table = defaults.layer(plugin)
     if plugin not in registry().names():
-        rows = [(k, shown(v), "plugins.toml", comments.get((plugin, k), ""))
-                for k, v in table.items()]
+        rows = [(k, shown(v), "plugins.toml", "") for k, v in table.items()]
         return rows, (f"The {plugin} plugin is not installed where these docs were built, "
-                      "so only plugins.toml's values are shown.")
+                      "so only plugins.toml's overrides are shown.")
     config_type = registry().get(plugin).config_type  # a broken plugin fails the build
-    config = cfg.resolve(config_type, [(f"{path} [{plugin}]", table)])
+    config = cfg.resolve(config_type, [defaults.layer(plugin)])
     rows = []
     for spec in cfg.field_specs(config_type):
-        comment = comments.get((plugin, spec.name), "")
-        meaning = f"{spec.help} (plugins.toml: {comment})" if comment else spec.help
+        meaning = f"{spec.help} Source: {spec.cite}." if spec.cite else spec.help
         rows.append((spec.name, shown(getattr(config, spec.name)),
                      "plugins.toml" if spec.name in table else "config default", meaning))
     return rows, ""
