@@ -1,4 +1,4 @@
-"""The one reporter every plugin talks through (``ctx.progress``); no plugin prints.
+"""The live progress display every plugin talks through (``ctx.progress``); no plugin prints.
 
 On a terminal: nested progress bars (runs, epochs, steps) with ETA and throughput, a live
 line of the latest metrics under them, and results tables printed above. Elsewhere (CI,

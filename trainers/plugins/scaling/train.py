@@ -9,9 +9,8 @@ Input: each worker process reads its shard with a plain ``tf.data`` iterator, an
 splits the host batch into one slice per local replica
 (``experimental_distribute_values_from_function``). Not TF's distributed datasets: once a
 ``distribute_datasets_from_function`` (or ``experimental_distribute_dataset``) iterator has
-produced a batch, every op of the process costs about 40% more CPU, measured on the 2-core
-development machine (ResNet-50 at batch 32: 114 against 160 img/s; even a plain
-``model.fit`` in that process slows alike), which cost one learner 30% against ``fit``.
+produced a batch, every op of the process costs more CPU (docs/problems/problem2.rst, Speed,
+gives the measurement).
 """
 
 from __future__ import annotations
