@@ -21,6 +21,8 @@ Grammar (one statement per line, or separated by ``;``; ``#`` starts a comment):
                                   includes a part only when aux is 1)
     concat { branch { ... } branch { ... } ... }      parallel branches, channels joined;
                                   an empty ``branch { }`` is the identity (DenseNet)
+    add { branch { ... } branch { ... } ... }         parallel branches summed elementwise
+                                  (any join of paths; ``residual`` writes He et al.'s)
     residual [shortcut=identity|A|B|C|D] [bias=BOOL] [bn=BOOL] [stride=N|HxW] { ... }
                                   body(x) + shortcut(x)
     gate { ... }                  x * body(x), the body's output broadcast over x: each of
@@ -96,6 +98,7 @@ from archcalc.errors import Loc, SpecError
 from archcalc.expr import ExprError, evaluate
 from archcalc.kinds import (
     REGISTRY,
+    Add,
     Concat,
     Gate,
     Head,
@@ -522,6 +525,8 @@ class _Parser:
             return self.call(tok, path)
         if word == "repeat":
             return self.repeat(tok, path)
+        if word == "add":
+            return [Node(Add(self.branches(tok, path)), "add", path, self.loc(tok))]
         if word == "concat":
             return [self.concat(tok, path)]
         if word == "residual":
@@ -599,7 +604,7 @@ class _Parser:
         return Node(Split(self.branches(tok, path)), "split", path, self.loc(tok))
 
     def branches(self, tok: Token, path: str) -> tuple[tuple[Node, ...], ...]:
-        """``{ branch { ... } branch { ... } ... }`` after ``concat`` or ``split``."""
+        """``{ branch { ... } branch { ... } ... }`` after ``concat``, ``add`` or ``split``."""
         word = tok.text.lower()
         self.no_options(word)
         opener = self.expect("{", f"'{{' after '{word}'")
@@ -790,7 +795,8 @@ class _Define:
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED = frozenset({"model", "source", "input", "param", "let", "variant", "define",
-                       "repeat", "as", "concat", "branch", "residual", "gate", "split"})
+                       "repeat", "as", "concat", "add", "branch", "residual", "gate",
+                       "split"})
 
 
 def _signature(text: str, line: int, col: int, error: Callable[..., SpecError]) -> _Define:

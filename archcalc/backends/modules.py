@@ -41,6 +41,21 @@ class ConcatBranches(nn.Module):
         return torch.cat([branch(x) for branch in self.branches], dim=1)
 
 
+class AddBranches(nn.Module):
+    """Parallel branches on the same input, summed (archcalc's ``add`` block)."""
+
+    def __init__(self, branches: list[nn.Sequential]) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = [branch(x) for branch in self.branches]
+        total = outputs[0]
+        for out in outputs[1:]:
+            total = total + out
+        return total
+
+
 class ResidualBlock(nn.Module):
     """``body(x) + shortcut(x)``; an empty shortcut is the identity."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from archcalc.kinds.activation import Activation, PReLU
 from archcalc.kinds.base import REGISTRY, Block, Kind, Notation, WeightFormula, register
 from archcalc.kinds.blocks import (
+    Add,
     ChannelShuffle,
     Concat,
     Gate,
@@ -26,13 +27,43 @@ from archcalc.kinds.upsample import ConvTranspose, Upsample
 from archcalc.notation import Fail, Options, RawOption
 
 __all__ = [
-    "LRN", "REGISTRY", "Activation", "AdaptivePool", "BatchNorm", "Block", "ChannelShuffle",
-    "Concat", "Conv", "ConvTranspose", "DepthwiseConv", "Dropout", "Flatten", "Gate",
-    "GlobalPool", "GroupNorm",
+    "LRN",
+    "REGISTRY",
+    "Activation",
+    "AdaptivePool",
+    "Add",
+    "BatchNorm",
+    "Block",
+    "ChannelShuffle",
+    "Concat",
+    "Conv",
+    "ConvTranspose",
+    "DepthwiseConv",
+    "Dropout",
+    "Flatten",
+    "Gate",
+    "GlobalPool",
+    "GroupNorm",
     "Head",
-    "InstanceNorm", "Kind", "LayerNorm", "LayerScale", "Linear", "Notation", "PReLU", "Pad",
-    "Pool", "Residual", "ShortcutKind", "Split", "StochasticDepth", "Upsample", "WeightFormula",
-    "ZeroPadShortcut", "build_layer", "grammar", "register",
+    "InstanceNorm",
+    "Kind",
+    "LayerNorm",
+    "LayerScale",
+    "Linear",
+    "Notation",
+    "PReLU",
+    "Pad",
+    "Pool",
+    "Residual",
+    "ShortcutKind",
+    "Split",
+    "StochasticDepth",
+    "Upsample",
+    "WeightFormula",
+    "ZeroPadShortcut",
+    "build_layer",
+    "grammar",
+    "register",
 ]
 
 

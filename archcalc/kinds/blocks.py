@@ -96,6 +96,59 @@ class Concat(Block):
                                for branch in self.branches])
 
 
+@register
+class Add(Block):
+    """Parallel branches on the same input, summed elementwise (an empty branch is the
+    identity): any two-path join that a residual's shortcut rules do not describe, e.g. a
+    projection without BN, or a feature pyramid's merge, and what an importer writes for a
+    torch ``a + b``. Shapes must agree exactly; (branches - 1) additions per element."""
+
+    branches: tuple[Seq, ...]
+
+    kind = "add"
+    notation = None
+
+    def title(self) -> str:
+        return "ADD"
+
+    def sequences(self) -> tuple[Seq, ...]:
+        return self.branches
+
+    def subsampling(self) -> Pair | None:
+        found = {seq_subsampling(b) for b in self.branches}
+        return found.pop() if len(found) == 1 else None
+
+    def allocates(self) -> bool:
+        return True
+
+    def walk(self, walker: Walker, node: Node, shape: Shape, rf: RF | None, depth: int,
+             held: int) -> tuple[Shape, RF | None, int]:
+        outs, rfs, peak, done = [], [], 0, 0
+        for branch in self.branches:
+            out, branch_rf, branch_peak = walker.seq(branch, shape, rf, depth + 1, held + done,
+                                                     math.prod(shape))
+            outs.append(out)
+            rfs.append(branch_rf)
+            done += math.prod(out)
+            peak = max(peak, branch_peak)
+        if len(set(outs)) != 1:
+            listed = ", ".join(fmt_shape(s) for s in outs)
+            raise SpecError(f"add branches must give one shape: {listed}", node.loc)
+        merged = walker.merge(rfs, node, "added branches")
+        elements = math.prod(outs[0])
+        walker.add_join(node, self, node.label, depth, shape, outs[0], merged,
+                        Ops(add=elements * (len(outs) - 1)), kind="add")
+        return outs[0], merged, max(peak, held + done + elements)
+
+    def torch_block(self, node: Node, x: Any, build: Callable[[Seq, Any], Any]) -> nn.Module:
+        from torch import nn
+
+        from archcalc.backends.modules import AddBranches
+
+        return AddBranches([nn.Sequential(OrderedDict(build(branch, x)[0]))
+                            for branch in self.branches])
+
+
 def _concat_shape(shapes: list[Shape], loc: Loc) -> Shape:
     ranks = {len(s) for s in shapes}
     if ranks == {1}:

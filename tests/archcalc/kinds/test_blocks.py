@@ -7,6 +7,7 @@ dependency)."""
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 
 import pytest
 
@@ -428,3 +429,24 @@ def test_shuffle_orders_channels_as_shufflenet() -> None:
 @needs_verify
 def test_shuffle_verifies_against_torch() -> None:
     assert_verifies("input 6x6x12\nconv3-12 s=2; shuffle g=3; conv1-6 g=2; shuffle")
+
+
+# -- add: parallel branches summed ------------------------------------------------------------
+def test_add_block_counts_as_a_residual_with_an_identity_shortcut() -> None:
+    """add { branch { } branch { BODY } } is residual { BODY }: the same parameters,
+    operations and field, but its sum is a new tensor (``a + b``) where a residual adds in
+    place (torchvision's ``out += identity``); three branches add twice per element."""
+    body = "conv3-8; bn; relu; conv3-8"
+    added = report(f"input 8x8x8\nadd {{ branch {{ }} branch {{ {body} }} }}")
+    residual = report(f"input 8x8x8\nresidual {{ {body} }}")
+    assert added.totals == replace(residual.totals,
+                                   activations=residual.totals.activations + 8 * 8 * 8)
+    assert added.rows[-1].rf == residual.rows[-1].rf
+    three = report("input 8x8x8\nadd { branch { } branch { conv1-8 } branch { conv1-8 } }")
+    assert three.rows[-1].kind == "add" and three.rows[-1].ops.add == 2 * 8 * 8 * 8
+
+
+def test_add_branches_must_agree() -> None:
+    located("input 8x8x4\nadd { branch { conv3-8 } branch { } }", 2, 1,
+            "add branches must give one shape: 8x8x8, 8x8x4")
+    located("input 8x8x4\nadd { branch { } }", 2, 1, "'add' needs at least two branches")

@@ -39,6 +39,7 @@ SEQUENCE_EXAMPLES: dict[str, str] = {
     "act": "input 10x3\n" + "; ".join(("relu", "gelu", "silu", "hardswish", "soft-max")),
     "dropout": "input 10x3\nconv1-4; dropout-0.3",
     "flatten": "input 10x3\nconv3-2 s=2; flatten; FC-2",
+    "add": "input 12x4\nadd { branch { } branch { conv3-4; bn } }",
     "concat": "input 12x4\nconcat { branch { } branch { conv3-2 } branch { maxpool3 s=1 p=1 } }",
     "residual": "input 16x4\nresidual shortcut=B { conv3-8 s=2; bn }\nresidual { conv3-8; relu }"
                 "\nresidual shortcut=D { conv3-16 s=2 }",
