@@ -21,8 +21,9 @@ Grammar (one statement per line, or separated by ``;``; ``#`` starts a comment):
                                   includes a part only when aux is 1)
     concat { branch { ... } branch { ... } ... }      parallel branches, channels joined;
                                   an empty ``branch { }`` is the identity (DenseNet)
-    add { branch { ... } branch { ... } ... }         parallel branches summed elementwise
-                                  (any join of paths; ``residual`` writes He et al.'s)
+    add [inplace=BOOL] { branch { ... } branch { ... } ... }      parallel branches summed
+                                  elementwise (any join of paths; ``residual`` writes He et
+                                  al.'s); inplace: into the first branch's tensor (+=)
     residual [shortcut=identity|A|B|C|D] [bias=BOOL] [bn=BOOL] [stride=N|HxW] { ... }
                                   body(x) + shortcut(x)
     gate { ... }                  x * body(x), the body's output broadcast over x: each of
@@ -526,7 +527,7 @@ class _Parser:
         if word == "repeat":
             return self.repeat(tok, path)
         if word == "add":
-            return [Node(Add(self.branches(tok, path)), "add", path, self.loc(tok))]
+            return [self.add(tok, path)]
         if word == "concat":
             return [self.concat(tok, path)]
         if word == "residual":
@@ -598,15 +599,33 @@ class _Parser:
         return value
 
     def concat(self, tok: Token, path: str) -> Node:
+        self.no_options("concat")
         return Node(Concat(self.branches(tok, path)), "concat", path, self.loc(tok))
 
     def split(self, tok: Token, path: str) -> Node:
+        self.no_options("split")
         return Node(Split(self.branches(tok, path)), "split", path, self.loc(tok))
 
+    def add(self, tok: Token, path: str) -> Node:
+        """``add [inplace=BOOL] { branch { ... } ... }``: ``inplace`` sums into the first
+        branch's tensor (torch's ``out += identity``), allocating nothing."""
+        inplace = False
+        for opt in self.rest_of_statement():
+            key, eq, value = self.substitute(opt).partition("=")
+            if key.lower() != "inplace" or not eq:
+                raise self.error(opt, f"unknown option {key!r} for 'add' (options: inplace)")
+            found = flag(value)
+            if found is None:
+                raise self.error(opt, f"inplace must be true or false, not {value!r}",
+                                 len(key) + 1)
+            inplace = found
+        label = "add inplace=true" if inplace else "add"
+        return Node(Add(self.branches(tok, path), inplace), label, path, self.loc(tok))
+
     def branches(self, tok: Token, path: str) -> tuple[tuple[Node, ...], ...]:
-        """``{ branch { ... } branch { ... } ... }`` after ``concat``, ``add`` or ``split``."""
+        """``{ branch { ... } branch { ... } ... }`` after ``concat``, ``add`` or ``split``
+        and their options."""
         word = tok.text.lower()
-        self.no_options(word)
         opener = self.expect("{", f"'{{' after '{word}'")
         branches: list[tuple[Node, ...]] = []
         while True:

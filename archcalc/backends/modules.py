@@ -44,15 +44,16 @@ class ConcatBranches(nn.Module):
 class AddBranches(nn.Module):
     """Parallel branches on the same input, summed (archcalc's ``add`` block)."""
 
-    def __init__(self, branches: list[nn.Sequential]) -> None:
+    def __init__(self, branches: list[nn.Sequential], inplace: bool = False) -> None:
         super().__init__()
         self.branches = nn.ModuleList(branches)
+        self.inplace = inplace
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outputs = [branch(x) for branch in self.branches]
         total = outputs[0]
         for out in outputs[1:]:
-            total = total + out
+            total = total.add_(out) if self.inplace else total + out
         return total
 
 

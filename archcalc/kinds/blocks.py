@@ -101,9 +101,12 @@ class Add(Block):
     """Parallel branches on the same input, summed elementwise (an empty branch is the
     identity): any two-path join that a residual's shortcut rules do not describe, e.g. a
     projection without BN, or a feature pyramid's merge, and what an importer writes for a
-    torch ``a + b``. Shapes must agree exactly; (branches - 1) additions per element."""
+    torch ``a + b``. Shapes must agree exactly; (branches - 1) additions per element.
+    ``inplace``: the sum goes into the first branch's tensor (``out += identity``), no new
+    one."""
 
     branches: tuple[Seq, ...]
+    inplace: bool = False
 
     kind = "add"
     notation = None
@@ -119,10 +122,14 @@ class Add(Block):
         return found.pop() if len(found) == 1 else None
 
     def allocates(self) -> bool:
-        return True
+        return not self.inplace
 
     def walk(self, walker: Walker, node: Node, shape: Shape, rf: RF | None, depth: int,
              held: int) -> tuple[Shape, RF | None, int]:
+        if self.inplace and not self.branches[0]:
+            raise SpecError("add inplace=true sums into its first branch's tensor, so that "
+                            "branch may not be empty (it would overwrite the block's input)",
+                            node.loc)
         outs, rfs, peak, done = [], [], 0, 0
         for branch in self.branches:
             out, branch_rf, branch_peak = walker.seq(branch, shape, rf, depth + 1, held + done,
@@ -138,7 +145,7 @@ class Add(Block):
         elements = math.prod(outs[0])
         walker.add_join(node, self, node.label, depth, shape, outs[0], merged,
                         Ops(add=elements * (len(outs) - 1)), kind="add")
-        return outs[0], merged, max(peak, held + done + elements)
+        return outs[0], merged, max(peak, held + done + (0 if self.inplace else elements))
 
     def torch_block(self, node: Node, x: Any, build: Callable[[Seq, Any], Any]) -> nn.Module:
         from torch import nn
@@ -146,7 +153,7 @@ class Add(Block):
         from archcalc.backends.modules import AddBranches
 
         return AddBranches([nn.Sequential(OrderedDict(build(branch, x)[0]))
-                            for branch in self.branches])
+                            for branch in self.branches], self.inplace)
 
 
 def _concat_shape(shapes: list[Shape], loc: Loc) -> Shape:

@@ -450,3 +450,18 @@ def test_add_branches_must_agree() -> None:
     located("input 8x8x4\nadd { branch { conv3-8 } branch { } }", 2, 1,
             "add branches must give one shape: 8x8x8, 8x8x4")
     located("input 8x8x4\nadd { branch { } }", 2, 1, "'add' needs at least two branches")
+
+
+def test_add_in_place_allocates_nothing_and_needs_a_first_branch() -> None:
+    """torchvision's BasicBlock: out = body(x); out += shortcut(x)."""
+    spec = "input 8x8x4\nadd{} {{ branch {{ conv3-8 s=2; bn }} branch {{ conv1-8 s=2; bn }} }}"
+    fresh, inplace = report(spec.format("")), report(spec.format(" inplace=true"))
+    assert not fresh.rows[-1].inplace and inplace.rows[-1].inplace
+    assert inplace.totals.activations == fresh.totals.activations - 4 * 4 * 8
+    assert inplace.rows[-1].label == "add inplace=true"
+    located("input 8x8x4\nadd inplace=true { branch { } branch { conv1-4 } }", 2, 1,
+            "add inplace=true sums into its first branch's tensor")
+    located("input 8x8x4\nadd inplace=maybe { branch { } branch { } }", 2, 13,
+            "inplace must be true or false, not 'maybe'")
+    located("input 8x8x4\nadd s=2 { branch { } branch { } }", 2, 5,
+            "unknown option 's' for 'add' (options: inplace)")

@@ -35,7 +35,7 @@ EXAMPLES: dict[str, str] = {
     "flatten": "input 3x3x2\nflatten; FC-2",
     # a projection without BN beside a BN'd path, and a third path: any join by addition
     "add": "input 6x6x4\nadd { branch { } branch { conv3-4; bn } branch { conv1-4 s=1 } }\n"
-           "add { branch { conv3-8 s=2 } branch { avgpool2; conv1-8 bias=false } }",
+           "add inplace=true { branch { conv3-8 s=2 } branch { avgpool2; conv1-8 bias=false } }",
     "concat": "input 6x6x4\nconcat { branch { } branch { conv3-2 } branch { maxpool3 s=1 p=1 } }",
     "residual": "input 8x8x4\nresidual shortcut=B { conv3-8 s=2; bn }\n"
                 "residual { conv3-8; relu }",
