@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from trainers.store import Checkpoint, RunInfo
 
 ConfigT = TypeVar("ConfigT")
+ConfigIn = TypeVar("ConfigIn", contravariant=True)
 Results = dict[str, Any]
 
 INTERFACE = ("an object (or a class made without arguments) with name: str, summary: str "
@@ -173,9 +174,9 @@ class NeedsData(Protocol):
     datasets: tuple[str, ...]
 
 
-class Checks(Protocol[ConfigT]):
+class Checks(Protocol[ConfigIn]):
     """Optional: ``check`` raises a ConfigError (or another Hw3Error) for settings that fail
     only on this machine or with outside files; the host calls it before a run directory
     exists, so a mistake is one line of advice and leaves no failed run behind."""
 
-    def check(self, config: ConfigT, device: str, data_dir: str) -> None: ...
+    def check(self, config: ConfigIn, device: str, data_dir: str) -> None: ...

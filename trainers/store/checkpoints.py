@@ -66,7 +66,7 @@ def rng_states() -> dict[str, Any]:
     states: dict[str, Any] = {
         "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64),
                    "gauss": gauss},
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+        "numpy": {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
                   "has_gauss": int(has_gauss), "cached": float(cached)},
         "torch": torch.get_rng_state(),
     }

@@ -78,8 +78,8 @@ def crop_flip(x: torch.Tensor, pad: int, flip: bool,
     """Zero-pad by ``pad``, cut an H x W window at a random offset per image and (with
     ``flip``) mirror it left-right with probability 1/2; any dtype (see :func:`windows`)."""
     source = F.pad(x, (pad, pad, pad, pad)) if pad else x
-    return windows(with_mirrors(source) if flip else source, x.shape[-2:], flip, copies,
-                   generator)
+    h, w = x.shape[-2:]
+    return windows(with_mirrors(source) if flip else source, (h, w), flip, copies, generator)
 
 
 def random_crop(x: torch.Tensor, pad: int,
@@ -151,7 +151,8 @@ def augment(x: torch.Tensor, recipe: Augment, dtype: torch.dtype = torch.float32
     if recipe.flip:  # mirrored in uint8, a quarter of the bytes of the floats
         source = with_mirrors(source)
     table = normalize(source, recipe.mean, recipe.std, dtype)
-    out = windows(table, x.shape[-2:], recipe.flip, copies, generator)
+    h, w = x.shape[-2:]
+    out = windows(table, (h, w), recipe.flip, copies, generator)
     return cutout(out, recipe.cutout, generator, inplace=True)
 
 

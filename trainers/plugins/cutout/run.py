@@ -74,7 +74,7 @@ def new_training(config: Config, ctx: RunContext, world: World,
                  cuda: bool) -> tuple[nn.Module, Opt]:
     model = build(config.depth, config.shortcut, ctx.device)
     if cuda and config.amp:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = make_optimizer(model, config.lr, config.momentum, config.weight_decay,
                          config.milestones, config.lr_decay)
     return model, opt

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +56,7 @@ class StepPlan:
     channels_last: bool = False
 
 
-def graph(depth: int, shortcut: str) -> Graph:
+def graph(depth: int, shortcut: Literal["A", "B"]) -> Graph:
     """The spec's ResNet of ``depth``; option-A shortcuts rewritten to ``shortcut``."""
     g = resolve(SPEC, {"depth": depth})
     if shortcut == "A":
@@ -67,7 +68,7 @@ def graph(depth: int, shortcut: str) -> Graph:
     return dataclasses.replace(g, body=body)
 
 
-def build(depth: int, shortcut: str, device: str) -> nn.Module:
+def build(depth: int, shortcut: Literal["A", "B"], device: str) -> nn.Module:
     """The ResNet (logits, torch's default initialisation) on ``device``."""
     return build_model(graph(depth, shortcut)).to(device)
 

@@ -200,7 +200,7 @@ def _pooled(jobs: Sequence[Job], workers: int, on_done: Callable[[Record], None]
             on_epochs: Callable[[int], None], stop: Callable[[], bool]) -> None:
     import multiprocessing as mp
 
-    context = mp.get_context(start_method(jobs[0].device))
+    context: Any = mp.get_context(start_method(jobs[0].device))  # fork or spawn: both have Process
     tasks, out = context.Queue(), context.Queue()
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     procs = [context.Process(target=_worker, args=(i, cores, tasks, out), daemon=True)
