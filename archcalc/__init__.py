@@ -6,7 +6,8 @@
     143667240
 
 The core imports no deep-learning framework; ``archcalc.verify`` (extra ``verify``) checks
-the numbers against torchinfo, fvcore and an empirical receptive-field probe.
+the numbers against torchinfo, fvcore and an empirical receptive-field probe, and
+``archcalc.from_torch(module, input_size)`` reads a torch module (extra ``verify``).
 """
 
 from archcalc.analysis import Report, Row, analyze
@@ -17,5 +18,14 @@ from archcalc.zoo import load
 
 __all__ = [
     "ArchcalcError", "Graph", "Report", "Row", "SpecError", "UnknownModelError", "analyze",
-    "load", "parse", "parse_file",
+    "from_torch", "load", "parse", "parse_file",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``archcalc.from_torch`` imports torch on first use only."""
+    if name == "from_torch":
+        from archcalc.importers.torch import from_torch
+
+        return from_torch
+    raise AttributeError(f"module 'archcalc' has no attribute {name!r}")

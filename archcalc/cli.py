@@ -60,6 +60,13 @@ Dtype = StrEnum("Dtype", {n: n for n in DTYPE_BYTES})  # type: ignore[misc]
 RICH, FULL, FLOAT32 = Fmt("rich"), ConventionName("full"), Dtype("float32")  # the defaults
 
 
+TableOpt = Annotated[bool, typer.Option(
+    "--table", help="The homework table: activations and weights per layer.")]
+BiasOpt = Annotated[bool, typer.Option("--bias", help="Count biases in the homework table.")]
+ConventionOpt = Annotated[ConventionName, typer.Option(
+    help="How operations become MACs and FLOPs.")]
+BatchOpt = Annotated[int, typer.Option(min=1, help="Batch size for memory.")]
+DtypeOpt = Annotated[Dtype, typer.Option(help="Number type for memory.")]
 InputOpt = Annotated[str | None, typer.Option(
     "--input", metavar="HxWxC", help="Input shape, e.g. 224x224x3 (LxC for sequences, N "
                                      "for vectors).")]
@@ -109,22 +116,45 @@ def show(renderable: RenderableType) -> None:
 def analyze_cmd(
     model: Annotated[str, typer.Argument(metavar="MODEL_OR_SPEC_FILE",
                                          help="A zoo name (archcalc list) or a .arch file.")],
-    table: Annotated[bool, typer.Option(
-        "--table", help="The homework table: activations and weights per layer.")] = False,
-    bias: Annotated[bool, typer.Option(
-        "--bias", help="Count biases in the homework table.")] = False,
+    table: TableOpt = False,
+    bias: BiasOpt = False,
     input_: InputOpt = None,
     set_: SetOpt = None,
-    convention: Annotated[ConventionName, typer.Option(
-        help="How operations become MACs and FLOPs.")] = FULL,
+    convention: ConventionOpt = FULL,
     fmt: FormatOpt = RICH,
-    batch: Annotated[int, typer.Option(min=1, help="Batch size for memory.")] = 1,
-    dtype: Annotated[Dtype, typer.Option(help="Number type for memory.")] = FLOAT32,
+    batch: BatchOpt = 1,
+    dtype: DtypeOpt = FLOAT32,
 ) -> None:
     """Per-layer shapes, parameters, MACs/FLOPs, receptive fields and memory of a model."""
     with edge():
         report = service.report(model, service.input_shape(input_),
                                 service.parameters(set_ or ()), convention.value)
+        emit(*service.view(report, fmt.value, table=table, bias=bias, dtype=dtype.value,
+                           batch=batch), fmt=fmt.value)
+
+
+@app.command("torch")
+def torch_cmd(
+    factory: Annotated[str, typer.Argument(
+        metavar="PACKAGE.MODULE:FACTORY", help="What builds the torch.nn.Module, e.g. "
+        "mymodels:resnet18, or path/to/file.py:Net.")],
+    arg: Annotated[list[str] | None, typer.Option(
+        "--arg", metavar="NAME=VALUE", help="An argument of the factory; repeatable.")] = None,
+    table: TableOpt = False,
+    bias: BiasOpt = False,
+    input_: Annotated[str | None, typer.Option(
+        "--input", metavar="HxWxC", help="Input shape, e.g. 224x224x3 (the default; LxC for "
+        "sequences, N for vectors).")] = None,
+    convention: ConventionOpt = FULL,
+    fmt: FormatOpt = RICH,
+    batch: BatchOpt = 1,
+    dtype: DtypeOpt = FLOAT32,
+) -> None:
+    """Read a torch module (traced with torch.fx: no weights are run) and show what
+    'archcalc MODEL' shows for a spec. Needs torch (the verify extra)."""
+    with edge():
+        report = service.torch_report(factory, arg or (), service.input_shape(input_),
+                                      convention.value)
         emit(*service.view(report, fmt.value, table=table, bias=bias, dtype=dtype.value,
                            batch=batch), fmt=fmt.value)
 
@@ -214,7 +244,8 @@ def verify_cmd(
 
 
 # -- entry point ------------------------------------------------------------------------
-COMMANDS = frozenset({"analyze", "list", "spec", "inception", "rf", "formula", "verify"})
+COMMANDS = frozenset({"analyze", "torch", "list", "spec", "inception", "rf", "formula",
+                      "verify"})
 
 
 def route(args: list[str]) -> list[str]:

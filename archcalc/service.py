@@ -64,6 +64,84 @@ def inception_reports(params: dict[str, int], shape: Shape | None = None,
     return naive, reduced
 
 
+def factory_model(target: str, args: Iterable[str] = (), option: str = "--arg") -> Any:
+    """The object ``PACKAGE.MODULE:FACTORY`` (or ``path/to/file.py:FACTORY``) returns when
+    called with ``NAME=VALUE`` arguments (whole numbers, decimals, true/false, else text)."""
+    module_name, sep, attr = target.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise UsageError(f"{target!r}: expected PACKAGE.MODULE:FACTORY or FILE.py:FACTORY "
+                         "(e.g. mymodels.resnet:resnet18)")
+    module = _import(module_name)
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise UsageError(f"{target!r}: {module_name} has no callable {attr!r}")
+    kwargs = {key: _value(text) for key, text in (_argument(a, option) for a in args)}
+    try:
+        return factory(**kwargs)
+    except Exception as exc:  # the user's own code: report it, as a spec error is reported
+        raise UsageError(f"{target}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) "
+                         f"failed: {type(exc).__name__}: {exc}") from None
+
+
+def _import(name: str) -> Any:
+    import importlib
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    try:
+        if name.endswith(".py"):
+            path = Path(name)
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            if spec is None or spec.loader is None or not path.is_file():
+                raise UsageError(f"no Python file {name!r}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[path.stem] = module
+            spec.loader.exec_module(module)
+            return module
+        return importlib.import_module(name)
+    except UsageError:
+        raise
+    except Exception as exc:  # ImportError, or the module's own code failing
+        raise UsageError(f"cannot import {name}: {type(exc).__name__}: {exc}") from None
+
+
+def _argument(text: str, option: str) -> tuple[str, str]:
+    key, eq, value = text.partition("=")
+    if not eq or not re.fullmatch(r"[A-Za-z_]\w*", key.strip()):
+        raise UsageError(f"{option} {text!r}: expected NAME=VALUE (e.g. depth=50)")
+    return key.strip(), value.strip()
+
+
+def _value(text: str) -> int | float | bool | str:
+    if re.fullmatch(r"-?\d{1,18}", text):
+        return int(text)
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def torch_report(target: str, args: Iterable[str], shape: Shape | None,
+                 convention: str = "full") -> Report:
+    """``archcalc torch``: the module a factory builds, read by
+    :func:`archcalc.importers.torch.from_torch` at ``shape`` (default 224x224x3)."""
+    try:
+        from archcalc.importers.torch import from_torch
+    except ImportError as exc:
+        raise UsageError(f"archcalc torch needs torch ({exc.name} is missing): pip install "
+                         "'archcalc-hw3[verify]'") from None
+    import torch
+
+    model = factory_model(target, args)
+    if not isinstance(model, torch.nn.Module):
+        raise UsageError(f"{target} returned {type(model).__name__}, not a torch.nn.Module")
+    return from_torch(model, shape or (3, 224, 224), convention,
+                      name=target.rpartition(":")[2])
+
+
 def view(report_: Report, fmt: str, *, table: bool = False, bias: bool = False,
          dtype: str = "float32", batch: int = 1) -> tuple[Table, dict[str, Any] | None]:
     """What ``archcalc MODEL`` shows: the homework table (``table``) or the full per-layer

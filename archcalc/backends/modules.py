@@ -41,6 +41,14 @@ class ConcatBranches(nn.Module):
         return torch.cat([branch(x) for branch in self.branches], dim=1)
 
 
+class SpatialMean(nn.Module):
+    """``x.mean(spatial axes, keepdim=True)``: global average pooling written as a mean
+    (archcalc's ``gap mean=true``), which tools trace as aten::mean."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(tuple(range(2, x.dim())), keepdim=True)
+
+
 class AddBranches(nn.Module):
     """Parallel branches on the same input, summed (archcalc's ``add`` block)."""
 

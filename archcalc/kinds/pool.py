@@ -131,18 +131,27 @@ _GLOBAL = {"gap": "avg", "globalavgpool": "avg", "globalmaxpool": "max", "gmp": 
 
 @register
 class GlobalPool(NoParameters, Kind):
-    """Adaptive pooling to 1x1, as torch's AdaptiveAvgPool2d(1); output stays (C, 1, 1)."""
+    """Adaptive pooling to 1x1, as torch's AdaptiveAvgPool2d(1); output stays (C, 1, 1).
+    ``mean``: computed as ``x.mean((2, 3), keepdim=True)`` (MobileNetV2's head): the same
+    numbers, but fvcore counts aten::adaptive_avg_pool2d and not aten::mean."""
 
     op: Literal["max", "avg"] = "avg"
     on_line: bool = False  # the twin of a sequence layer: see _pooled_inputs
+    mean: bool = False
 
     kind = "globalpool"
-    notation = Notation("|".join(_GLOBAL), {},
-                        "gap globalavgpool, globalmaxpool gmp (to 1x1, channels kept)")
+    notation = Notation("|".join(_GLOBAL), {"mean": "mean"},
+                        "gap globalavgpool, globalmaxpool gmp (to 1x1, channels kept); "
+                        "mean=true: gap as x.mean((2, 3)), which fvcore does not count")
 
     @classmethod
     def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> GlobalPool:
-        return cls("avg" if _GLOBAL[m.group().lower()] == "avg" else "max")
+        op: Literal["max", "avg"] = "avg" if _GLOBAL[m.group().lower()] == "avg" else "max"
+        mean = opts.boolean("mean", False)
+        if mean and op == "max":
+            raise fail(opts.values["mean"].tok, "mean=true is global average pooling: "
+                                                "write gap mean=true")
+        return cls(op, mean=mean)
 
     def title(self) -> str:
         return "GAP" if self.op == "avg" else "GMP"
@@ -158,7 +167,7 @@ class GlobalPool(NoParameters, Kind):
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         size = in_shape[1] * in_shape[2]
         return Ops(pool=math.prod(out_shape) * (size - 1 if self.op == "max" else size),
-                   pool_inputs=_pooled_inputs(self.op, self.on_line, in_shape))
+                   pool_inputs=_pooled_inputs(self.op, self.on_line or self.mean, in_shape))
 
     def receptive_field(self, rf: RF, in_shape: Shape) -> RF:
         return rf.spread((in_shape[1], in_shape[2]))
@@ -181,6 +190,10 @@ class GlobalPool(NoParameters, Kind):
     def torch_module(self, in_shape: Shape) -> nn.Module:
         from torch import nn
 
+        if self.mean:
+            from archcalc.backends.modules import SpatialMean
+
+            return SpatialMean()
         if len(in_shape) == 2:
             return nn.AdaptiveAvgPool1d(1) if self.op == "avg" else nn.AdaptiveMaxPool1d(1)
         return nn.AdaptiveAvgPool2d(1) if self.op == "avg" else nn.AdaptiveMaxPool2d(1)
@@ -191,10 +204,11 @@ class GlobalPool(NoParameters, Kind):
         return nn.AdaptiveAvgPool1d(1) if len(in_shape) == 2 else nn.AdaptiveAvgPool2d(1)
 
 
-def _pooled_inputs(op: str, on_line: bool, in_shape: Shape) -> int:
+def _pooled_inputs(op: str, uncounted: bool, in_shape: Shape) -> int:
     """Input elements of adaptive average pooling, which fvcore counts one each for
-    aten::adaptive_avg_pool2d; it has no rule for the 1-D op of a sequence (none then)."""
-    return math.prod(in_shape) if op == "avg" and not on_line else 0
+    aten::adaptive_avg_pool2d; it has no rule for the 1-D op of a sequence, nor for a mean
+    over the map (none then)."""
+    return math.prod(in_shape) if op == "avg" and not uncounted else 0
 
 
 def window_sum(size: int, out: int) -> int:

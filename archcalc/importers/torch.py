@@ -1,0 +1,490 @@
+"""A torch ``nn.Module`` -> an archcalc graph, and the report ``analyze`` gives for it.
+
+torch.fx traces the module's ``forward`` into a graph of calls, running no arithmetic. Each
+call of a layer archcalc has a rule for becomes that layer kind, built from the module's
+own attributes (``nn.Conv2d(64, 128, 3, stride=2, padding=1, bias=False)`` is
+``conv3-128 s=2 p=1 bias=false``), so the numbers come from the same rules as a spec's.
+
+Joins of paths become blocks: ``a + b`` an ``add``, ``torch.cat(..., 1)`` a ``concat``,
+``x * f(x)`` a ``gate``. torch.fx records ``out += identity`` as ``out + identity``, so an
+in-place sum is imported as a new tensor; only ``out.add_(identity)`` reads as in place. A
+join's branches begin where every path to it from the input divides: its immediate
+dominator in the call graph. A graph that is not built of sequences and such joins (a
+tensor used on two branches of different joins) cannot be written as blocks without
+counting a layer twice, and is refused, as is any call without a rule: one line naming the
+call and the module path, never a silent zero.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from functools import partial
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from archcalc.analysis import Report, analyze
+from archcalc.errors import ArchcalcError, Loc
+from archcalc.kinds import (
+    Activation,
+    AdaptivePool,
+    Add,
+    BatchNorm,
+    Concat,
+    Conv,
+    ConvTranspose,
+    Dropout,
+    Flatten,
+    Gate,
+    GlobalPool,
+    GroupNorm,
+    InstanceNorm,
+    Kind,
+    LayerNorm,
+    Linear,
+    Pad,
+    Pool,
+    PReLU,
+    Upsample,
+)
+from archcalc.kinds.norm import LRN
+from archcalc.layers import Graph, Node, Seq
+
+Pair = tuple[int, int]
+PoolOp = Literal["max", "avg"]
+
+
+class UnsupportedModel(ArchcalcError):
+    """A call archcalc has no rule for, or a graph it cannot write as blocks."""
+
+
+def from_torch(module: nn.Module, input_size: Sequence[int] = (3, 224, 224),
+               convention: str = "full", name: str | None = None) -> Report:
+    """The report of ``module`` for one sample of ``input_size`` (channels first, as torch:
+    (C, H, W), (C, L) or (N,)), as :func:`archcalc.analyze` gives for a spec."""
+    return analyze(torch_graph(module, input_size, name), convention)
+
+
+def torch_graph(module: nn.Module, input_size: Sequence[int] = (3, 224, 224),
+                name: str | None = None) -> Graph:
+    """``module``'s layers and joins as an archcalc graph (see the module docstring)."""
+    model = name or type(module).__name__
+    try:
+        traced = fx.symbolic_trace(module)
+    except Exception as exc:  # user code: control flow on tensors, unsupported Python
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise UnsupportedModel(f"{model}: torch.fx cannot trace its forward "
+                               f"({type(exc).__name__}: {first})") from None
+    body = _Importer(traced, model).body()
+    source = f"torch {type(module).__module__}.{type(module).__qualname__}"
+    return Graph(model, tuple(int(d) for d in input_size), body, source=source,
+                 file=f"<torch {model}>")
+
+
+# -- calls -> layer kinds ----------------------------------------------------------------
+def _pair(value: int | Sequence[int]) -> Pair:
+    if isinstance(value, int):
+        return (value, value)
+    if len(value) == 1:
+        return (value[0], value[0])
+    return (value[0], value[1])
+
+
+def _conv(m: nn.Conv1d | nn.Conv2d) -> Kind:
+    if m.padding_mode != "zeros":
+        raise _Refused(f"padding_mode={m.padding_mode!r} (archcalc pads with zeros)")
+    kernel, dilation = _pair(m.kernel_size), _pair(m.dilation)
+    pad_end = None
+    if m.padding == "same":
+        total = tuple(d * (k - 1) for d, k in zip(dilation, kernel, strict=True))
+        padding: Pair = (total[0] // 2, total[1] // 2)
+        end = (total[0] - padding[0], total[1] - padding[1])
+        pad_end = end if end != padding else None
+    elif m.padding == "valid":
+        padding = (0, 0)
+    else:
+        padding = _pair(m.padding)  # type: ignore[arg-type]
+    return Conv(m.out_channels, kernel, _pair(m.stride), padding, dilation, m.groups,
+                m.bias is not None, pad_end)
+
+
+def _deconv(m: nn.ConvTranspose2d) -> Kind:
+    if m.padding_mode != "zeros":
+        raise _Refused(f"padding_mode={m.padding_mode!r}")
+    return ConvTranspose(m.out_channels, _pair(m.kernel_size), _pair(m.stride),
+                         _pair(m.padding), _pair(m.output_padding),  # type: ignore[arg-type]
+                         _pair(m.dilation), m.groups, m.bias is not None)
+
+
+def _batch_norm(m: nn.BatchNorm1d | nn.BatchNorm2d) -> Kind:
+    if not m.track_running_stats:
+        raise _Refused("track_running_stats=False (archcalc counts the running mean and "
+                       "variance as buffers)")
+    return BatchNorm(m.eps, m.affine)
+
+
+def _pool(op: PoolOp, kernel: Any, stride: Any, padding: Any, ceil_mode: bool,
+          dilation: Any = 1) -> Kind:
+    if _pair(dilation) != (1, 1):
+        raise _Refused(f"dilation={dilation} (archcalc pools without dilation)")
+    kernel = _pair(kernel)
+    return Pool(op, kernel, _pair(stride) if stride else kernel, _pair(padding), ceil_mode)
+
+
+def _max_pool(m: nn.MaxPool1d | nn.MaxPool2d) -> Kind:
+    if m.return_indices:
+        raise _Refused("return_indices=True")
+    return _pool("max", m.kernel_size, m.stride, m.padding, m.ceil_mode, m.dilation)
+
+
+def _avg_pool(m: nn.AvgPool1d | nn.AvgPool2d) -> Kind:
+    if not m.count_include_pad or getattr(m, "divisor_override", None):
+        raise _Refused("count_include_pad=False or divisor_override (archcalc averages "
+                       "over the whole window, padding included)")
+    return _pool("avg", m.kernel_size, m.stride, m.padding, m.ceil_mode)
+
+
+def _adaptive(op: PoolOp, size: Any) -> Kind:
+    if size is None or (not isinstance(size, int) and None in size):
+        raise _Refused("an output size of None (the input's own)")
+    pair = _pair(size)
+    return GlobalPool(op) if pair == (1, 1) else AdaptivePool(op, pair)
+
+
+def _linear(m: nn.Linear) -> Kind:
+    return Linear(m.out_features, m.bias is not None)
+
+
+def _flatten_module(m: nn.Flatten) -> Kind:
+    if m.start_dim != 1 or m.end_dim != -1:
+        raise _Refused(f"start_dim={m.start_dim}, end_dim={m.end_dim} (archcalc flattens all "
+                       "but the batch)")
+    return Flatten()
+
+
+def _layer_norm(m: nn.LayerNorm) -> Kind:
+    if len(m.normalized_shape) != 1:
+        raise _Refused(f"normalized_shape={tuple(m.normalized_shape)} (archcalc normalises "
+                       "one axis: the features of a vector)")
+    return LayerNorm(m.eps, m.elementwise_affine)
+
+
+def _pad(m: nn.ZeroPad2d | nn.ConstantPad2d) -> Kind:
+    if getattr(m, "value", 0.0) != 0.0:
+        raise _Refused("a constant other than 0")
+    left, right, top, bottom = m.padding
+    return Pad(top, bottom, left, right)
+
+
+def _upsample(m: nn.Upsample) -> Kind:
+    if m.scale_factor is None or m.mode not in ("nearest", "bilinear") or m.align_corners:
+        raise _Refused("archcalc upsamples by whole scale factors, nearest or bilinear "
+                       "without align_corners")
+    factor = m.scale_factor
+    scale = tuple(factor) if isinstance(factor, tuple | list) else (factor, factor)
+    if len(scale) != 2 or any(s != int(s) for s in scale):
+        raise _Refused(f"scale_factor={m.scale_factor} (whole factors only)")
+    return Upsample((int(scale[0]), int(scale[1])), m.mode)  # type: ignore[arg-type]
+
+
+def _activation(fn: str, m: nn.Module) -> Kind:
+    return Activation(fn)
+
+
+_ACTIVATIONS: dict[type[nn.Module], str] = {
+    nn.ReLU: "relu", nn.ReLU6: "relu6", nn.LeakyReLU: "leakyrelu", nn.ELU: "elu",
+    nn.GELU: "gelu", nn.SiLU: "silu", nn.Sigmoid: "sigmoid", nn.Tanh: "tanh",
+    nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid", nn.Mish: "mish",
+    nn.Softmax: "softmax"}
+
+# Exact classes: a subclass may override forward and compute something else.
+_MODULES: dict[type[nn.Module], Callable[[Any], Kind | None]] = {
+    nn.Conv1d: _conv, nn.Conv2d: _conv, nn.ConvTranspose2d: _deconv,
+    nn.BatchNorm1d: _batch_norm, nn.BatchNorm2d: _batch_norm,
+    nn.MaxPool1d: _max_pool, nn.MaxPool2d: _max_pool,
+    nn.AvgPool1d: _avg_pool, nn.AvgPool2d: _avg_pool,
+    nn.AdaptiveAvgPool1d: lambda m: _adaptive("avg", m.output_size),
+    nn.AdaptiveAvgPool2d: lambda m: _adaptive("avg", m.output_size),
+    nn.AdaptiveMaxPool1d: lambda m: _adaptive("max", m.output_size),
+    nn.AdaptiveMaxPool2d: lambda m: _adaptive("max", m.output_size),
+    nn.Linear: _linear, nn.Flatten: _flatten_module,
+    nn.Dropout: lambda m: Dropout(m.p), nn.Dropout1d: lambda m: Dropout(m.p),
+    nn.Dropout2d: lambda m: Dropout(m.p), nn.Identity: lambda m: None,
+    nn.LayerNorm: _layer_norm,
+    nn.GroupNorm: lambda m: GroupNorm(eps=m.eps, affine=m.affine, groups=m.num_groups),
+    nn.InstanceNorm1d: lambda m: InstanceNorm(m.eps, m.affine),
+    nn.InstanceNorm2d: lambda m: InstanceNorm(m.eps, m.affine),
+    nn.LocalResponseNorm: lambda m: LRN(m.size, m.alpha, m.beta, m.k),
+    nn.PReLU: lambda m: PReLU(m.num_parameters > 1),
+    nn.ZeroPad2d: _pad, nn.ConstantPad2d: _pad, nn.Upsample: _upsample,
+    **{cls: partial(_activation, fn) for cls, fn in _ACTIVATIONS.items()},
+}
+
+_FUNCTION_ACTIVATIONS: dict[Any, str] = {
+    F.relu: "relu", torch.relu: "relu", F.relu6: "relu6", F.leaky_relu: "leakyrelu",
+    F.elu: "elu", F.gelu: "gelu", F.silu: "silu", torch.sigmoid: "sigmoid",
+    F.sigmoid: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh", F.hardswish: "hardswish",
+    F.hardsigmoid: "hardsigmoid", F.mish: "mish", F.softmax: "softmax",
+    torch.softmax: "softmax"}
+_METHOD_ACTIVATIONS = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid",
+                       "sigmoid_": "sigmoid", "tanh": "tanh", "softmax": "softmax"}
+_PASS_METHODS = ("contiguous",)  # the same values: no layer
+_SCALARS = ("size", "dim", "numel")  # calls that give numbers, not tensors
+_ADDS = (operator.add, torch.add)
+_MULS = (operator.mul, torch.mul)
+
+
+class _Refused(Exception):
+    """A known call with settings archcalc has no rule for; the importer adds where."""
+
+
+# -- the graph ----------------------------------------------------------------------------
+class _Importer:
+    """One traced module: every call node becomes a leaf, a join or nothing, and the
+    sequences between joins are rebuilt from the output backwards."""
+
+    def __init__(self, traced: fx.GraphModule, model: str) -> None:
+        self.traced, self.model = traced, model
+        self.nodes = list(traced.graph.nodes)
+        self.index = {n: i for i, n in enumerate(self.nodes, start=1)}
+        self.scalars: set[fx.Node] = set()
+        self.placed: set[fx.Node] = set()  # nodes already written into a sequence
+        self.idom: dict[fx.Node, fx.Node] = {}
+
+    def body(self) -> Seq:
+        inputs = [n for n in self.nodes if n.op == "placeholder"]
+        outputs = [n for n in self.nodes if n.op == "output"]
+        if len(inputs) != 1:
+            raise UnsupportedModel(f"{self.model}: forward takes {len(inputs)} tensors; "
+                                   "archcalc reads models of one input")
+        result = outputs[0].args[0]
+        if not isinstance(result, fx.Node):
+            raise UnsupportedModel(f"{self.model}: forward returns {type(result).__name__}; "
+                                   "archcalc reads models of one output tensor")
+        self.find_scalars()
+        self.dominators(inputs[0])
+        return self.paths(self.sequence(inputs[0], result), "")
+
+    # -- tensors and scalars ----------------------------------------------------------
+    def find_scalars(self) -> None:
+        """``x.size(0)`` and what is computed from it are numbers, not tensors."""
+        for n in self.nodes:
+            if ((n.op == "call_method" and n.target in _SCALARS)
+                    or (n.op == "call_function" and n.target is getattr
+                        and n.args[1] == "shape")
+                    or (n.op == "call_function" and n.all_input_nodes
+                        and all(a in self.scalars for a in n.all_input_nodes))):
+                self.scalars.add(n)
+
+    def tensors_in(self, n: fx.Node) -> list[fx.Node]:
+        return [a for a in n.all_input_nodes if a not in self.scalars and a.op != "get_attr"]
+
+    def dominators(self, root: fx.Node) -> None:
+        """Immediate dominators of every tensor node (nodes come in topological order)."""
+        self.idom[root] = root
+        for n in self.nodes:
+            if n is root or n in self.scalars or n.op in ("output", "get_attr", "placeholder"):
+                continue
+            preds = [p for p in self.tensors_in(n) if p in self.idom]
+            if not preds:
+                continue  # a constant tensor made inside forward: reached by no input
+            common = preds[0]
+            for p in preds[1:]:
+                common = self.intersect(common, p)
+            self.idom[n] = common
+
+    def intersect(self, a: fx.Node, b: fx.Node) -> fx.Node:
+        while a is not b:
+            while self.index[a] > self.index[b]:
+                a = self.idom[a]
+            while self.index[b] > self.index[a]:
+                b = self.idom[b]
+        return a
+
+    # -- sequences ----------------------------------------------------------------------
+    def sequence(self, start: fx.Node, end: fx.Node) -> list[tuple[fx.Node, Kind]]:
+        """The layers after ``start`` up to ``end``, in order; blocks for joins."""
+        found: list[tuple[fx.Node, Kind]] = []
+        n = end
+        while n is not start:
+            if n in self.placed:
+                raise self.refuse(n, "its result is used on two paths that do not meet in "
+                                     "one join, so blocks would count its layers twice")
+            self.placed.add(n)
+            if n not in self.idom:
+                raise self.refuse(n, "it does not depend on the model's input")
+            join = self.join(n)
+            if join is not None:
+                found.append((n, join))
+                n = self.idom[n]
+                continue
+            layers = self.leaf(n)
+            found.extend((n, layer) for layer in reversed(layers))
+            inputs = self.tensors_in(n)
+            if len(inputs) != 1:
+                raise self.refuse(n, f"it takes {len(inputs)} tensors")
+            n = inputs[0]
+        found.reverse()
+        return found
+
+    def join(self, n: fx.Node) -> Kind | None:
+        """The block for a call that joins paths, or None for a call on one tensor."""
+        inputs = self.tensors_in(n)
+        if len(inputs) < 2 and not (self.is_call(n, (torch.cat,)) and inputs):
+            return None
+        fork = self.idom[n]
+        if self.is_call(n, _ADDS) or (n.op == "call_method" and n.target in ("add", "add_")):
+            if n.kwargs.get("alpha", 1) != 1:
+                raise self.refuse(n, "add with alpha")
+            branches = tuple(self.branch(fork, p) for p in inputs)
+            inplace = n.target == "add_"
+            return Add(branches, inplace and bool(branches[0]))
+        if self.is_call(n, (torch.cat,)):
+            dim = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else 0)
+            if dim not in (1, -3):
+                raise self.refuse(n, f"torch.cat along dim {dim} (archcalc joins channels)")
+            return Concat(tuple(self.branch(fork, p) for p in inputs))
+        if self.is_call(n, _MULS) or (n.op == "call_method" and n.target == "mul"):
+            if len(inputs) == 2 and fork in inputs:
+                other = inputs[1] if inputs[0] is fork else inputs[0]
+                return Gate(self.branch(fork, other))
+            raise self.refuse(n, "a product of two computed tensors (archcalc's gate is "
+                                 "x * f(x))")
+        raise self.refuse(n, f"it takes {len(inputs)} tensors")
+
+    def branch(self, fork: fx.Node, end: fx.Node) -> Seq:
+        return tuple(self.nodes_of(self.sequence(fork, end)))
+
+    def nodes_of(self, layers: list[tuple[fx.Node, Kind]]) -> list[Node]:
+        """Nodes with paths still to be given (:meth:`paths`)."""
+        return [Node(layer, self.label(n, layer), "", self.loc(n)) for n, layer in layers]
+
+    def paths(self, layers: list[tuple[fx.Node, Kind]], prefix: str) -> Seq:
+        return self.numbered(tuple(self.nodes_of(layers)), prefix)
+
+    def numbered(self, seq: Seq, prefix: str) -> Seq:
+        """Paths as the spec parser writes them: 1, 2, 3.b1.1 (a branch), 4.1 (a body)."""
+        out = []
+        for i, node in enumerate(seq, start=1):
+            path = f"{prefix}{i}"
+            layer = node.layer
+            if isinstance(layer, Add | Concat):
+                layer = replace(layer, branches=tuple(
+                    self.numbered(b, f"{path}.b{j}.") for j, b in enumerate(layer.branches, 1)))
+            elif isinstance(layer, Gate):
+                layer = replace(layer, body=self.numbered(layer.body, f"{path}."))
+            out.append(replace(node, layer=layer, path=path))
+        return tuple(out)
+
+    # -- leaves -------------------------------------------------------------------------
+    def leaf(self, n: fx.Node) -> list[Kind]:
+        """The layers of a call on one tensor: none (it passes its input on), one, or
+        two (``x.mean((2, 3))``: global pooling, then flattening)."""
+        try:
+            return self.leaf_layers(n)
+        except _Refused as exc:
+            raise self.refuse(n, str(exc)) from None
+
+    def leaf_layers(self, n: fx.Node) -> list[Kind]:
+        if n.op == "call_module":
+            module = self.traced.get_submodule(str(n.target))
+            convert = _MODULES.get(type(module))
+            if convert is None:
+                raise _Refused(f"no rule for {type(module).__module__}."
+                               f"{type(module).__qualname__}")
+            layer = convert(module)
+            return [] if layer is None else [layer]
+        if n.op == "call_function":
+            return self.function(n)
+        if n.op == "call_method":
+            return self.method(n)
+        raise _Refused(f"no rule for a {n.op} node")
+
+    def function(self, n: fx.Node) -> list[Kind]:
+        fn, args, kwargs = n.target, n.args, n.kwargs
+        if fn in _FUNCTION_ACTIVATIONS:
+            return [Activation(_FUNCTION_ACTIVATIONS[fn])]
+        if fn is torch.flatten:
+            return self.flatten(kwargs.get("start_dim", args[1] if len(args) > 1 else 0),
+                                kwargs.get("end_dim", args[2] if len(args) > 2 else -1))
+        if fn in (F.adaptive_avg_pool2d, F.adaptive_avg_pool1d):
+            return [_adaptive("avg", kwargs.get("output_size", args[1]))]
+        if fn in (F.adaptive_max_pool2d, F.adaptive_max_pool1d):
+            return [_adaptive("max", kwargs.get("output_size", args[1]))]
+        if fn in (F.max_pool2d, F.max_pool1d, F.avg_pool2d, F.avg_pool1d):
+            return [self.function_pool(n)]
+        if fn is F.dropout:
+            return [Dropout(float(kwargs.get("p", args[1] if len(args) > 1 else 0.5)))]  # type: ignore[arg-type]
+        if fn is torch.mean:
+            return self.mean(args[1:], kwargs)
+        name = getattr(fn, "__module__", "") + "." + getattr(fn, "__name__", str(fn))
+        raise _Refused(f"no rule for {name.lstrip('.')}")
+
+    def function_pool(self, n: fx.Node) -> Kind:
+        fn, args, kw = n.target, list(n.args), dict(n.kwargs)
+        names = ["input", "kernel_size", "stride", "padding"]
+        given = dict(zip(names, args, strict=False)) | kw
+        op: PoolOp = "max" if fn in (F.max_pool2d, F.max_pool1d) else "avg"
+        if op == "avg" and not given.get("count_include_pad", True):
+            raise _Refused("count_include_pad=False")
+        return _pool(op, given["kernel_size"], given.get("stride"), given.get("padding", 0),
+                     bool(given.get("ceil_mode", False)), given.get("dilation", 1))
+
+    def method(self, n: fx.Node) -> list[Kind]:
+        name, args = str(n.target), n.args
+        if name in _METHOD_ACTIVATIONS:
+            return [Activation(_METHOD_ACTIVATIONS[name])]
+        if name in _PASS_METHODS:
+            return []
+        if name == "flatten":
+            return self.flatten(n.kwargs.get("start_dim", args[1] if len(args) > 1 else 0),
+                                n.kwargs.get("end_dim", args[2] if len(args) > 2 else -1))
+        if name in ("view", "reshape"):
+            shape = args[1:] if len(args) > 2 or not isinstance(args[1], tuple | list) \
+                else args[1]
+            if len(shape) == 2 and shape[1] == -1:  # x.view(x.size(0), -1)
+                return [Flatten()]
+            raise _Refused(f"{name} to {shape} (archcalc reshapes only by flattening)")
+        if name == "mean":
+            return self.mean(args[1:], n.kwargs)
+        raise _Refused(f"no rule for the tensor method {name}")
+
+    def flatten(self, start: Any, end: Any) -> list[Kind]:
+        if start != 1 or end != -1:
+            raise _Refused(f"flatten from dim {start} to {end} (archcalc flattens all but "
+                           "the batch)")
+        return [Flatten()]
+
+    def mean(self, args: Sequence[Any], kwargs: dict[str, Any]) -> list[Kind]:
+        """``x.mean((2, 3))``: global average pooling, flattened unless keepdim."""
+        dims = kwargs.get("dim", args[0] if args else None)
+        keep = kwargs.get("keepdim", args[1] if len(args) > 1 else False)
+        axes = {dims} if isinstance(dims, int) else set(dims or ())
+        if axes not in ({2, 3}, {-1, -2}, {2}, {-1}):
+            raise _Refused(f"mean over {dims} (archcalc averages over the map: (2, 3))")
+        pool = GlobalPool("avg", mean=True)
+        return [pool] if keep else [pool, Flatten()]
+
+    # -- where ----------------------------------------------------------------------------
+    def is_call(self, n: fx.Node, functions: tuple[Any, ...]) -> bool:
+        return n.op == "call_function" and any(n.target is f for f in functions)
+
+    def label(self, n: fx.Node, layer: Kind) -> str:
+        """The torch module's class and qualified name (``Conv2d layer1.0.conv1``), or the
+        call's node name for a function (``relu``, ``add_1``)."""
+        if n.op == "call_module":
+            return f"{type(self.traced.get_submodule(str(n.target))).__name__} {n.target}"
+        return n.name
+
+    def loc(self, n: fx.Node) -> Loc:
+        what = str(n.target) if n.op == "call_module" else n.format_node() or n.name
+        return Loc(f"<torch {self.model}>", self.index[n], 1, what)
+
+    def refuse(self, n: fx.Node, why: str) -> UnsupportedModel:
+        where = (f"module {n.target!r}" if n.op == "call_module"
+                 else f"{n.op} {n.name!r} ({n.target})")
+        return UnsupportedModel(f"{self.model}: cannot read {where}: {why}")
