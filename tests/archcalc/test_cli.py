@@ -40,7 +40,30 @@ def documented_examples() -> list[str]:
 
 
 def needs_verify(args: list[str]) -> bool:
-    return args[:1] == ["verify"]
+    return args[:1] in (["verify"], ["torch"])
+
+
+# What a README line 'archcalc torch FILE.py:FACTORY' reads: a small CIFAR-style ResNet.
+SMALL_TORCH = """\
+import torch.nn as nn
+
+
+class Block(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels), nn.ReLU(),
+                                  nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels))
+
+    def forward(self, x):
+        return (self.body(x) + x).relu()
+
+
+def ResNet(classes=10):
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), Block(16), Block(16),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, classes))
+"""
 
 
 @pytest.mark.parametrize("example", documented_examples())
@@ -54,6 +77,8 @@ def test_documented_example_runs(example: str, tmp_path: Path,
     for arg in args:
         if arg.endswith(".arch"):
             (tmp_path / arg).write_text(SMALL_SPEC, encoding="utf-8")
+        if ".py:" in arg:
+            (tmp_path / arg.partition(":")[0]).write_text(SMALL_TORCH, encoding="utf-8")
     result = run(*args)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() and "\x1b" not in result.stdout
