@@ -28,18 +28,16 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from archcalc.analysis import Report, analyze
-from archcalc.errors import ArchcalcError, Loc
+from archcalc.errors import Loc
+from archcalc.importers.dataflow import Join, Op, UnsupportedModel, sequences
 from archcalc.kinds import (
     Activation,
     AdaptivePool,
-    Add,
     BatchNorm,
-    Concat,
     Conv,
     ConvTranspose,
     Dropout,
     Flatten,
-    Gate,
     GlobalPool,
     GroupNorm,
     InstanceNorm,
@@ -52,14 +50,10 @@ from archcalc.kinds import (
     Upsample,
 )
 from archcalc.kinds.norm import LRN
-from archcalc.layers import Graph, Node, Seq
+from archcalc.layers import Graph, Seq
 
 Pair = tuple[int, int]
 PoolOp = Literal["max", "avg"]
-
-
-class UnsupportedModel(ArchcalcError):
-    """A call archcalc has no rule for, or a graph it cannot write as blocks."""
 
 
 def from_torch(module: nn.Module, input_size: Sequence[int] = (3, 224, 224),
@@ -244,16 +238,14 @@ class _Refused(Exception):
 
 # -- the graph ----------------------------------------------------------------------------
 class _Importer:
-    """One traced module: every call node becomes a leaf, a join or nothing, and the
-    sequences between joins are rebuilt from the output backwards."""
+    """One traced module: every call node becomes an :class:`Op` (a leaf, a join, or
+    nothing), and :func:`~archcalc.importers.dataflow.sequences` writes them as blocks."""
 
     def __init__(self, traced: fx.GraphModule, model: str) -> None:
         self.traced, self.model = traced, model
         self.nodes = list(traced.graph.nodes)
         self.index = {n: i for i, n in enumerate(self.nodes, start=1)}
         self.scalars: set[fx.Node] = set()
-        self.placed: set[fx.Node] = set()  # nodes already written into a sequence
-        self.idom: dict[fx.Node, fx.Node] = {}
 
     def body(self) -> Seq:
         inputs = [n for n in self.nodes if n.op == "placeholder"]
@@ -266,10 +258,14 @@ class _Importer:
             raise UnsupportedModel(f"{self.model}: forward returns {type(result).__name__}; "
                                    "archcalc reads models of one output tensor")
         self.find_scalars()
-        self.dominators(inputs[0])
-        return self.paths(self.sequence(inputs[0], result), "")
+        ops: dict[fx.Node, Op] = {}
+        for n in self.nodes:
+            if n.op == "placeholder":
+                ops[n] = Op("input", self.loc(n))
+            elif n.op not in ("output", "get_attr") and n not in self.scalars:
+                ops[n] = self.op(n, [ops[a] for a in self.tensors_in(n) if a in ops])
+        return sequences(list(ops.values()), ops[inputs[0]], ops[result], self.model)
 
-    # -- tensors and scalars ----------------------------------------------------------
     def find_scalars(self) -> None:
         """``x.size(0)`` and what is computed from it are numbers, not tensors."""
         for n in self.nodes:
@@ -283,102 +279,29 @@ class _Importer:
     def tensors_in(self, n: fx.Node) -> list[fx.Node]:
         return [a for a in n.all_input_nodes if a not in self.scalars and a.op != "get_attr"]
 
-    def dominators(self, root: fx.Node) -> None:
-        """Immediate dominators of every tensor node (nodes come in topological order)."""
-        self.idom[root] = root
-        for n in self.nodes:
-            if n is root or n in self.scalars or n.op in ("output", "get_attr", "placeholder"):
-                continue
-            preds = [p for p in self.tensors_in(n) if p in self.idom]
-            if not preds:
-                continue  # a constant tensor made inside forward: reached by no input
-            common = preds[0]
-            for p in preds[1:]:
-                common = self.intersect(common, p)
-            self.idom[n] = common
+    def op(self, n: fx.Node, inputs: list[Op]) -> Op:
+        made = Op(self.label(n), self.loc(n), tuple(inputs), where=self.where(n))
+        join = self.join(n, len(inputs))
+        if join is not None:
+            return replace(made, join=join)
+        return replace(made, layers=tuple(self.leaf(n)))
 
-    def intersect(self, a: fx.Node, b: fx.Node) -> fx.Node:
-        while a is not b:
-            while self.index[a] > self.index[b]:
-                a = self.idom[a]
-            while self.index[b] > self.index[a]:
-                b = self.idom[b]
-        return a
-
-    # -- sequences ----------------------------------------------------------------------
-    def sequence(self, start: fx.Node, end: fx.Node) -> list[tuple[fx.Node, Kind]]:
-        """The layers after ``start`` up to ``end``, in order; blocks for joins."""
-        found: list[tuple[fx.Node, Kind]] = []
-        n = end
-        while n is not start:
-            if n in self.placed:
-                raise self.refuse(n, "its result is used on two paths that do not meet in "
-                                     "one join, so blocks would count its layers twice")
-            self.placed.add(n)
-            if n not in self.idom:
-                raise self.refuse(n, "it does not depend on the model's input")
-            join = self.join(n)
-            if join is not None:
-                found.append((n, join))
-                n = self.idom[n]
-                continue
-            layers = self.leaf(n)
-            found.extend((n, layer) for layer in reversed(layers))
-            inputs = self.tensors_in(n)
-            if len(inputs) != 1:
-                raise self.refuse(n, f"it takes {len(inputs)} tensors")
-            n = inputs[0]
-        found.reverse()
-        return found
-
-    def join(self, n: fx.Node) -> Kind | None:
-        """The block for a call that joins paths, or None for a call on one tensor."""
-        inputs = self.tensors_in(n)
-        if len(inputs) < 2 and not (self.is_call(n, (torch.cat,)) and inputs):
-            return None
-        fork = self.idom[n]
-        if self.is_call(n, _ADDS) or (n.op == "call_method" and n.target in ("add", "add_")):
-            if n.kwargs.get("alpha", 1) != 1:
-                raise self.refuse(n, "add with alpha")
-            branches = tuple(self.branch(fork, p) for p in inputs)
-            inplace = n.target == "add_"
-            return Add(branches, inplace and bool(branches[0]))
-        if self.is_call(n, (torch.cat,)):
+    def join(self, n: fx.Node, tensors: int) -> Join | None:
+        """How a call joins paths, or None for a call on one tensor."""
+        if self.is_call(n, (torch.cat,)) and tensors >= 1:
             dim = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else 0)
             if dim not in (1, -3):
                 raise self.refuse(n, f"torch.cat along dim {dim} (archcalc joins channels)")
-            return Concat(tuple(self.branch(fork, p) for p in inputs))
+            return "concat"
+        if tensors < 2:
+            return None
+        if self.is_call(n, _ADDS) or (n.op == "call_method" and n.target in ("add", "add_")):
+            if n.kwargs.get("alpha", 1) != 1:
+                raise self.refuse(n, "add with alpha")
+            return "add_inplace" if n.target == "add_" else "add"
         if self.is_call(n, _MULS) or (n.op == "call_method" and n.target == "mul"):
-            if len(inputs) == 2 and fork in inputs:
-                other = inputs[1] if inputs[0] is fork else inputs[0]
-                return Gate(self.branch(fork, other))
-            raise self.refuse(n, "a product of two computed tensors (archcalc's gate is "
-                                 "x * f(x))")
-        raise self.refuse(n, f"it takes {len(inputs)} tensors")
-
-    def branch(self, fork: fx.Node, end: fx.Node) -> Seq:
-        return tuple(self.nodes_of(self.sequence(fork, end)))
-
-    def nodes_of(self, layers: list[tuple[fx.Node, Kind]]) -> list[Node]:
-        """Nodes with paths still to be given (:meth:`paths`)."""
-        return [Node(layer, self.label(n, layer), "", self.loc(n)) for n, layer in layers]
-
-    def paths(self, layers: list[tuple[fx.Node, Kind]], prefix: str) -> Seq:
-        return self.numbered(tuple(self.nodes_of(layers)), prefix)
-
-    def numbered(self, seq: Seq, prefix: str) -> Seq:
-        """Paths as the spec parser writes them: 1, 2, 3.b1.1 (a branch), 4.1 (a body)."""
-        out = []
-        for i, node in enumerate(seq, start=1):
-            path = f"{prefix}{i}"
-            layer = node.layer
-            if isinstance(layer, Add | Concat):
-                layer = replace(layer, branches=tuple(
-                    self.numbered(b, f"{path}.b{j}.") for j, b in enumerate(layer.branches, 1)))
-            elif isinstance(layer, Gate):
-                layer = replace(layer, body=self.numbered(layer.body, f"{path}."))
-            out.append(replace(node, layer=layer, path=path))
-        return tuple(out)
+            return "gate"
+        raise self.refuse(n, f"no rule for {self.call_name(n)} on {tensors} tensors")
 
     # -- leaves -------------------------------------------------------------------------
     def leaf(self, n: fx.Node) -> list[Kind]:
@@ -421,8 +344,7 @@ class _Importer:
             return [Dropout(float(kwargs.get("p", args[1] if len(args) > 1 else 0.5)))]  # type: ignore[arg-type]
         if fn is torch.mean:
             return self.mean(args[1:], kwargs)
-        name = getattr(fn, "__module__", "") + "." + getattr(fn, "__name__", str(fn))
-        raise _Refused(f"no rule for {name.lstrip('.')}")
+        raise _Refused(f"no rule for {self.call_name(n)}")
 
     def function_pool(self, n: fx.Node) -> Kind:
         fn, args, kw = n.target, list(n.args), dict(n.kwargs)
@@ -473,7 +395,7 @@ class _Importer:
     def is_call(self, n: fx.Node, functions: tuple[Any, ...]) -> bool:
         return n.op == "call_function" and any(n.target is f for f in functions)
 
-    def label(self, n: fx.Node, layer: Kind) -> str:
+    def label(self, n: fx.Node) -> str:
         """The torch module's class and qualified name (``Conv2d layer1.0.conv1``), or the
         call's node name for a function (``relu``, ``add_1``)."""
         if n.op == "call_module":
@@ -484,7 +406,15 @@ class _Importer:
         what = str(n.target) if n.op == "call_module" else n.format_node() or n.name
         return Loc(f"<torch {self.model}>", self.index[n], 1, what)
 
+    def where(self, n: fx.Node) -> str:
+        if n.op == "call_module":
+            return f"module {n.target!r}"
+        return f"{n.op} {n.name!r} ({n.target})"
+
+    def call_name(self, n: fx.Node) -> str:
+        fn = n.target
+        name = getattr(fn, "__module__", "") + "." + getattr(fn, "__name__", str(fn))
+        return name.lstrip(".")
+
     def refuse(self, n: fx.Node, why: str) -> UnsupportedModel:
-        where = (f"module {n.target!r}" if n.op == "call_module"
-                 else f"{n.op} {n.name!r} ({n.target})")
-        return UnsupportedModel(f"{self.model}: cannot read {where}: {why}")
+        return UnsupportedModel(f"{self.model}: cannot read {self.where(n)}: {why}")

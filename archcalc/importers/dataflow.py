@@ -1,0 +1,132 @@
+"""A model's dataflow graph -> archcalc's sequences and blocks, for every importer.
+
+An importer turns each operation of a model (a traced torch call, a Keras layer, an ONNX
+node) into an :class:`Op`: what it computes on one tensor (layer kinds; none when it passes
+its input on), or how it joins several (added, concatenated along channels, or a gate's
+``x * f(x)``). :func:`sequences` then writes the graph as archcalc writes a spec: a join's
+branches begin where every path to it from the input divides, its immediate dominator, and
+run from there to each of its inputs. A graph that is not built of sequences and such joins
+(a tensor used on two branches of different joins: torchvision's DenseNet concatenates all
+earlier features in every layer) cannot be written as blocks without counting a layer twice,
+and is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from archcalc.errors import ArchcalcError, Loc
+from archcalc.kinds import Add, Concat, Gate, Kind
+from archcalc.layers import Node, Seq
+
+Join = Literal["add", "add_inplace", "concat", "gate"]
+
+
+class UnsupportedModel(ArchcalcError):
+    """An operation archcalc has no rule for, or a graph it cannot write as blocks."""
+
+
+@dataclass(eq=False)  # an operation is itself, wherever it is used
+class Op:
+    """One operation: ``inputs`` are the tensors it reads, in order; a one-input op computes
+    ``layers`` (in order; none: it passes its input on); a join has ``join`` instead."""
+
+    label: str  # the model's own name for it: a module path, a layer name
+    loc: Loc
+    inputs: Sequence[Op] = ()
+    layers: Sequence[Kind] = ()
+    join: Join | None = None
+    where: str = ""  # how errors name it; the label if empty
+    order: int = field(default=0)  # position in a topological order, set by sequences
+
+
+def sequences(ops: Sequence[Op], source: Op, result: Op, model: str) -> Seq:
+    """The layers and blocks from ``source`` (the input) to ``result``; ``ops`` in a
+    topological order."""
+    return _Writer(ops, source, model).write(result)
+
+
+class _Writer:
+    def __init__(self, ops: Sequence[Op], source: Op, model: str) -> None:
+        self.model, self.source = model, source
+        for i, op in enumerate(ops, start=1):
+            op.order = i
+        self.idom: dict[Op, Op] = {source: source}
+        for op in ops:
+            reached = [p for p in op.inputs if p in self.idom]
+            if op is not source and reached:
+                common = reached[0]
+                for p in reached[1:]:
+                    common = self.intersect(common, p)
+                self.idom[op] = common
+        self.placed: set[Op] = set()
+
+    def intersect(self, a: Op, b: Op) -> Op:
+        while a is not b:
+            while a.order > b.order:
+                a = self.idom[a]
+            while b.order > a.order:
+                b = self.idom[b]
+        return a
+
+    def write(self, result: Op) -> Seq:
+        return _numbered(tuple(self.sequence(self.source, result)), "")
+
+    def sequence(self, start: Op, end: Op) -> list[Node]:
+        """The nodes after ``start`` up to ``end``, in order; a block for each join."""
+        found: list[Node] = []
+        op = end
+        while op is not start:
+            if op in self.placed:
+                raise self.refuse(op, "its result is used on two paths that do not meet in "
+                                      "one join, so blocks would count its layers twice")
+            self.placed.add(op)
+            if op not in self.idom:
+                raise self.refuse(op, "it does not depend on the model's input")
+            if op.join is not None:
+                found.append(Node(self.block(op), op.label, "", op.loc))
+                op = self.idom[op]
+                continue
+            found.extend(Node(layer, op.label, "", op.loc) for layer in reversed(op.layers))
+            if len(op.inputs) != 1:
+                raise self.refuse(op, f"it takes {len(op.inputs)} tensors")
+            op = op.inputs[0]
+        found.reverse()
+        return found
+
+    def block(self, op: Op) -> Kind:
+        fork = self.idom[op]
+        if op.join == "gate":
+            if len(op.inputs) != 2 or fork not in op.inputs:
+                raise self.refuse(op, "a product of two computed tensors (archcalc's gate "
+                                      "is x * f(x))")
+            other = op.inputs[1] if op.inputs[0] is fork else op.inputs[0]
+            return Gate(self.branch(fork, other))
+        branches = tuple(self.branch(fork, p) for p in op.inputs)
+        if op.join == "concat":
+            return Concat(branches)
+        return Add(branches, op.join == "add_inplace" and bool(branches[0]))
+
+    def branch(self, fork: Op, end: Op) -> Seq:
+        return tuple(self.sequence(fork, end))
+
+    def refuse(self, op: Op, why: str) -> UnsupportedModel:
+        return UnsupportedModel(f"{self.model}: cannot read {op.where or op.label}: {why}")
+
+
+def _numbered(seq: Seq, prefix: str) -> Seq:
+    """Paths as the spec parser writes them: 1, 2, 3.b1.1 (a branch), 4.1 (a body)."""
+    out = []
+    for i, node in enumerate(seq, start=1):
+        path = f"{prefix}{i}"
+        layer = node.layer
+        if isinstance(layer, Add | Concat):
+            layer = replace(layer, branches=tuple(
+                _numbered(b, f"{path}.b{j}.") for j, b in enumerate(layer.branches, 1)))
+        elif isinstance(layer, Gate):
+            layer = replace(layer, body=_numbered(layer.body, f"{path}."))
+        out.append(replace(node, layer=layer, path=path))
+    return tuple(out)
+
