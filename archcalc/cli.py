@@ -159,6 +159,26 @@ def torch_cmd(
                            batch=batch), fmt=fmt.value)
 
 
+@app.command("to-spec")
+def to_spec_cmd(
+    source: Annotated[str, typer.Argument(
+        metavar="MODEL_OR_FACTORY", help="A zoo name, a .arch file, or a torch factory "
+        "(PACKAGE.MODULE:FACTORY or FILE.py:FACTORY).")],
+    arg: Annotated[list[str] | None, typer.Option(
+        "--arg", metavar="NAME=VALUE", help="An argument of the factory; repeatable.")] = None,
+    input_: InputOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Write the model as an archcalc spec (repeats folded) that parses back to the same
+    numbers: read a torch module once, then edit and analyse it as text."""
+    with edge():
+        from archcalc.writer import to_spec
+
+        graph = service.graph_of(source, service.input_shape(input_),
+                                 service.parameters(set_ or ()), arg or ())
+        typer.echo(to_spec(graph), nl=False)
+
+
 @app.command("list")
 def list_cmd(fmt: FormatOpt = RICH) -> None:
     """The zoo: every model name, its spec file, preset parameters and source."""
@@ -244,8 +264,8 @@ def verify_cmd(
 
 
 # -- entry point ------------------------------------------------------------------------
-COMMANDS = frozenset({"analyze", "torch", "list", "spec", "inception", "rf", "formula",
-                      "verify"})
+COMMANDS = frozenset({"analyze", "torch", "to-spec", "list", "spec", "inception", "rf",
+                      "formula", "verify"})
 
 
 def route(args: list[str]) -> list[str]:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from archcalc.analysis import Report, analyze
 from archcalc.errors import UsageError
-from archcalc.layers import Shape
+from archcalc.layers import Graph, Shape
 from archcalc.notation import INPUT_FORMS, channels_first, parse_dims
 from archcalc.render import homework_table, layer_table, report_dict
 from archcalc.tabular import Table
@@ -124,12 +125,11 @@ def _value(text: str) -> int | float | bool | str:
         return text
 
 
-def torch_report(target: str, args: Iterable[str], shape: Shape | None,
-                 convention: str = "full") -> Report:
+def torch_graph(target: str, args: Iterable[str], shape: Shape | None) -> Graph:
     """``archcalc torch``: the module a factory builds, read by
-    :func:`archcalc.importers.torch.from_torch` at ``shape`` (default 224x224x3)."""
+    :func:`archcalc.importers.torch.torch_graph` at ``shape`` (default 224x224x3)."""
     try:
-        from archcalc.importers.torch import from_torch
+        from archcalc.importers.torch import torch_graph as read
     except ImportError as exc:
         raise UsageError(f"archcalc torch needs torch ({exc.name} is missing): pip install "
                          "'archcalc-hw3[verify]'") from None
@@ -138,8 +138,22 @@ def torch_report(target: str, args: Iterable[str], shape: Shape | None,
     model = factory_model(target, args)
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"{target} returned {type(model).__name__}, not a torch.nn.Module")
-    return from_torch(model, shape or (3, 224, 224), convention,
-                      name=target.rpartition(":")[2])
+    return read(model, shape or (3, 224, 224), name=target.rpartition(":")[2])
+
+
+def torch_report(target: str, args: Iterable[str], shape: Shape | None,
+                 convention: str = "full") -> Report:
+    return analyze(torch_graph(target, args, shape), convention)
+
+
+def graph_of(source: str, shape: Shape | None = None, params: dict[str, int] | None = None,
+             args: Iterable[str] = ()) -> Graph:
+    """A zoo name or spec file, or a torch factory (``PACKAGE.MODULE:FACTORY``,
+    ``FILE.py:FACTORY``): what ``archcalc to-spec`` writes."""
+    if ":" in source and not source.endswith(".arch"):
+        return torch_graph(source, args, shape)
+    graph = load(source, **(params or {}))
+    return graph if shape is None else replace(graph, input_shape=shape)
 
 
 def view(report_: Report, fmt: str, *, table: bool = False, bias: bool = False,

@@ -9,7 +9,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from archcalc.algebra import Ops, Params
-from archcalc.kinds.base import Kind, NoParameters, Notation, ShapeKeeping, WeightFormula, register
+from archcalc.kinds.base import (
+    Kind,
+    NoParameters,
+    Notation,
+    ShapeKeeping,
+    WeightFormula,
+    flag_str,
+    register,
+)
 from archcalc.notation import Fail, Options
 
 if TYPE_CHECKING:
@@ -54,6 +62,9 @@ class Activation(NoParameters, ShapeKeeping, Kind):
     def title(self) -> str:
         return "SOFT-MAX" if self.fn == "softmax" else self.fn.upper()
 
+    def spec(self) -> str:
+        return "soft-max" if self.fn == "softmax" else self.fn
+
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         weight = SOFTMAX_FLOPS_PER_ELEMENT if self.fn == "softmax" else 1
         return Ops(act=math.prod(out_shape) * weight)
@@ -94,6 +105,9 @@ class PReLU(ShapeKeeping, Kind):
 
     def title(self) -> str:
         return "PRELU"
+
+    def spec(self) -> str:
+        return f"prelu per-channel={flag_str(self.per_channel)}"
 
     def slopes(self, in_shape: Shape) -> int:
         return in_shape[0] if self.per_channel else 1

@@ -153,6 +153,14 @@ class Kind(Record, ABC):
     def title(self) -> str:
         """The homework table's name, in capitals as the assignment writes it: CONV3-64."""
 
+    @abstractmethod
+    def spec(self) -> str:
+        """The layer as a spec writes it, every option given (``conv3-64 s=1 p=1 d=1 g=1
+        bias=true``), the inverse of :meth:`from_notation`; ``archcalc.writer`` leaves out
+        the options that parse back to the same layer. A block gives its statement's words,
+        options that differ from their defaults only (``residual shortcut=B``); the writer
+        adds its braces and bodies."""
+
     # -- arithmetic ----------------------------------------------------------------------
     @abstractmethod
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
@@ -248,6 +256,15 @@ class ShapeKeeping:
 
     def subsampling(self) -> Pair:
         return (1, 1)
+
+
+def num(value: float) -> str:
+    """A number as an option writes it: 0.5, 1e-05, 2 (a whole float without '.0')."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def flag_str(value: bool) -> str:
+    return "true" if value else "false"
 
 
 class Block(Kind):

@@ -62,6 +62,9 @@ class Concat(Block):
     def title(self) -> str:
         return "CONCAT"
 
+    def spec(self) -> str:
+        return "concat"
+
     def sequences(self) -> tuple[Seq, ...]:
         return self.branches
 
@@ -113,6 +116,9 @@ class Add(Block):
 
     def title(self) -> str:
         return "ADD"
+
+    def spec(self) -> str:
+        return "add inplace=true" if self.inplace else "add"
 
     def sequences(self) -> tuple[Seq, ...]:
         return self.branches
@@ -190,6 +196,19 @@ class Residual(Block):
 
     def title(self) -> str:
         return "ADD"
+
+    def spec(self) -> str:
+        """The options that differ from the defaults (identity, no bias, a BN)."""
+        words = ["residual"]
+        if self.shortcut != "identity":
+            words.append(f"shortcut={self.shortcut}")
+        if self.shortcut_bias:
+            words.append("bias=true")
+        if not self.shortcut_bn:
+            words.append("bn=false")
+        if self.stride is not None:
+            words.append(f"stride={pair_str(self.stride)}")
+        return " ".join(words)
 
     def sequences(self) -> tuple[Seq, ...]:
         return (self.body,)
@@ -298,6 +317,9 @@ class ZeroPadShortcut(NoParameters, Kind):
     def title(self) -> str:
         return "SHORTCUT A"
 
+    def spec(self) -> str:
+        raise TypeError("zeropad is made by 'residual shortcut=A', never written")
+
     def on_sequence(self, loc: Loc | None) -> ZeroPadShortcut:
         return ZeroPadShortcut(self.out_channels, line_pair(self.stride, 1, "stride", loc))
 
@@ -351,6 +373,9 @@ class Gate(Block):
 
     def title(self) -> str:
         return "MUL"
+
+    def spec(self) -> str:
+        return "gate"
 
     def sequences(self) -> tuple[Seq, ...]:
         return (self.body,)
@@ -440,6 +465,9 @@ class Split(Block):
     def title(self) -> str:
         return "CONCAT"
 
+    def spec(self) -> str:
+        return "split"
+
     def sequences(self) -> tuple[Seq, ...]:
         return self.branches
 
@@ -504,6 +532,9 @@ class ChannelShuffle(NoParameters, Kind):
 
     def title(self) -> str:
         return f"SHUFFLE{self.groups}"
+
+    def spec(self) -> str:
+        return f"shuffle g={self.groups}"
 
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         c = channels_and_positions(self.kind, shape, loc)[0]

@@ -18,6 +18,7 @@ from archcalc.kinds.base import (
     Pair,
     WeightFormula,
     feature_map,
+    flag_str,
     line_pair,
     pair_str,
     register,
@@ -102,6 +103,11 @@ class Conv(Kind):
 
     def title(self) -> str:
         return f"CONV{pair_str(self.kernel)}-{self.out_channels}"
+
+    def spec(self) -> str:
+        groups = "in" if self.depthwise else str(self.groups)
+        return (f"conv{pair_str(self.kernel)}-{self.out_channels} {_conv_options(self)} "
+                f"g={groups}")
 
     def on_sequence(self, loc: Loc | None) -> Conv:
         """torch's Conv1d: ``conv3-64`` slides along the sequence."""
@@ -245,6 +251,29 @@ class DepthwiseConv(Conv):
     def title(self) -> str:
         channels = f"-{self.out_channels}" if self.out_channels else ""
         return f"DWCONV{pair_str(self.kernel)}{channels}"
+
+    def spec(self) -> str:
+        size = (f"-{self.out_channels}" if self.out_channels
+                else "" if self.multiplier == 1 else f" m={self.multiplier}")
+        return f"dwconv{pair_str(self.kernel)}{size} {_conv_options(self)}"
+
+
+def _conv_options(conv: Conv) -> str:
+    """s, p, d and bias as the notation writes them; asymmetric padding only as torch's
+    'same' computes it (the notation has no other)."""
+    if conv.tf_same:
+        pad = "tf-same"
+    elif conv.pad_end is not None:
+        span = tuple(d * (k - 1) for d, k in zip(conv.dilation, conv.kernel, strict=True))
+        if conv.padding != (span[0] // 2, span[1] // 2) or conv.pad_end != (
+                span[0] - span[0] // 2, span[1] - span[1] // 2):
+            raise ValueError(f"padding {conv.padding} / {conv.pad_end} has no notation "
+                             "(only torch's 'same' is asymmetric)")
+        pad = "same"
+    else:
+        pad = pair_str(conv.padding)
+    return (f"s={pair_str(conv.stride)} p={pad} d={pair_str(conv.dilation)} "
+            f"bias={flag_str(conv.bias)}")
 
 
 def _padding(opts: Options, kernel: Pair, dilation: Pair, fail: Fail

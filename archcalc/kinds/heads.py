@@ -36,6 +36,9 @@ class Head(Block):
     def title(self) -> str:
         return f"HEAD {self.name}"
 
+    def spec(self) -> str:
+        return f"head {self.name}"
+
     def sequences(self) -> tuple[Seq, ...]:
         return (self.body,)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from archcalc.algebra import RF, Ops, Params
 from archcalc.errors import Loc
-from archcalc.kinds.base import Kind, Notation, WeightFormula, extent, register
+from archcalc.kinds.base import Kind, Notation, WeightFormula, extent, flag_str, register
 from archcalc.notation import Fail, Options, sizes
 
 if TYPE_CHECKING:
@@ -34,6 +34,9 @@ class Linear(Kind):
 
     def title(self) -> str:
         return f"FC-{self.out_features}"
+
+    def spec(self) -> str:
+        return f"FC-{self.out_features} bias={flag_str(self.bias)}"
 
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         return (self.out_features,)

@@ -18,6 +18,8 @@ from archcalc.kinds.base import (
     ShapeKeeping,
     WeightFormula,
     channels_and_positions,
+    flag_str,
+    num,
     register,
 )
 from archcalc.notation import Fail, Options
@@ -48,6 +50,9 @@ class BatchNorm(ShapeKeeping, Kind):
 
     def title(self) -> str:
         return "BN"
+
+    def spec(self) -> str:
+        return f"bn eps={num(self.eps)} affine={flag_str(self.affine)}"
 
     def parameters(self, in_shape: Shape) -> Params:
         c = in_shape[0]
@@ -101,6 +106,10 @@ class LRN(NoParameters, Kind):
 
     def title(self) -> str:
         return "LRN"
+
+    def spec(self) -> str:
+        return (f"lrn size={self.size} alpha={num(self.alpha)} beta={num(self.beta)} "
+                f"k={num(self.k)}")
 
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         return channels_and_positions(self.kind, shape, loc)
@@ -216,6 +225,9 @@ class LayerNorm(_SampleNorm):
     def title(self) -> str:
         return "LN"
 
+    def spec(self) -> str:
+        return f"ln eps={num(self.eps)} affine={flag_str(self.affine)}"
+
     def torch_module(self, in_shape: Shape) -> nn.Module:
         from torch import nn
 
@@ -252,6 +264,9 @@ class GroupNorm(_SampleNorm):
 
     def title(self) -> str:
         return f"GN{self.groups}"
+
+    def spec(self) -> str:
+        return f"gn groups={self.groups} eps={num(self.eps)} affine={flag_str(self.affine)}"
 
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         if shape[0] % self.groups:
@@ -293,6 +308,9 @@ class InstanceNorm(_SampleNorm):
     def title(self) -> str:
         return "IN"
 
+    def spec(self) -> str:
+        return f"instancenorm eps={num(self.eps)} affine={flag_str(self.affine)}"
+
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         return channels_and_positions(self.kind, shape, loc)
 
@@ -324,6 +342,9 @@ class LayerScale(ShapeKeeping, Kind):
 
     def title(self) -> str:
         return "LAYERSCALE"
+
+    def spec(self) -> str:
+        return f"layerscale init={num(self.init)}"
 
     def parameters(self, in_shape: Shape) -> Params:
         return Params(in_shape[0], 0, 0)

@@ -62,6 +62,9 @@ class Pad(NoParameters, Kind):
             return f"ZEROPAD{rows}" if rows == cols else f"ZEROPAD{rows}x{cols}"
         return f"ZEROPAD(({self.top},{self.bottom}),({self.left},{self.right}))"
 
+    def spec(self) -> str:
+        return f"pad t={self.top} b={self.bottom} l={self.left} r={self.right}"
+
     def on_sequence(self, loc: Loc | None) -> Pad:
         """A sequence pads its start (``l``) and end (``r``), as torch's ZeroPad1d((l, r))
         and Keras' ZeroPadding1D: ``pad2``, or ``pad l=2 r=0`` (causal, before a conv with
@@ -147,6 +150,9 @@ class Crop(NoParameters, Kind):
             rows, cols = self.top, self.left
             return f"CROP{rows}" if rows == cols else f"CROP{rows}x{cols}"
         return f"CROP(({self.top},{self.bottom}),({self.left},{self.right}))"
+
+    def spec(self) -> str:
+        return f"crop t={self.top} b={self.bottom} l={self.left} r={self.right}"
 
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         c, h, w = feature_map(self.kind, shape, loc)

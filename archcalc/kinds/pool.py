@@ -17,6 +17,7 @@ from archcalc.kinds.base import (
     Notation,
     Pair,
     feature_map,
+    flag_str,
     line_pair,
     pair_str,
     register,
@@ -56,6 +57,10 @@ class Pool(NoParameters, Kind):
 
     def title(self) -> str:
         return f"{'AVG' if self.op == 'avg' else ''}POOL{pair_str(self.kernel)}"
+
+    def spec(self) -> str:
+        return (f"{self.op}pool{pair_str(self.kernel)} s={pair_str(self.stride)} "
+                f"p={pair_str(self.padding)} ceil={flag_str(self.ceil_mode)}")
 
     def on_sequence(self, loc: Loc | None) -> Pool:
         """torch's MaxPool1d / AvgPool1d."""
@@ -155,6 +160,9 @@ class GlobalPool(NoParameters, Kind):
 
     def title(self) -> str:
         return "GAP" if self.op == "avg" else "GMP"
+
+    def spec(self) -> str:
+        return f"gap mean={flag_str(self.mean)}" if self.op == "avg" else "gmp"
 
     def on_sequence(self, loc: Loc | None) -> GlobalPool:
         """To (C, 1), as torch's AdaptiveAvgPool1d(1)."""
@@ -270,6 +278,9 @@ class AdaptivePool(NoParameters, Kind):
 
     def title(self) -> str:
         return f"ADAPTIVE{'AVG' if self.op == 'avg' else 'MAX'}POOL{pair_str(self.size)}"
+
+    def spec(self) -> str:
+        return f"adaptive{self.op}pool{pair_str(self.size)}"
 
     def on_sequence(self, loc: Loc | None) -> AdaptivePool:
         """To (C, n), as torch's AdaptiveAvgPool1d(n) / AdaptiveMaxPool1d(n)."""

@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 from archcalc.algebra import Ops
-from archcalc.kinds.base import Kind, NoParameters, Notation, ShapeKeeping, register
+from archcalc.kinds.base import Kind, NoParameters, Notation, ShapeKeeping, num, register
 from archcalc.notation import Fail, Options
 
 if TYPE_CHECKING:
@@ -34,6 +34,9 @@ class Dropout(NoParameters, ShapeKeeping, Kind):
 
     def title(self) -> str:
         return "DROPOUT"
+
+    def spec(self) -> str:
+        return f"dropout-{num(self.p)}"
 
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         return Ops()  # the identity at inference
@@ -93,6 +96,9 @@ class StochasticDepth(NoParameters, ShapeKeeping, Kind):
 
     def title(self) -> str:
         return "DROPPATH"
+
+    def spec(self) -> str:
+        return f"droppath-{num(self.p)} mode={self.mode}"
 
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         return Ops()  # the identity at inference

@@ -31,6 +31,9 @@ class Flatten(NoParameters, Kind):
     def title(self) -> str:
         return "FLATTEN"
 
+    def spec(self) -> str:
+        return "flatten"
+
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         return (math.prod(shape),)
 

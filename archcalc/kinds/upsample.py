@@ -24,6 +24,7 @@ from archcalc.kinds.base import (
     Pair,
     WeightFormula,
     feature_map,
+    flag_str,
     pair_str,
     register,
 )
@@ -73,6 +74,9 @@ class Upsample(NoParameters, Kind):
 
     def title(self) -> str:
         return f"UPSAMPLE{pair_str(self.scale)}"
+
+    def spec(self) -> str:
+        return f"upsample s={pair_str(self.scale)} mode={self.mode}"
 
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         c, h, w = feature_map(self.kind, shape, loc)
@@ -165,6 +169,11 @@ class ConvTranspose(Kind):
 
     def title(self) -> str:
         return f"DECONV{pair_str(self.kernel)}-{self.out_channels}"
+
+    def spec(self) -> str:
+        return (f"deconv{pair_str(self.kernel)}-{self.out_channels} s={pair_str(self.stride)} "
+                f"p={pair_str(self.padding)} op={pair_str(self.output_padding)} "
+                f"d={pair_str(self.dilation)} g={self.groups} bias={flag_str(self.bias)}")
 
     def output_shape(self, shape: Shape, loc: Loc) -> Shape:
         c, h, w = feature_map(self.kind, shape, loc)

@@ -40,7 +40,7 @@ def documented_examples() -> list[str]:
 
 
 def needs_verify(args: list[str]) -> bool:
-    return args[:1] in (["verify"], ["torch"])
+    return args[:1] in (["verify"], ["torch"]) or any(".py:" in a for a in args)
 
 
 # What a README line 'archcalc torch FILE.py:FACTORY' reads: a small CIFAR-style ResNet.

@@ -282,5 +282,21 @@ def test_cli_reads_a_factory_from_a_file(tmp_path) -> None:
     assert data["totals"]["params"] == 6 * 25 + 6 + 6 * 14 * 14 * 7 + 7
     bad = CliRunner().invoke(app, route(["torch", f"{path}:lenet", "--arg", "classes=x"]))
     assert bad.exit_code == 2 and "failed: TypeError" in bad.output
+    spec = CliRunner().invoke(app, route(["to-spec", f"{path}:lenet", "--input", "32x32x1"]))
+    assert spec.exit_code == 0 and spec.output.startswith("model lenet\n")
+    assert "conv5-6 p=0\ntanh\navgpool2\nflatten\nFC-10\n" in spec.output
     missing = CliRunner().invoke(app, route(["torch", "nosuch_module_xyz:net"]))
     assert missing.exit_code == 2 and "cannot import nosuch_module_xyz" in missing.output
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_imported_model_written_as_a_spec_gives_the_same_numbers(name: str) -> None:
+    from archcalc.writer import to_spec
+
+    factory, input_size = MODELS[name]
+    graph = torch_graph(factory(), input_size)
+    again = archcalc.parse(to_spec(graph))
+    rows = [(r.kind, r.out_shape, r.params, r.ops, r.rf, r.inplace)
+            for r in archcalc.analyze(graph).rows]
+    assert [(r.kind, r.out_shape, r.params, r.ops, r.rf, r.inplace)
+            for r in archcalc.analyze(again).rows] == rows
