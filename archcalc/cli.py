@@ -250,14 +250,25 @@ def verify_cmd(
     set_: SetOpt = None,
     rf: Annotated[bool, typer.Option(
         "--rf/--no-rf", help="Probe receptive fields by gradients.")] = True,
+    against: Annotated[str | None, typer.Option(
+        "--against", metavar="PACKAGE.MODULE:FACTORY", help="Compare the spec with the torch "
+        "model it describes, layer by layer, instead (FILE.py:FACTORY too).")] = None,
+    arg: Annotated[list[str] | None, typer.Option(
+        "--arg", metavar="NAME=VALUE", help="An argument of --against's factory.")] = None,
 ) -> None:
     """Check archcalc's numbers against torchinfo, fvcore and a gradient RF probe (needs the
-    verify extra). Exit code 1 when a number disagrees."""
+    verify extra); with --against, check that the spec describes a real torch model. Exit
+    code 1 when a number disagrees."""
     with edge():
-        from archcalc.verify import verify_model
+        shape = service.input_shape(input_)
+        params = service.parameters(set_ or ())
+        if against is not None:
+            result = service.verify_against(model, against, arg or (), shape, params)
+        else:
+            from archcalc.verify import verify_model
 
-        result = verify_model(model, input_shape=service.input_shape(input_),
-                              params=service.parameters(set_ or ()) or None, probe_rf=rf)
+            result = verify_model(model, input_shape=shape, params=params or None,
+                                  probe_rf=rf)
         show(result)
         if not result.ok:
             raise typer.Exit(1)

@@ -128,22 +128,46 @@ def _value(text: str) -> int | float | bool | str:
 def torch_graph(target: str, args: Iterable[str], shape: Shape | None) -> Graph:
     """``archcalc torch``: the module a factory builds, read by
     :func:`archcalc.importers.torch.torch_graph` at ``shape`` (default 224x224x3)."""
-    try:
-        from archcalc.importers.torch import torch_graph as read
-    except ImportError as exc:
-        raise UsageError(f"archcalc torch needs torch ({exc.name} is missing): pip install "
-                         "'archcalc-hw3[verify]'") from None
-    import torch
+    from archcalc.importers.torch import torch_graph as read
 
+    return read(_torch_module(target, args), shape or (3, 224, 224),
+                name=target.rpartition(":")[2])
+
+
+def _torch_module(target: str, args: Iterable[str]) -> Any:
+    """The torch.nn.Module a factory builds; a clear error without torch."""
+    try:
+        import torch
+    except ImportError:
+        raise UsageError("reading a torch model needs torch: pip install "
+                         "'archcalc-hw3[verify]'") from None
     model = factory_model(target, args)
     if not isinstance(model, torch.nn.Module):
         raise UsageError(f"{target} returned {type(model).__name__}, not a torch.nn.Module")
-    return read(model, shape or (3, 224, 224), name=target.rpartition(":")[2])
+    return model
 
 
 def torch_report(target: str, args: Iterable[str], shape: Shape | None,
                  convention: str = "full") -> Report:
     return analyze(torch_graph(target, args, shape), convention)
+
+
+def verify_against(spec: str, target: str, args: Iterable[str], shape: Shape | None,
+                   params: dict[str, int]) -> Any:
+    """``archcalc verify SPEC --against FACTORY``: the spec beside the torch model it claims
+    to describe (:func:`archcalc.verify.against`), at the spec's input or ``shape``."""
+    from archcalc.verify import against
+
+    graph = load(spec, **params)
+    size = shape or graph.input_shape
+    module = _torch_module(target, args)
+    from archcalc.importers.torch import torch_graph as read
+
+    model = read(module, size, name=target.rpartition(":")[2])
+    numel = (sum(p.numel() for p in module.parameters()),
+             sum(b.numel() for n, b in module.named_buffers()
+                 if n.endswith(("running_mean", "running_var"))))
+    return against(graph, model, numel, size)
 
 
 def graph_of(source: str, shape: Shape | None = None, params: dict[str, int] | None = None,

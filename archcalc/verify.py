@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -156,6 +157,52 @@ def verify_model(name_or_path: str, input_shape: Shape | None = None,
                  params: dict[str, int] | None = None, probe_rf: bool = True) -> VerifyReport:
     """:func:`verify` for a zoo name or a spec file, with ``param`` overrides."""
     return verify(load(name_or_path, **(params or {})), input_shape, probe_rf)
+
+
+AGAINST_NOTE = (
+    "against: the spec's layers with weights or buffers, in order, beside the model's, read "
+    "by torch.fx (archcalc.from_torch): kind, output shape, weights, biases and buffers; and "
+    "the totals, with the model's parameters counted by torch itself (numel)")
+
+
+def against(graph: Graph, model: Graph, numel: tuple[int, int] | None = None,
+            input_shape: Shape | None = None) -> VerifyReport:
+    """Whether ``graph`` (a hand-written spec) describes ``model`` (the graph read from the
+    model it claims to be), layer by layer; ``numel``: the model's own (parameters,
+    buffers). The first layer that differs is the first failed per-layer check."""
+    shape = input_shape or graph.input_shape
+    ours = analyze(graph, "full", shape)
+    theirs = analyze(replace(model, input_shape=shape), "full")
+    mine, real = _weighted(ours), _weighted(theirs)
+    checks = [_check("layers with weights", "", len(mine), len(real))]
+    for i, row in enumerate(mine):
+        other = real[i] if i < len(real) else None
+        checks.append(Check("layer", row.path, _layer_view(row),
+                            None if other is None else _layer_view(other),
+                            other is not None and _same_layer(row, other)))
+    checks.append(_check("output shape", "", ours.rows[-1].out_shape, theirs.rows[-1].out_shape))
+    checks.append(_check("params (the model read)", "", ours.totals.params,
+                         theirs.totals.params))
+    checks.append(_check("buffers (the model read)", "", ours.totals.buffers,
+                         theirs.totals.buffers))
+    if numel is not None:
+        checks.append(_check("params (torch numel)", "", ours.totals.params, numel[0]))
+        checks.append(_check("buffers (BN running mean+var)", "", ours.totals.buffers, numel[1]))
+    return VerifyReport(graph.name, shape, tuple(checks), (AGAINST_NOTE,))
+
+
+def _weighted(report: Report) -> list[Row]:
+    return [r for r in report.rows if r.params.trainable or r.params.buffers]
+
+
+def _layer_view(row: Row) -> str:
+    p = row.params
+    return (f"{row.label} -> {fmt_shape(row.out_shape)}, {p.weights:,}w {p.biases:,}b"
+            + (f" {p.buffers:,} buffers" if p.buffers else ""))
+
+
+def _same_layer(a: Row, b: Row) -> bool:
+    return (a.kind, a.out_shape, a.params) == (b.kind, b.out_shape, b.params)
 
 
 def _shape_checks(report: Report, shapes: dict[str, Shape]) -> list[Check]:

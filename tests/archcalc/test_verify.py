@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -244,3 +245,44 @@ def test_verify_model_takes_params() -> None:
     assert report.model == "resnet-cifar" and report.input_shape == (3, 16, 16)
     shapes = [c for c in report.checks if c.name == "output shape"]
     assert shapes[-1].actual == (10,) and len(shapes) == 29  # depth 8: one block per stage
+
+
+# -- verify --against: a spec beside the real model it describes ---------------------------
+LENET_FACTORY = """\
+import torch.nn as nn
+
+
+def lenet5():
+    return nn.Sequential(nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2),
+                         nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(),
+                         nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84), nn.Tanh(),
+                         nn.Linear(84, 10))
+"""
+LENET_SPEC = """\
+model lenet
+input 32x32x1
+conv5-6 p=0; tanh; avgpool2
+conv5-16 p=0; tanh; avgpool2
+FC-120; tanh; FC-{f6}; tanh; FC-10
+"""
+
+
+@needs_verify
+@pytest.mark.parametrize(("f6", "ok"), [(84, True), (48, False)])
+def test_against_finds_the_first_layer_that_differs(tmp_path: Path, f6: int, ok: bool) -> None:
+    """A LeNet spec with F6 = 48 instead of 84 passes every check of plain verify (it is
+    built from itself); against the real module its F6 row fails, naming both layers."""
+    from typer.testing import CliRunner
+
+    from archcalc.cli import app, route
+
+    (tmp_path / "nets.py").write_text(LENET_FACTORY, encoding="utf-8")
+    spec = tmp_path / "lenet.arch"
+    spec.write_text(LENET_SPEC.format(f6=f6), encoding="utf-8")
+    result = CliRunner().invoke(app, route(["verify", str(spec), "--against",
+                                            f"{tmp_path / 'nets.py'}:lenet5"]))
+    assert result.exit_code == (0 if ok else 1), result.output
+    if not ok:
+        failed = [line for line in result.output.splitlines() if "FAIL" in line]
+        assert "FC-48 -> 48, 5,760w 48b" in failed[0] and "Linear 9 -> 84" in failed[0]
+        assert verify(archcalc.parse(LENET_SPEC.format(f6=f6))).ok  # the old blind spot
