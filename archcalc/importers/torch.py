@@ -67,12 +67,16 @@ def torch_graph(module: nn.Module, input_size: Sequence[int] = (3, 224, 224),
                 name: str | None = None) -> Graph:
     """``module``'s layers and joins as an archcalc graph (see the module docstring)."""
     model = name or type(module).__name__
+    training = module.training
+    module.eval()  # what inference computes: dropout and drop-connect branches as in eval
     try:
         traced = fx.symbolic_trace(module)
     except Exception as exc:  # user code: control flow on tensors, unsupported Python
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise UnsupportedModel(f"{model}: torch.fx cannot trace its forward "
                                f"({type(exc).__name__}: {first})") from None
+    finally:
+        module.train(training)
     body = _Importer(traced, model).body()
     source = f"torch {type(module).__module__}.{type(module).__qualname__}"
     return Graph(model, tuple(int(d) for d in input_size), body, source=source,
@@ -91,19 +95,25 @@ def _pair(value: int | Sequence[int]) -> Pair:
 def _conv(m: nn.Conv1d | nn.Conv2d) -> Kind:
     if m.padding_mode != "zeros":
         raise _Refused(f"padding_mode={m.padding_mode!r} (archcalc pads with zeros)")
-    kernel, dilation = _pair(m.kernel_size), _pair(m.dilation)
+    return _conv_kind(m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
+                      m.groups, m.bias is not None)
+
+
+def _conv_kind(out: int, kernel_size: Any, stride: Any, pad: Any, dilation_: Any,
+               groups: int, bias: bool) -> Kind:
+    """A convolution from torch's arguments (a module's or F.conv2d's)."""
+    kernel, dilation = _pair(kernel_size), _pair(dilation_)
     pad_end = None
-    if m.padding == "same":
+    if pad == "same":
         total = tuple(d * (k - 1) for d, k in zip(dilation, kernel, strict=True))
         padding: Pair = (total[0] // 2, total[1] // 2)
         end = (total[0] - padding[0], total[1] - padding[1])
         pad_end = end if end != padding else None
-    elif m.padding == "valid":
+    elif pad == "valid":
         padding = (0, 0)
     else:
-        padding = _pair(m.padding)  # type: ignore[arg-type]
-    return Conv(m.out_channels, kernel, _pair(m.stride), padding, dilation, m.groups,
-                m.bias is not None, pad_end)
+        padding = _pair(pad)
+    return Conv(out, kernel, _pair(stride), padding, dilation, groups, bias, pad_end)
 
 
 def _deconv(m: nn.ConvTranspose2d) -> Kind:
@@ -331,6 +341,8 @@ class _Importer:
         fn, args, kwargs = n.target, n.args, n.kwargs
         if fn in _FUNCTION_ACTIVATIONS:
             return [Activation(_FUNCTION_ACTIVATIONS[fn])]
+        if fn in (F.conv2d, F.conv1d, torch.conv2d, torch.conv1d):
+            return [self.function_conv(n)]
         if fn is torch.flatten:
             return self.flatten(kwargs.get("start_dim", args[1] if len(args) > 1 else 0),
                                 kwargs.get("end_dim", args[2] if len(args) > 2 else -1))
@@ -345,6 +357,20 @@ class _Importer:
         if fn is torch.mean:
             return self.mean(args[1:], kwargs)
         raise _Refused(f"no rule for {self.call_name(n)}")
+
+    def function_conv(self, n: fx.Node) -> Kind:
+        """F.conv2d(x, weight, bias, stride, padding, dilation, groups), the weight a
+        parameter of the module (EfficientNet-PyTorch's Conv2dStaticSamePadding)."""
+        names = ["input", "weight", "bias", "stride", "padding", "dilation", "groups"]
+        given = dict(zip(names, n.args, strict=False)) | dict(n.kwargs)
+        weight = given["weight"]
+        if not isinstance(weight, fx.Node) or weight.op != "get_attr":
+            raise _Refused("a convolution whose weight is computed, not a parameter")
+        shape = self.traced.get_parameter(str(weight.target)).shape
+        return _conv_kind(shape[0], tuple(shape[2:]), given.get("stride", 1),
+                          given.get("padding", 0), given.get("dilation", 1),
+                          int(given.get("groups", 1)),  # type: ignore[arg-type]
+                          given.get("bias") is not None)
 
     def function_pool(self, n: fx.Node) -> Kind:
         fn, args, kw = n.target, list(n.args), dict(n.kwargs)
@@ -396,11 +422,19 @@ class _Importer:
         return n.op == "call_function" and any(n.target is f for f in functions)
 
     def label(self, n: fx.Node) -> str:
-        """The torch module's class and qualified name (``Conv2d layer1.0.conv1``), or the
-        call's node name for a function (``relu``, ``add_1``)."""
+        """The torch module's class and qualified name (``Conv2d layer1.0.conv1``), or for
+        a function the call and the module whose forward makes it (``conv2d in _conv_stem``:
+        EfficientNet-PyTorch's padded conv)."""
         if n.op == "call_module":
             return f"{type(self.traced.get_submodule(str(n.target))).__name__} {n.target}"
-        return n.name
+        owner = self.owner(n)
+        return f"{n.name} in {owner}" if owner else n.name
+
+    def owner(self, n: fx.Node) -> str:
+        """The qualified name of the innermost module whose forward made ``n`` ("" for the
+        traced module's own forward)."""
+        stack = n.meta.get("nn_module_stack") or {}
+        return str(list(stack.values())[-1][0]) if stack else ""
 
     def loc(self, n: fx.Node) -> Loc:
         what = str(n.target) if n.op == "call_module" else n.format_node() or n.name
@@ -409,12 +443,16 @@ class _Importer:
     def where(self, n: fx.Node) -> str:
         if n.op == "call_module":
             return f"module {n.target!r}"
-        return f"{n.op} {n.name!r} ({n.target})"
+        owner = f" in module {self.owner(n)!r}" if self.owner(n) else ""
+        return f"{n.op} {n.name!r}{owner} ({self.call_name(n)})"
 
     def call_name(self, n: fx.Node) -> str:
+        if n.op == "call_method":
+            return f"Tensor.{n.target}"
         fn = n.target
-        name = getattr(fn, "__module__", "") + "." + getattr(fn, "__name__", str(fn))
-        return name.lstrip(".")
+        module = getattr(fn, "__module__", None) or getattr(
+            getattr(fn, "__self__", None), "__name__", "")  # torch.conv2d: a builtin method
+        return f"{module}.{getattr(fn, '__name__', str(fn))}".lstrip(".")
 
     def refuse(self, n: fx.Node, why: str) -> UnsupportedModel:
         return UnsupportedModel(f"{self.model}: cannot read {self.where(n)}: {why}")
