@@ -70,14 +70,14 @@ def torch_graph(module: nn.Module, input_size: Sequence[int] = (3, 224, 224),
     training = module.training
     module.eval()  # what inference computes: dropout and drop-connect branches as in eval
     try:
-        traced = fx.symbolic_trace(module)
+        graph = _Tracer(module).trace(module)
     except Exception as exc:  # user code: control flow on tensors, unsupported Python
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise UnsupportedModel(f"{model}: torch.fx cannot trace its forward "
                                f"({type(exc).__name__}: {first})") from None
     finally:
         module.train(training)
-    body = _Importer(traced, model).body()
+    body = _Importer(module, graph, model).body()
     source = f"torch {type(module).__module__}.{type(module).__qualname__}"
     return Graph(model, tuple(int(d) for d in input_size), body, source=source,
                  file=f"<torch {model}>")
@@ -242,6 +242,23 @@ _ADDS = (operator.add, torch.add)
 _MULS = (operator.mul, torch.mul)
 
 
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, finding a parameter's name in one lookup: the stock one searches
+    every named parameter on each attribute access (a third of reading EfficientNet)."""
+
+    def __init__(self, root: nn.Module) -> None:
+        super().__init__()
+        self.names = {id(p): name for name, p in root.named_parameters()}
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        name = self.names.get(id(attr_val)) if isinstance(attr_val, nn.Parameter) else None
+        if name is None:
+            return super().getattr(attr, attr_val, parameter_proxy_cache)
+        if name not in parameter_proxy_cache:
+            parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
+        return parameter_proxy_cache[name]
+
+
 class _Refused(Exception):
     """A known call with settings archcalc has no rule for; the importer adds where."""
 
@@ -251,9 +268,9 @@ class _Importer:
     """One traced module: every call node becomes an :class:`Op` (a leaf, a join, or
     nothing), and :func:`~archcalc.importers.dataflow.sequences` writes them as blocks."""
 
-    def __init__(self, traced: fx.GraphModule, model: str) -> None:
-        self.traced, self.model = traced, model
-        self.nodes = list(traced.graph.nodes)
+    def __init__(self, root: nn.Module, graph: fx.Graph, model: str) -> None:
+        self.traced, self.model = root, model  # the module itself: no GraphModule is built
+        self.nodes = list(graph.nodes)
         self.index = {n: i for i, n in enumerate(self.nodes, start=1)}
         self.scalars: set[fx.Node] = set()
 
@@ -343,6 +360,10 @@ class _Importer:
             return [Activation(_FUNCTION_ACTIVATIONS[fn])]
         if fn in (F.conv2d, F.conv1d, torch.conv2d, torch.conv1d):
             return [self.function_conv(n)]
+        if fn is F.linear:
+            weight = self.parameter(n, 1, "weight")
+            bias = n.kwargs.get("bias", n.args[2] if len(n.args) > 2 else None)
+            return [Linear(weight.shape[0], bias is not None)]
         if fn is torch.flatten:
             return self.flatten(kwargs.get("start_dim", args[1] if len(args) > 1 else 0),
                                 kwargs.get("end_dim", args[2] if len(args) > 2 else -1))
@@ -363,14 +384,18 @@ class _Importer:
         parameter of the module (EfficientNet-PyTorch's Conv2dStaticSamePadding)."""
         names = ["input", "weight", "bias", "stride", "padding", "dilation", "groups"]
         given = dict(zip(names, n.args, strict=False)) | dict(n.kwargs)
-        weight = given["weight"]
-        if not isinstance(weight, fx.Node) or weight.op != "get_attr":
-            raise _Refused("a convolution whose weight is computed, not a parameter")
-        shape = self.traced.get_parameter(str(weight.target)).shape
+        shape = self.parameter(n, 1, "weight").shape
         return _conv_kind(shape[0], tuple(shape[2:]), given.get("stride", 1),
                           given.get("padding", 0), given.get("dilation", 1),
                           int(given.get("groups", 1)),  # type: ignore[arg-type]
                           given.get("bias") is not None)
+
+    def parameter(self, n: fx.Node, index: int, name: str) -> torch.Tensor:
+        """The parameter a function call takes as argument ``index`` (or ``name``)."""
+        arg = n.kwargs.get(name, n.args[index] if len(n.args) > index else None)
+        if not isinstance(arg, fx.Node) or arg.op != "get_attr":
+            raise _Refused(f"its {name} is computed, not a parameter of the module")
+        return self.traced.get_parameter(str(arg.target))
 
     def function_pool(self, n: fx.Node) -> Kind:
         fn, args, kw = n.target, list(n.args), dict(n.kwargs)
