@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from archcalc import analyze
 from trainers.counts import logits_graph, resolve
-from trainers.plugins.optimizers import METHODS, Config, hyperparameters
+from trainers.plugins.optimizers.config import METHODS, Config, hyperparameters
 from trainers.plugins.optimizers.train import (
     SPEC,
     build_mlp,

@@ -92,11 +92,11 @@ class Checkpoints(Protocol):
 class RunContext:
     """Everything the host lends a plugin's ``run``, and nothing more.
 
-    ``workdir`` is a folder of the run where the plugin may keep its own files (in its own
-    sub-folders); ``checkpoints`` saves and restores training state; ``progress`` is the only
-    way to show progress, metrics and tables; ``ref`` names the run in messages;
-    ``stand_in`` is True once the plugin trains on synthetic stand-in data, so every printed
-    result says so.
+    ``workdir`` is the run's folder for the plugin's own files (``work/`` in the run
+    directory; the plugin creates it when it needs it); ``checkpoints`` saves and restores
+    training state; ``progress`` is the only way to show progress, metrics and tables;
+    ``ref`` names the run in messages; ``stand_in`` is True once the plugin trains on
+    synthetic stand-in data, so every printed result says so.
     """
 
     progress: Progress

@@ -39,6 +39,7 @@ from trainers.store import (
 )
 
 RUNS_ENV = "HW3_RUNS"
+WORKDIR = "work"  # runs/<plugin>/<run-id>/work/: the plugin's own files (ctx.workdir)
 
 
 @dataclass(frozen=True)
@@ -178,9 +179,9 @@ def launch(trainer: Trainer[Any], run: Run, config: Any, settings: HostSettings)
                                           trainer.name: cfg.config_values(config)}))
         runtime.seed_everything(settings.seed, settings.deterministic)
         progress = Progress(console, sink=run.append_metric)
-        ctx = RunContext(progress, Checkpoints(run), run.dir, run.ref, settings.device,
-                         settings.seed, Path(settings.data_dir), resumed=run.resumed,
-                         on_stand_in=run.mark_stand_in)
+        ctx = RunContext(progress, Checkpoints(run), run.dir / WORKDIR, run.ref,
+                         settings.device, settings.seed, Path(settings.data_dir),
+                         resumed=run.resumed, on_stand_in=run.mark_stand_in)
         progress.note(f"{'resuming' if run.resumed else 'starting'} run {run.ref} "
                       f"({run.dir}) on {settings.device}, seed {settings.seed}")
         results = train(trainer, config, ctx, run)

@@ -103,10 +103,11 @@ def settings_rows(plugin: str) -> tuple[list[tuple[str, str, str, str]], str]:
     from trainers.registry import registry
 
     defaults = cfg.Defaults.load()
-    if plugin not in defaults.doc:
-        raise Hw3Error(f"{defaults.path} has no [{plugin}] table")
     _, table = defaults.layer(plugin)
     if plugin not in registry().names():
+        if plugin not in defaults.doc:
+            raise Hw3Error(f"no plugin {plugin!r} is installed and {defaults.path} has no "
+                           f"[{plugin}] table")
         rows = [(k, shown(v), "plugins.toml", "") for k, v in table.items()]
         return rows, (f"The {plugin} plugin is not installed where these docs were built, "
                       "so only plugins.toml's overrides are shown.")

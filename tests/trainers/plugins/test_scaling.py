@@ -271,7 +271,7 @@ def test_an_interrupted_run_resumes_with_only_the_missing_jobs(env: PluginEnv,
     assert "stopping after the next checkpoint" in log.read_text()
     assert json.loads((run / "state.json").read_text())["state"] == "interrupted"
     assert json.loads((run / "checkpoints" / "last.json").read_text())["epoch"] == 1
-    first = run / "workers" / "strong-n1-default" / "result.json"
+    first = run / "work" / "workers" / "strong-n1-default" / "result.json"
     stamp = first.stat().st_mtime_ns
     hw3("run", "scaling", "--resume", run.name)
     assert first.stat().st_mtime_ns == stamp  # the first job did not run again
@@ -290,7 +290,7 @@ def wait_for_job(env: PluginEnv, before: set[Path], proc: subprocess.Popen[bytes
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the run ended before it could be interrupted"
         for run in set((env.runs / "scaling").glob("*")) - before:
-            if (run / "workers" / key / "job.json").is_file():
+            if (run / "work" / "workers" / key / "job.json").is_file():
                 return run
         time.sleep(0.05)
     raise AssertionError(f"job {key} did not start")
