@@ -1,4 +1,5 @@
-"""Devices, seeds, threads and step timing: what every plugin needs and none should rewrite.
+"""Devices and the hardware record, seeds, threads and step timing: what every plugin needs
+and none should rewrite.
 
 torch (and numpy) are imported inside the functions, so importing this module costs nothing
 and ``hw3 list`` stays free of frameworks.

@@ -1,5 +1,5 @@
-"""Run directories: ``runs/<plugin>/<run-id>/`` with config.toml, state.json, metrics.jsonl,
-results.json, summary.md, checkpoints/ and plots/.
+"""Runs: create, resume, find and list run directories (:class:`RunStore`, :class:`RunInfo`),
+and the :class:`Run` one process writes (state, config, metrics, results, checkpoints).
 
 Every file is replaced whole (files.py) and a writer holds the run's lock (lock.py). A run
 becomes ``finished`` only after results.json is on disk, so a half-written run is never
