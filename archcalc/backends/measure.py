@@ -59,10 +59,11 @@ def shapes_and_flops(model: Net, count_flops: bool = True) -> tuple[dict[str, Sh
 
 
 def parameter_counts(model: nn.Module) -> tuple[int, int]:
-    """(trainable parameters, BN running mean + variance elements)."""
+    """(trainable parameters, BN running mean + variance elements, and the sample count
+    beside them where a module keeps one: archcalc's standardize, Keras' Normalization)."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     buffers = sum(b.numel() for name, b in model.named_buffers()
-                  if name.rsplit(".", 1)[-1] in ("running_mean", "running_var"))
+                  if name.rsplit(".", 1)[-1] in ("running_mean", "running_var", "count"))
     return trainable, buffers
 
 

@@ -21,6 +21,7 @@ from archcalc.kinds.linear import Linear
 from archcalc.kinds.norm import LRN, BatchNorm, GroupNorm, InstanceNorm, LayerNorm, LayerScale
 from archcalc.kinds.pad import Pad
 from archcalc.kinds.pool import AdaptivePool, GlobalPool, Pool
+from archcalc.kinds.preprocess import Rescale, Standardize
 from archcalc.kinds.regularize import Dropout, StochasticDepth
 from archcalc.kinds.reshape import Flatten
 from archcalc.kinds.upsample import ConvTranspose, Upsample
@@ -54,9 +55,11 @@ __all__ = [
     "PReLU",
     "Pad",
     "Pool",
+    "Rescale",
     "Residual",
     "ShortcutKind",
     "Split",
+    "Standardize",
     "StochasticDepth",
     "Upsample",
     "WeightFormula",

@@ -35,54 +35,78 @@ LRN_FIXED_FLOPS = 3  # scale and offset the sum, raise to beta, divide
 
 @register
 class BatchNorm(ShapeKeeping, Kind):
-    """Per-channel scale and shift (``affine``) and running mean and variance (buffers)."""
+    """Per-channel scale and shift (``affine``) and running mean and variance (buffers).
+    ``scale=false`` (with ``affine``): the learnt shift alone, the scale fixed at 1, as
+    Keras' BatchNormalization(scale=False) in InceptionV3 and InceptionResNetV2; it costs what
+    the affine BN costs (torch's module keeps its weight as a constant buffer of ones)."""
 
     eps: float = 1e-5
     affine: bool = True
+    scale: bool = True
 
     kind = "bn"
-    notation = Notation("bn|batchnorm", {"eps": "eps", "affine": "affine"},
-                        "bn batchnorm (2-D on feature maps, 1-D on vectors); eps, affine")
+    notation = Notation("bn|batchnorm", {"eps": "eps", "affine": "affine", "scale": "scale"},
+                        "bn batchnorm (2-D on feature maps, 1-D on vectors); eps, affine, "
+                        "scale (false: a learnt shift only, Keras' scale=False)")
 
     @classmethod
     def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> BatchNorm:
-        return cls(opts.number("eps", 1e-5, 0.0, 1.0), opts.boolean("affine", True))
+        return cls(opts.number("eps", 1e-5, 0.0, 1.0), opts.boolean("affine", True),
+                   opts.boolean("scale", True))
 
     def title(self) -> str:
         return "BN"
 
     def spec(self) -> str:
-        return f"bn eps={num(self.eps)} affine={flag_str(self.affine)}"
+        return (f"bn eps={num(self.eps)} affine={flag_str(self.affine)} "
+                f"scale={flag_str(self.scale)}")
+
+    @property
+    def scaled(self) -> bool:
+        """Whether the layer learns a scale."""
+        return self.affine and self.scale
 
     def parameters(self, in_shape: Shape) -> Params:
         c = in_shape[0]
-        return Params(c if self.affine else 0, c if self.affine else 0, 2 * c)
+        return Params(c if self.scaled else 0, c if self.affine else 0, 2 * c)
 
     def weight_formula(self, in_shape: Shape) -> WeightFormula | None:
         """One scale per channel (the shifts are its biases)."""
-        return WeightFormula(((in_shape[0],),)) if self.affine else None
+        return WeightFormula(((in_shape[0],),)) if self.scaled else None
 
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
         out = math.prod(out_shape)
         if not self.affine:
             return Ops(norm=out)
-        return Ops(norm=out, norm_affine=out, norm_params=2 * in_shape[0])
+        learnt = (2 if self.scale else 1) * in_shape[0]
+        return Ops(norm=out, norm_affine=out, norm_params=learnt)
 
     def allocates(self) -> bool:
         return True
 
     def formulas(self, in_shape: Shape, out_shape: Shape) -> list[FormulaLine]:
+        import sympy as sp
+
         from archcalc.symbolic import Ci, line
 
         values = {Ci: in_shape[0]}
-        rows = [line("weights", Ci, values), line("biases", Ci, values)] if self.affine else []
+        rows = []
+        if self.affine:
+            rows = [line("weights", Ci if self.scale else sp.Integer(0), values),
+                    line("biases", Ci, values)]
         return [*rows, line("buffers", 2 * Ci, values)]
 
     def torch_module(self, in_shape: Shape) -> nn.Module:
         from torch import nn
 
         norm = nn.BatchNorm2d if len(in_shape) == 3 else nn.BatchNorm1d
-        return norm(in_shape[0], eps=self.eps, affine=self.affine)
+        module = norm(in_shape[0], eps=self.eps, affine=self.affine)
+        if self.affine and not self.scale:  # the scale stays 1: a constant, not a parameter
+            import torch
+
+            del module.weight
+            module.register_buffer("weight", torch.ones(in_shape[0]))
+        return module
 
 
 @register

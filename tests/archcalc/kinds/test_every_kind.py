@@ -26,7 +26,7 @@ EXAMPLES: dict[str, str] = {
             "avgpool3 s=2 ceil=true",
     "globalpool": "input 6x5x4\nconv1-4; gap; conv1-2; globalmaxpool",
     "linear": "input 4x4x3\nFC-7; FC-3 bias=false",
-    "bn": "input 5x5x3\nbn; conv1-2; bn affine=false; flatten; bn",
+    "bn": "input 5x5x3\nbn; conv1-2; bn affine=false; flatten; bn; bn scale=false",
     "lrn": "input 6x6x8\nlrn size=3",
     "act": "input 4x4x3\n" + "; ".join(
         ("relu", "relu6", "leakyrelu", "elu", "gelu", "silu", "sigmoid", "tanh",
@@ -62,6 +62,11 @@ EXAMPLES: dict[str, str] = {
     # ShuffleNetV2's basic unit: identity half, branch half, concat, shuffle
     "split": "input 6x6x8\nsplit { branch { } branch { conv1-4; bn; relu; conv3-4 g=4; bn } }",
     "shuffle": "input 6x6x8\nconv1-6; shuffle; shuffle g=3; channelshuffle groups=6",
+    # Keras' preprocessing: Rescaling(1/127.5, offset=-1), an adapted Normalization (2C+1
+    # buffers) and one given its constants (none)
+    "rescale": "input 5x4x3\nrescale scale=0.00784 offset=-1; conv1-2; rescale scale=2",
+    "standardize": "input 5x4x3\nstandardize; conv1-2; standardize adapted=false; flatten; "
+                   "standardize",
     "head": "input 8x8x3\nconv3-4\nhead aux { conv1-2; gap; flatten; FC-5 }\nmaxpool; FC-3",
 }
 

@@ -54,6 +54,8 @@ SEQUENCE_EXAMPLES: dict[str, str] = {
     "gate": "input 12x8\ngate { gap; conv1-2; relu; conv1-8; sigmoid }\ngate { conv3-1; sigmoid }",
     "split": "input 12x8\nsplit { branch { } branch { conv1-4; bn; relu; conv3-4 g=4; bn } }",
     "shuffle": "input 12x8\nconv1-6; shuffle; shuffle g=3",
+    "rescale": "input 10x3\nrescale scale=0.5 offset=-1; conv1-2",
+    "standardize": "input 10x3\nstandardize; conv1-2; standardize adapted=false",
     "head": "input 16x3\nconv3-4\nhead aux { conv1-2; gap; flatten; FC-5 }\nmaxpool; FC-3",
 }
 
