@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # CPU build from local disk; GPU users override, e.g. `make test TORCH_SPEC=torch`.
 TORCH_SPEC ?= torch==2.13.0
-TEST_EXTRAS ?= verify,train,scaling,docs,dev
+TEST_EXTRAS ?= verify,train,scaling,docs,onnx,dev
 # The docs build imports no framework: the core and Sphinx are enough.
 DOCS_EXTRAS ?= docs
 

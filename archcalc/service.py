@@ -45,8 +45,25 @@ def parameters(items: Iterable[str], option: str = "--set") -> dict[str, int]:
 
 def report(model: str, shape: Shape | None = None, params: dict[str, int] | None = None,
            convention: str = "full") -> Report:
-    """A zoo model or spec file with parameters set, analysed at ``shape`` (None: its own)."""
+    """A zoo model, spec file or ONNX file with parameters set, analysed at ``shape``
+    (None: its own)."""
+    if model.lower().endswith(".onnx"):
+        return analyze(onnx_graph(model, shape), convention)
     return analyze(load(model, **(params or {})), convention, shape)
+
+
+def onnx_graph(path: str, shape: Shape | None) -> Graph:
+    """``archcalc model.onnx``: :func:`archcalc.importers.onnx.onnx_graph`."""
+    try:
+        from archcalc.importers.onnx import onnx_graph as read
+    except ImportError:
+        raise UsageError("reading ONNX needs the onnx package: pip install "
+                         "'archcalc-hw3[onnx]'") from None
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise UsageError(f"no ONNX file {path!r}")
+    return read(path, shape)
 
 
 def inception_reports(params: dict[str, int], shape: Shape | None = None,
@@ -174,6 +191,8 @@ def graph_of(source: str, shape: Shape | None = None, params: dict[str, int] | N
              args: Iterable[str] = ()) -> Graph:
     """A zoo name or spec file, or a torch factory (``PACKAGE.MODULE:FACTORY``,
     ``FILE.py:FACTORY``): what ``archcalc to-spec`` writes."""
+    if source.lower().endswith(".onnx"):
+        return onnx_graph(source, shape)
     if ":" in source and not source.endswith(".arch"):
         return torch_graph(source, args, shape)
     graph = load(source, **(params or {}))
@@ -188,3 +207,47 @@ def view(report_: Report, fmt: str, *, table: bool = False, bias: bool = False,
         return homework_table(report_, bias, dtype, batch), None
     data = report_dict(report_) if fmt == "json" else None
     return layer_table(report_, dtype, batch), data
+
+
+def keras_graph(target: str, args: Iterable[str], shape: Shape | None) -> Graph:
+    """``archcalc keras``: a saved model (``model.keras``) or the model a factory builds
+    (``PACKAGE.MODULE:FACTORY``, ``FILE.py:FACTORY``), read by
+    :func:`archcalc.importers.keras.keras_graph`. With ``shape`` a factory is called with
+    ``input_shape=(H, W, C)``, as keras.applications' are; a saved model's size is fixed."""
+    try:
+        import keras  # noqa: F401  # only to say clearly that it is missing
+    except ImportError:
+        raise UsageError("reading a Keras model needs keras (and tensorflow): pip install "
+                         "tensorflow") from None
+    from archcalc.importers.keras import keras_graph as read
+
+    args = list(args)
+    if target.lower().endswith(".keras"):
+        if args:
+            raise UsageError(f"--arg is for a factory; {target} is a saved model")
+        model, name = _saved_keras(target), Path(target).stem
+    else:
+        if shape is not None and not any(a.startswith("input_shape=") for a in args):
+            args.append("input_shape=" + ",".join(map(str, (*shape[1:], shape[0]))))
+        model, name = factory_model(target, args), target.rpartition(":")[2]
+    graph = read(model, name=name)
+    if shape is not None and graph.input_shape != shape:
+        raise UsageError(f"--input: {name} takes {graph.input_shape} (channels first), "
+                         f"not {shape}; a Keras model's input size is set when it is built")
+    return graph
+
+
+def _saved_keras(path: str) -> Any:
+    import keras
+
+    if not Path(path).is_file():
+        raise UsageError(f"no Keras model file {path!r}")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # a damaged file, or custom layers it cannot rebuild
+        raise UsageError(f"cannot load {path}: {type(exc).__name__}: {exc}") from None
+
+
+def keras_report(target: str, args: Iterable[str], shape: Shape | None,
+                 convention: str = "full") -> Report:
+    return analyze(keras_graph(target, args, shape), convention)

@@ -39,8 +39,27 @@ def documented_examples() -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def export_small_torch(path: Path) -> None:
+    """SMALL_TORCH's ResNet as an ONNX file (torch's TorchScript-based exporter)."""
+    import io
+    import warnings
+
+    import torch
+
+    namespace: dict[str, object] = {}
+    exec(SMALL_TORCH, namespace)  # the README's example module, written below
+    model = namespace["ResNet"]().eval()  # type: ignore[operator]
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.rand(1, 3, 32, 32),), buffer, dynamo=False,
+                          do_constant_folding=False)
+    path.write_bytes(buffer.getvalue())
+
+
 def needs_verify(args: list[str]) -> bool:
-    return args[:1] in (["verify"], ["torch"]) or any(".py:" in a for a in args)
+    return (args[:1] in (["verify"], ["torch"])
+            or any(".py:" in a or a.endswith(".onnx") for a in args))
 
 
 # What a README line 'archcalc torch FILE.py:FACTORY' reads: a small CIFAR-style ResNet.
@@ -79,6 +98,8 @@ def test_documented_example_runs(example: str, tmp_path: Path,
             (tmp_path / arg).write_text(SMALL_SPEC, encoding="utf-8")
         if ".py:" in arg:
             (tmp_path / arg.partition(":")[0]).write_text(SMALL_TORCH, encoding="utf-8")
+        if arg.endswith(".onnx"):
+            export_small_torch(tmp_path / arg)
     result = run(*args)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() and "\x1b" not in result.stdout
