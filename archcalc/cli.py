@@ -159,6 +159,33 @@ def torch_cmd(
                            batch=batch), fmt=fmt.value)
 
 
+@app.command("keras")
+def keras_cmd(
+    target: Annotated[str, typer.Argument(
+        metavar="MODEL.keras|PACKAGE.MODULE:FACTORY", help="A saved Keras model, or what "
+        "builds one, e.g. keras.applications:ResNet50 --arg weights=none, or "
+        "path/to/file.py:build.")],
+    arg: Annotated[list[str] | None, typer.Option(
+        "--arg", metavar="NAME=VALUE", help="An argument of the factory; repeatable.")] = None,
+    table: TableOpt = False,
+    bias: BiasOpt = False,
+    input_: Annotated[str | None, typer.Option(
+        "--input", metavar="HxWxC", help="Input shape, passed to the factory as "
+        "input_shape=(H, W, C) (default: the model's own).")] = None,
+    convention: ConventionOpt = FULL,
+    fmt: FormatOpt = RICH,
+    batch: BatchOpt = 1,
+    dtype: DtypeOpt = FLOAT32,
+) -> None:
+    """Read a Keras model (its layer graph: no weights are run) and show what 'archcalc
+    MODEL' shows for a spec. Needs tensorflow. 'archcalc MODEL.keras' is short for it."""
+    with edge():
+        report = service.keras_report(target, arg or (), service.input_shape(input_),
+                                      convention.value)
+        emit(*service.view(report, fmt.value, table=table, bias=bias, dtype=dtype.value,
+                           batch=batch), fmt=fmt.value)
+
+
 @app.command("to-spec")
 def to_spec_cmd(
     source: Annotated[str, typer.Argument(
@@ -275,14 +302,16 @@ def verify_cmd(
 
 
 # -- entry point ------------------------------------------------------------------------
-COMMANDS = frozenset({"analyze", "torch", "to-spec", "list", "spec", "inception", "rf",
-                      "formula", "verify"})
+COMMANDS = frozenset({"analyze", "torch", "keras", "to-spec", "list", "spec", "inception",
+                      "rf", "formula", "verify"})
 
 
 def route(args: list[str]) -> list[str]:
     """``archcalc vgg19 --table`` -> ``archcalc analyze vgg19 --table``."""
     if not args or args[0] in COMMANDS or args[0] in ("--help", "-h"):
         return args
+    if args[0].lower().endswith(".keras"):  # a saved Keras model
+        return ["keras", *args]
     return ["analyze", *args]
 
 

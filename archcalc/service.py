@@ -82,9 +82,11 @@ def inception_reports(params: dict[str, int], shape: Shape | None = None,
     return naive, reduced
 
 
-def factory_model(target: str, args: Iterable[str] = (), option: str = "--arg") -> Any:
+def factory_model(target: str, args: Iterable[str] = (), option: str = "--arg",
+                  **extra: Any) -> Any:
     """The object ``PACKAGE.MODULE:FACTORY`` (or ``path/to/file.py:FACTORY``) returns when
-    called with ``NAME=VALUE`` arguments (whole numbers, decimals, true/false, else text)."""
+    called with ``NAME=VALUE`` arguments (whole numbers, decimals, true/false, none, else
+    text) and the keyword arguments ``extra``."""
     module_name, sep, attr = target.rpartition(":")
     if not sep or not module_name or not attr:
         raise UsageError(f"{target!r}: expected PACKAGE.MODULE:FACTORY or FILE.py:FACTORY "
@@ -94,6 +96,7 @@ def factory_model(target: str, args: Iterable[str] = (), option: str = "--arg") 
     if factory is None or not callable(factory):
         raise UsageError(f"{target!r}: {module_name} has no callable {attr!r}")
     kwargs = {key: _value(text) for key, text in (_argument(a, option) for a in args)}
+    kwargs = extra | kwargs
     try:
         return factory(**kwargs)
     except Exception as exc:  # the user's own code: report it, as a spec error is reported
@@ -131,9 +134,11 @@ def _argument(text: str, option: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def _value(text: str) -> int | float | bool | str:
+def _value(text: str) -> int | float | bool | str | None:
     if re.fullmatch(r"-?\d{1,18}", text):
         return int(text)
+    if text.lower() == "none":  # keras.applications' weights=None
+        return None
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
     try:
@@ -219,6 +224,8 @@ def keras_graph(target: str, args: Iterable[str], shape: Shape | None) -> Graph:
     except ImportError:
         raise UsageError("reading a Keras model needs keras (and tensorflow): pip install "
                          "tensorflow") from None
+    from pathlib import Path
+
     from archcalc.importers.keras import keras_graph as read
 
     args = list(args)
@@ -227,9 +234,8 @@ def keras_graph(target: str, args: Iterable[str], shape: Shape | None) -> Graph:
             raise UsageError(f"--arg is for a factory; {target} is a saved model")
         model, name = _saved_keras(target), Path(target).stem
     else:
-        if shape is not None and not any(a.startswith("input_shape=") for a in args):
-            args.append("input_shape=" + ",".join(map(str, (*shape[1:], shape[0]))))
-        model, name = factory_model(target, args), target.rpartition(":")[2]
+        size: dict[str, Any] = {} if shape is None else {"input_shape": (*shape[1:], shape[0])}
+        model, name = factory_model(target, args, **size), target.rpartition(":")[2]
     graph = read(model, name=name)
     if shape is not None and graph.input_shape != shape:
         raise UsageError(f"--input: {name} takes {graph.input_shape} (channels first), "
@@ -238,6 +244,8 @@ def keras_graph(target: str, args: Iterable[str], shape: Shape | None) -> Graph:
 
 
 def _saved_keras(path: str) -> Any:
+    from pathlib import Path
+
     import keras
 
     if not Path(path).is_file():

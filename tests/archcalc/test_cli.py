@@ -62,6 +62,10 @@ def needs_verify(args: list[str]) -> bool:
             or any(".py:" in a or a.endswith(".onnx") for a in args))
 
 
+def needs_keras(args: list[str]) -> bool:
+    return args[:1] == ["keras"] or any(a.endswith(".keras") for a in args)
+
+
 # What a README line 'archcalc torch FILE.py:FACTORY' reads: a small CIFAR-style ResNet.
 SMALL_TORCH = """\
 import torch.nn as nn
@@ -92,6 +96,8 @@ def test_documented_example_runs(example: str, tmp_path: Path,
     if needs_verify(args) and not (importlib.util.find_spec("torch")
                                    and importlib.util.find_spec("archcalc.verify")):
         pytest.skip("needs the verify extra and archcalc.verify")
+    if needs_keras(args) and not importlib.util.find_spec("keras"):
+        pytest.skip("needs keras (tensorflow)")
     monkeypatch.chdir(tmp_path)
     for arg in args:
         if arg.endswith(".arch"):
