@@ -1,13 +1,16 @@
 """A torch ``nn.Module`` -> an archcalc graph, and the report ``analyze`` gives for it.
 
-torch.fx traces the module's ``forward`` into a graph of calls, running no arithmetic. Each
+torch.fx traces the module's ``forward`` into a graph of calls, running no arithmetic; a
+forward it cannot trace (Python control flow on shapes) is run once on meta tensors instead,
+recording every call in the order it ran (:class:`_RunImporter`). Each
 call of a layer archcalc has a rule for becomes that layer kind, built from the module's
 own attributes (``nn.Conv2d(64, 128, 3, stride=2, padding=1, bias=False)`` is
 ``conv3-128 s=2 p=1 bias=false``), so the numbers come from the same rules as a spec's.
 
 Joins of paths become blocks: ``a + b`` an ``add``, ``torch.cat(..., 1)`` a ``concat``,
-``x * f(x)`` a ``gate``. torch.fx records ``out += identity`` as ``out + identity``, so an
-in-place sum is imported as a new tensor; only ``out.add_(identity)`` reads as in place. A
+``x * f(x)`` a ``gate``. torch.fx records ``out += identity`` as ``out + identity``, so a
+traced in-place sum is imported as a new tensor (``out.add_(identity)`` reads as in place,
+as does ``+=`` in a module that is run). A
 join's branches begin where every path to it from the input divides: its immediate
 dominator in the call graph. A graph that is not built of sequences and such joins (a
 tensor used on two branches of different joins) cannot be written as blocks without
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Literal
 
@@ -70,14 +73,14 @@ def torch_graph(module: nn.Module, input_size: Sequence[int] = (3, 224, 224),
     training = module.training
     module.eval()  # what inference computes: dropout and drop-connect branches as in eval
     try:
-        graph = _Tracer(module).trace(module)
-    except Exception as exc:  # user code: control flow on tensors, unsupported Python
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise UnsupportedModel(f"{model}: torch.fx cannot trace its forward "
-                               f"({type(exc).__name__}: {first})") from None
+        try:
+            body = _Importer(module, _Tracer(module).trace(module), model).body()
+        except (UnsupportedModel, _Refused):
+            raise
+        except Exception:  # user code fx cannot trace: control flow, unknown Python
+            body = _RunImporter(module, model).run(input_size)
     finally:
         module.train(training)
-    body = _Importer(module, graph, model).body()
     source = f"torch {type(module).__module__}.{type(module).__qualname__}"
     return Graph(model, tuple(int(d) for d in input_size), body, source=source,
                  file=f"<torch {model}>")
@@ -285,13 +288,26 @@ class _Importer:
             raise UnsupportedModel(f"{self.model}: forward returns {type(result).__name__}; "
                                    "archcalc reads models of one output tensor")
         self.find_scalars()
+        needed = self.needed(result)
         ops: dict[fx.Node, Op] = {}
         for n in self.nodes:
             if n.op == "placeholder":
                 ops[n] = Op("input", self.loc(n))
-            elif n.op not in ("output", "get_attr") and n not in self.scalars:
+            elif n in needed and n.op != "get_attr" and n not in self.scalars:
                 ops[n] = self.op(n, [ops[a] for a in self.tensors_in(n) if a in ops])
         return sequences(list(ops.values()), ops[inputs[0]], ops[result], self.model)
+
+    def needed(self, result: fx.Node) -> set[fx.Node]:
+        """The nodes the output depends on: a call whose result nothing uses (a statistic
+        for an assertion) is not part of the model."""
+        found: set[fx.Node] = set()
+        stack = [result]
+        while stack:
+            n = stack.pop()
+            if n not in found:
+                found.add(n)
+                stack.extend(n.all_input_nodes)
+        return found
 
     def find_scalars(self) -> None:
         """``x.size(0)`` and what is computed from it are numbers, not tensors."""
@@ -481,3 +497,165 @@ class _Importer:
 
     def refuse(self, n: fx.Node, why: str) -> UnsupportedModel:
         return UnsupportedModel(f"{self.model}: cannot read {self.where(n)}: {why}")
+
+
+# -- modules torch.fx cannot trace: run them on meta tensors ------------------------------
+@dataclass(eq=False)
+class _Call:
+    """A call seen while running the module, shaped as the torch.fx node the rules read."""
+
+    op: str  # "call_module", "call_function" or "call_method"
+    target: Any  # a module path, a function, or a method name
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    name: str
+    meta: dict[str, Any]
+
+    def format_node(self) -> str:
+        return f"{self.name} = {self.target}"
+
+
+_OPERATORS = {"__add__": operator.add, "__radd__": operator.add, "__mul__": operator.mul,
+              "__rmul__": operator.mul}
+_IN_PLACE = {"__iadd__": "add_", "__imul__": "mul"}
+
+
+class _RunImporter(_Importer):
+    """A module whose forward torch.fx cannot trace (Python control flow on shapes, calls fx
+    does not know) is run once on meta tensors (no memory, no arithmetic) with the weights
+    swapped for meta copies; every torch call and every call of a layer module with a rule
+    is recorded in the order it ran, and the tensors it reads and writes give the graph."""
+
+    def __init__(self, root: nn.Module, model: str) -> None:
+        super().__init__(root, fx.Graph(), model)
+        self.calls: list[tuple[_Call, list[_Call | None]]] = []  # None: the input
+        self.producer: dict[int, _Call | None] = {}
+        self.alive: list[torch.Tensor] = []  # ids stay unique while the tensors live
+        self.params: set[int] = set()
+        self.stack: list[str] = []
+        self.inside_leaf = 0
+        self.counter = 0
+
+    def run(self, input_size: Sequence[int]) -> Seq:
+        from torch.func import functional_call
+        from torch.overrides import TorchFunctionMode
+
+        state = {name: torch.empty_like(t, device="meta") for name, t in
+                 [*self.traced.named_parameters(), *self.traced.named_buffers()]}
+        self.params = {id(t) for t in state.values()}
+        x = torch.empty((1, *input_size), device="meta")
+        self.track(x, None)
+        importer = self
+
+        class Recorder(TorchFunctionMode):
+            def __torch_function__(self, func: Any, types: Any, args: Any = (),
+                                   kwargs: Any = None) -> Any:
+                result = func(*args, **(kwargs or {}))
+                if not importer.inside_leaf:
+                    importer.on_call(func, tuple(args), dict(kwargs or {}), result)
+                return result
+
+        handles = self.hooks()
+        try:
+            with Recorder(), torch.no_grad():
+                out = functional_call(self.traced, state, (x,))
+        except UnsupportedModel:
+            raise
+        except Exception as exc:  # the user's forward, run on meta tensors
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise UnsupportedModel(f"{self.model}: torch.fx cannot trace its forward, and it "
+                                   f"does not run on meta tensors ({type(exc).__name__}: "
+                                   f"{first})") from None
+        finally:
+            for handle in handles:
+                handle.remove()
+        if not isinstance(out, torch.Tensor) or id(out) not in self.producer:
+            raise UnsupportedModel(f"{self.model}: forward returns {type(out).__name__}; "
+                                   "archcalc reads models of one output tensor")
+        return self.write(self.producer[id(out)])
+
+    def write(self, result: _Call | None) -> Seq:
+        """Ops for the calls the output depends on, in the order they ran; the others
+        (statistics for a check, an assertion) are not part of the model's dataflow."""
+        needed: set[_Call] = set()
+        stack = [result]
+        inputs_of = {id(call): inputs for call, inputs in self.calls}
+        while stack:
+            call = stack.pop()
+            if call is not None and call not in needed:
+                needed.add(call)
+                stack.extend(inputs_of[id(call)])
+        source = Op("input", Loc(f"<torch {self.model}>", 0, 1, "input"))
+        ops: dict[_Call | None, Op] = {None: source}
+        for call, inputs in self.calls:
+            if call in needed:
+                ops[call] = self.op(call, [ops[i] for i in inputs])  # type: ignore[arg-type]
+        return sequences(list(ops.values()), source, ops[result], self.model)
+
+    def hooks(self) -> list[Any]:
+        handles = []
+        for path, module in self.traced.named_modules():
+            leaf = type(module) in _MODULES
+            handles.append(module.register_forward_pre_hook(
+                lambda _m, _a, path=path, leaf=leaf: self.enter(path, leaf)))
+            handles.append(module.register_forward_hook(
+                lambda _m, args, out, path=path, leaf=leaf: self.leave(path, leaf, args, out)))
+        return handles
+
+    def enter(self, path: str, leaf: bool) -> None:
+        self.stack.append(path)
+        self.inside_leaf += leaf
+
+    def leave(self, path: str, leaf: bool, args: tuple[Any, ...], out: Any) -> None:
+        self.stack.pop()
+        if leaf:
+            self.inside_leaf -= 1
+            if not self.inside_leaf and path:
+                self.record(_Call("call_module", path, args, {}, path, {}), args, out)
+
+    def on_call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                result: Any) -> None:
+        name = getattr(func, "__name__", str(func))
+        if getattr(torch.Tensor, name, None) is func or name in _OPERATORS or name in _IN_PLACE:
+            if name in _OPERATORS:
+                call = _Call("call_function", _OPERATORS[name], args, kwargs, name, {})
+            else:
+                call = _Call("call_method", _IN_PLACE.get(name, name), args, kwargs, name, {})
+        else:
+            call = _Call("call_function", func, args, kwargs, name, {})
+        self.record(call, (*args, *kwargs.values()), result)
+
+    def record(self, call: _Call, args: tuple[Any, ...], result: Any) -> None:
+        """One call of tensors that depend on the input: its Op, and its result tracked."""
+        if not isinstance(result, torch.Tensor):
+            return
+        tracked = [t for t in _tensors(args) if id(t) in self.producer]
+        if not tracked:
+            return  # computed from weights or constants only
+        self.counter += 1
+        call.name = f"{call.name.rstrip('_')}_{self.counter}"
+        call.meta = {"nn_module_stack": {p: (p, None) for p in self.stack if p}}
+        self.index[call] = self.counter
+        self.calls.append((call, [self.producer[id(t)] for t in tracked]))
+        self.track(result, call)
+
+    def track(self, tensor: torch.Tensor, call: _Call | None) -> None:
+        self.producer[id(tensor)] = call
+        self.alive.append(tensor)
+
+    def parameter(self, n: Any, index: int, name: str) -> torch.Tensor:
+        arg = n.kwargs.get(name, n.args[index] if len(n.args) > index else None)
+        if not isinstance(arg, torch.Tensor) or id(arg) not in self.params:
+            raise _Refused(f"its {name} is computed, not a parameter of the module")
+        return arg
+
+
+def _tensors(values: Any) -> list[torch.Tensor]:
+    """The tensors among call arguments, in lists and tuples too (torch.cat's)."""
+    found = []
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            found.append(value)
+        elif isinstance(value, list | tuple):
+            found.extend(_tensors(value))
+    return found

@@ -123,6 +123,27 @@ class Sequence1d(nn.Module):
         return self.fc(x.view(x.size(0), -1))
 
 
+class ShapeDependent(nn.Module):
+    """Python control flow on a shape, which torch.fx cannot trace: read by running the
+    module once on meta tensors. ``out += x`` is seen as the in-place sum it is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.body = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.pool, self.side = nn.MaxPool2d(2), nn.Conv2d(8, 8, 1)
+        self.fc = nn.Linear(16 * 16 * 16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn(self.conv(x)))
+        out = self.body(x)
+        out += x
+        if x.shape[-1] > 16:
+            out = self.pool(out)
+        out = torch.cat([out, self.side(out)], 1)
+        return self.fc(out.view(out.size(0), -1))
+
+
 def assorted() -> nn.Module:
     """One of each other module kind archcalc reads."""
     return nn.Sequential(
@@ -138,6 +159,7 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "mobilenetish": (MobileNetish, (3, 16, 16)),
     "sequence1d": (Sequence1d, (2, 64)),
     "assorted": (assorted, (3, 12, 10)),
+    "shape-dependent": (ShapeDependent, (3, 32, 32)),
 }
 
 
@@ -203,6 +225,17 @@ def test_the_imported_graph_verifies_against_torch(name: str) -> None:
     factory, input_size = MODELS[name]
     report = verify(torch_graph(factory(), input_size))
     assert report.ok, [(c.name, c.path, c.expected, c.actual) for c in report.failures]
+
+
+def test_a_module_fx_cannot_trace_is_run_on_meta_tensors() -> None:
+    module = ShapeDependent()
+    with pytest.raises(Exception):  # noqa: B017 - whatever torch.fx raises for it
+        torch.fx.symbolic_trace(module)
+    rows = archcalc.from_torch(module, (3, 32, 32)).rows
+    assert [r.inplace for r in rows if r.kind == "add"] == [True]  # out += x
+    assert [r.kind for r in rows] == ["conv", "bn", "act", "conv", "act", "add", "pool", "conv",
+                                      "concat", "flatten", "linear"]
+    assert module.conv.weight.device.type == "cpu"  # the module itself is untouched
 
 
 def test_joins_become_blocks() -> None:
