@@ -33,6 +33,7 @@ demo: $(VENV)/.core
 test: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/python -m mypy --strict archcalc
+	$(BIN)/python -m mypy trainers
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.test
