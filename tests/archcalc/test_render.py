@@ -128,7 +128,7 @@ def params_value(cell: str) -> int:
     return number
 
 
-# Seed Table 1 (shared/seed/table1_vgg19.png), the cells it fills in, by row (0 = Input).
+# The homework's Table 1 (VGG19 memory and parameters), the cells it fills in, by row (0 = Input).
 SEED_CELLS = {
     0: ("Input", "224*224*3=150K", "0"),
     1: ("CONV3-64", "224*224*64=3.2M", "(3*3*3)*64 = 1,728"),
