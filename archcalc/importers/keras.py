@@ -219,13 +219,13 @@ def _pool(op: PoolOp) -> Callable[[Any, Shape], list[Kind]]:
         kernel, stride = _pair(layer.pool_size), _pair(layer.strides or layer.pool_size)
         if layer.padding == "valid":
             return [Pool(op, kernel, stride)]
-        sizes = in_shape[1:] if len(in_shape) == 3 else (in_shape[1], 1)
-        pads = [_tf_same(n, k, s, 1) for n, k, s in zip(sizes, kernel, stride, strict=True)]
+        sizes = in_shape[1:]  # (H, W), or (L,): a sequence's sizes are written once, (k, k)
+        pads = [_tf_same(n, k, s, 1) for n, k, s in zip(sizes, kernel, stride, strict=False)]
         if any(after - before not in (0, 1) for before, after in pads):
             raise _Refused(f"padding='same' resolves to {pads} here, which archcalc's "
                            "pooling cannot write")
         ceil = any(after > before for before, after in pads)
-        return [Pool(op, kernel, stride, (pads[0][0], pads[1][0]), ceil)]
+        return [Pool(op, kernel, stride, (pads[0][0], pads[-1][0]), ceil)]
     return rule
 
 
