@@ -18,9 +18,9 @@ MobileNetV3's ``relu6(x + 3) / 6``, written with tensor arithmetic, is one hard 
 
 Padding: 'same' convolutions are TensorFlow's SAME (``tf_same``, resolved per input size);
 'same' pooling has no such option, so its padding is resolved here from the layer's input
-size: symmetric padding, or one more at the bottom/right as torch's ceil mode. TensorFlow
-averages over the input elements of a window only; archcalc's average pooling divides by
-the whole window, padding included, which changes the border values but no count.
+size: symmetric padding, or one more at the bottom/right as torch's ceil mode; average
+pooling then divides by the input elements a window covers (``count-pad=false``), as
+TensorFlow does.
 
 Anything else is refused with the layer's name and class, never counted as zero: an unknown
 layer, settings archcalc has no rule for, or a graph that is not built of sequences and
@@ -225,7 +225,9 @@ def _pool(op: PoolOp) -> Callable[[Any, Shape], list[Kind]]:
             raise _Refused(f"padding='same' resolves to {pads} here, which archcalc's "
                            "pooling cannot write")
         ceil = any(after > before for before, after in pads)
-        return [Pool(op, kernel, stride, (pads[0][0], pads[-1][0]), ceil)]
+        # TensorFlow averages the covered inputs only (the windows past the end in ceil
+        # mode are clipped by torch as well)
+        return [Pool(op, kernel, stride, (pads[0][0], pads[-1][0]), ceil, count_pad=False)]
     return rule
 
 

@@ -34,33 +34,41 @@ if TYPE_CHECKING:
 
 @register
 class Pool(NoParameters, Kind):
+    """A sliding window. Average pooling divides by the whole window, padding included
+    (torch's count_include_pad default); ``count_pad=false`` divides by the input elements
+    the window covers, as TensorFlow's SAME pooling (Keras' ``padding='same'``, InceptionV3's
+    3x3 average pools) and torch's count_include_pad=False, and then sums those only."""
+
     op: Literal["max", "avg"]
     kernel: Pair = (2, 2)
     stride: Pair = (2, 2)
     padding: Pair = (0, 0)
     ceil_mode: bool = False
+    count_pad: bool = True
 
     kind = "pool"
     notation = Notation(
         r"(max|avg)?pool([0-9]+(?:x[0-9]+)?)?",
         {"s": "stride", "stride": "stride", "p": "pad", "pad": "pad", "padding": "pad",
-         "ceil": "ceil"},
+         "ceil": "ceil", "count-pad": "count-pad"},
         "maxpool avgpool3 pool2 (kernel, default 2; stride defaults to the kernel); s, p, "
-        "ceil (torch's ceil_mode; average pooling counts the padding, as torch's default)")
+        "ceil (torch's ceil_mode), count-pad (average pooling divides by the padding too, "
+        "as torch's default; false: by the input covered, as TensorFlow's SAME)")
 
     @classmethod
     def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> Pool:
         kernel = sizes(m, 2, fail, "pool kernel") if m.group(2) else (2, 2)
         return cls("avg" if (m.group(1) or "").lower() == "avg" else "max", kernel,
                    opts.pair("stride", kernel), opts.pair("pad", (0, 0), minimum=0),
-                   opts.boolean("ceil", False))
+                   opts.boolean("ceil", False), opts.boolean("count-pad", True))
 
     def title(self) -> str:
         return f"{'AVG' if self.op == 'avg' else ''}POOL{pair_str(self.kernel)}"
 
     def spec(self) -> str:
         return (f"{self.op}pool{pair_str(self.kernel)} s={pair_str(self.stride)} "
-                f"p={pair_str(self.padding)} ceil={flag_str(self.ceil_mode)}")
+                f"p={pair_str(self.padding)} ceil={flag_str(self.ceil_mode)} "
+                f"count-pad={flag_str(self.count_pad)}")
 
     def on_sequence(self, loc: Loc | None) -> Pool:
         """torch's MaxPool1d / AvgPool1d."""
@@ -80,6 +88,11 @@ class Pool(NoParameters, Kind):
                        loc, "width"))
 
     def operations(self, in_shape: Shape, out_shape: Shape) -> Ops:
+        if self.op == "avg" and not self.count_pad:  # the covered elements of each window
+            rows, cols = (_covered(n, out, k, st, p) for n, out, k, st, p in zip(
+                in_shape[1:], out_shape[1:], self.kernel, self.stride, self.padding,
+                strict=True))
+            return Ops(pool=in_shape[0] * rows * cols)
         size = self.kernel[0] * self.kernel[1]
         return Ops(pool=math.prod(out_shape) * (size - 1 if self.op == "max" else size))
 
@@ -102,8 +115,11 @@ class Pool(NoParameters, Kind):
         rounding = sp.ceiling if self.ceil_mode else sp.floor
         size = rounding((Hin + 2 * P - Kh) / St) + 1
         compares = 1 if self.op == "max" else 0
+        ops: sp.Expr = Ho * Wo * Ci * (Kh * Kw - compares)
+        if self.op == "avg" and not self.count_pad:  # the windows' covered inputs, counted
+            ops = sp.Integer(self.operations(in_shape, out_shape).pool)
         return [line("H_out", size, values), line("weights", sp.Integer(0), values),
-                line("window ops", Ho * Wo * Ci * (Kh * Kw - compares), values)]
+                line("window ops", ops, values)]
 
     def torch_module(self, in_shape: Shape) -> nn.Module:
         from torch import nn
@@ -126,9 +142,15 @@ class Pool(NoParameters, Kind):
         if len(in_shape) == 2:
             line = self.on_sequence(None)
             return nn.AvgPool1d(line.kernel[0], line.stride[0], line.padding[0],
-                                ceil_mode=self.ceil_mode, count_include_pad=True)
+                                ceil_mode=self.ceil_mode, count_include_pad=self.count_pad)
         return nn.AvgPool2d(self.kernel, self.stride, self.padding, ceil_mode=self.ceil_mode,
-                            count_include_pad=True)
+                            count_include_pad=self.count_pad)
+
+
+def _covered(size: int, out: int, kernel: int, stride: int, pad: int) -> int:
+    """Input positions the ``out`` windows along one axis cover, summed over the windows."""
+    return sum(min(i * stride - pad + kernel, size) - max(i * stride - pad, 0)
+               for i in range(out))
 
 
 _GLOBAL = {"gap": "avg", "globalavgpool": "avg", "globalmaxpool": "max", "gmp": "max"}

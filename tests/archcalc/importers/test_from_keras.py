@@ -311,3 +311,31 @@ def test_cli_refuses_an_unknown_layer_in_one_line(nets: Path) -> None:
     assert result.exit_code == 2
     assert "layer 'noise'" in result.output and "GaussianNoise" in result.output
     assert "Traceback" not in result.output
+
+
+# -- values -------------------------------------------------------------------------------
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
+@pytest.mark.parametrize(("op", "size", "kernel", "stride"), [
+    ("avg", 5, 3, 1), ("avg", 6, 3, 2), ("avg", 7, 2, 2), ("max", 6, 3, 2), ("max", 7, 3, 2)])
+def test_same_pooling_computes_what_keras_computes(op: str, size: int, kernel: int,
+                                                   stride: int) -> None:
+    """TensorFlow's SAME pooling as archcalc writes it (padding, ceil mode, and averages of
+    the covered inputs only) gives Keras' values, and sums exactly the covered inputs."""
+    import numpy as np
+    import torch
+
+    pool = (layers.AveragePooling2D if op == "avg" else layers.MaxPooling2D)(
+        kernel, stride, padding="same")
+    model = one_layer(pool, (size, size, 2))
+    graph = keras_graph(model)
+    (node,) = graph.body
+    x = np.random.default_rng(0).normal(size=(1, size, size, 2)).astype("float32")
+    expected = np.asarray(model(x)).transpose(0, 3, 1, 2)
+    got = node.layer.torch_module((2, size, size))(torch.from_numpy(x.transpose(0, 3, 1, 2)))
+    np.testing.assert_allclose(got.detach().numpy(), expected, rtol=1e-5, atol=1e-6)
+    if op == "avg":
+        (row,) = archcalc.analyze(graph).rows
+        covered = sum(min(i * stride - p + kernel, size) - max(i * stride - p, 0)
+                      for i in range(-(-size // stride))
+                      for p in [max((-(-size // stride) - 1) * stride + kernel - size, 0) // 2])
+        assert row.ops.pool == 2 * covered * covered

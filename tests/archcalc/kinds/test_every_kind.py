@@ -23,7 +23,7 @@ EXAMPLES: dict[str, str] = {
     # 9 -> 4 -> 5 -> 2 -> 1: the last window starts inside a 2-pixel map and runs past it,
     # which torch's ceil mode accepts (SqueezeNet at 24 px, GoogLeNet at 16 px)
     "pool": "input 9x9x3\nmaxpool3 s=2 ceil=true; avgpool2 s=1 p=1; maxpool3 s=2 ceil=true\n"
-            "avgpool3 s=2 ceil=true",
+            "avgpool3 s=2 ceil=true; avgpool3 s=1 p=1 count-pad=false",
     "globalpool": "input 6x5x4\nconv1-4; gap; conv1-2; globalmaxpool",
     "linear": "input 4x4x3\nFC-7; FC-3 bias=false",
     "bn": "input 5x5x3\nbn; conv1-2; bn affine=false; flatten; bn; bn scale=false",
