@@ -227,7 +227,8 @@ def _pool(op: PoolOp) -> Callable[[Any, Shape], list[Kind]]:
         ceil = any(after > before for before, after in pads)
         # TensorFlow averages the covered inputs only (the windows past the end in ceil
         # mode are clipped by torch as well)
-        return [Pool(op, kernel, stride, (pads[0][0], pads[-1][0]), ceil, count_pad=False)]
+        return [Pool(op, kernel, stride, (pads[0][0], pads[-1][0]), ceil,
+                     count_pad=op == "max")]  # max pooling has no divisor
     return rule
 
 

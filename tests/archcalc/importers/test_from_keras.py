@@ -2,8 +2,9 @@
 builds offline (``weights=None``, small inputs), each built once. archcalc's trainable
 parameters equal the sizes of the model's trainable weights, its buffers the non-trainable
 ones (BN moving statistics, Normalization's mean, variance and count), together
-``count_params()``, and every layer's output shape equals Keras' (channels first). Families
-whose graph archcalc's blocks cannot write are refused with one line naming the layer.
+``count_params()``, every layer's output shape equals Keras' (channels first), and the graph
+written as a spec parses back to the same rows. Families whose graph archcalc's blocks
+cannot write are refused with one line naming the layer.
 
 Then hand-written models for the layers and settings the applications do not use, the
 refusals, and the command line (``archcalc keras FILE.py:FACTORY``, ``archcalc model.keras``).
@@ -29,6 +30,7 @@ from archcalc.analysis import Report  # noqa: E402
 from archcalc.cli import app, route  # noqa: E402
 from archcalc.importers.dataflow import UnsupportedModel  # noqa: E402
 from archcalc.importers.keras import keras_graph  # noqa: E402
+from archcalc.writer import to_spec  # noqa: E402
 
 slow = pytest.mark.slow
 M32, M75 = (32, 32, 3), (75, 75, 3)
@@ -116,13 +118,24 @@ def assert_matches(model: Any, report: Report) -> int:
 
 
 # -- keras.applications -----------------------------------------------------------------
+def assert_round_trips(graph: archcalc.Graph, report: Report) -> None:
+    """Written as a spec (``archcalc to-spec``), the graph parses back to the same rows."""
+    text = to_spec(graph)
+    again = archcalc.analyze(archcalc.parse(text, file="<written>"))
+    assert [(r.kind, r.in_shape, r.out_shape, r.params, r.ops) for r in again.rows] == [
+        (r.kind, r.in_shape, r.out_shape, r.params, r.ops) for r in report.rows]
+    assert again.totals == report.totals
+
+
 @pytest.mark.parametrize(("family", "shape"), FAMILIES)
 def test_application_family(family: str, shape: tuple[int, int, int]) -> None:
     model = getattr(keras.applications, family)(weights=None, input_shape=shape)
-    report = archcalc.from_keras(model)
+    graph = keras_graph(model)
+    report = archcalc.analyze(graph)
     assert report.rows[0].in_shape == (shape[2], shape[0], shape[1])
     assert assert_matches(model, report) > len(model.layers) // 2
     assert report.totals.macs > 0
+    assert_round_trips(graph, report)
 
 
 @pytest.mark.parametrize(("family", "shape", "layer"), REFUSED)
@@ -186,6 +199,7 @@ def test_hand_written_model(build: Callable[[], Any]) -> None:
     model = build()
     report = archcalc.from_keras(model)
     assert assert_matches(model, report) >= len(model.layers) - 2  # the input, a gate
+    assert_round_trips(keras_graph(model), report)
 
 
 def test_kinds_the_layers_become() -> None:
