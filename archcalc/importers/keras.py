@@ -23,7 +23,8 @@ pooling then divides by the input elements a window covers (``count-pad=false``)
 TensorFlow does.
 
 Anything else is refused with the layer's name and class, never counted as zero: an unknown
-layer, settings archcalc has no rule for, or a graph that is not built of sequences and
+layer, settings archcalc has no rule for, a layer whose weights are shared by several calls
+(archcalc would count them once per call), or a graph that is not built of sequences and
 such joins (NASNet's cells take the two previous cells' outputs).
 """
 
@@ -420,6 +421,12 @@ class _Importer:
             if len(node.output_tensors) != 1:
                 raise UnsupportedModel(f"{self.model}: cannot read {self.where(operation)}: "
                                        f"it gives {len(node.output_tensors)} tensors")
+            calls = len(operation._inbound_nodes)
+            if calls > 1 and getattr(operation, "weights", None):
+                raise UnsupportedModel(
+                    f"{self.model}: cannot read {self.where(operation)}: it is called "
+                    f"{calls} times with the same weights, which archcalc would count "
+                    f"{calls} times")
             op = self.op(operation, node, inputs, len(self.ops))
             for p in op.inputs:
                 self.used[p] += 1

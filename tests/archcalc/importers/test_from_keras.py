@@ -256,6 +256,12 @@ def test_constant_arithmetic_other_than_a_hard_sigmoid_is_refused() -> None:
         keras_graph(model)
 
 
+def test_shared_weights_are_refused() -> None:
+    dense = layers.Dense(4, name="shared")
+    with pytest.raises(UnsupportedModel, match=r"'shared' .* called 2 times"):
+        keras_graph(one_layer(lambda x: dense(dense(x)), (4,)))
+
+
 def test_models_of_two_inputs_or_without_a_graph_are_refused() -> None:
     a, b = keras.Input((4,)), keras.Input((4,))
     with pytest.raises(UnsupportedModel, match="one input"):
