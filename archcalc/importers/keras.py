@@ -6,14 +6,18 @@ into an :class:`~archcalc.importers.dataflow.Op` built from the layer's own conf
 (``Conv2D(64, 3, strides=2, padding="same", use_bias=False)`` is ``conv3-64 s=2 p=tf-same
 bias=false``), and :func:`~archcalc.importers.dataflow.sequences` writes the joins as blocks,
 as for torch: ``Add`` an ``add``, ``Concatenate`` along channels a ``concat``,
-``Multiply([x, f(x)])`` a ``gate``. Nested models (ConvNeXt's stem is a Sequential) are
-read in place. Keras shapes are channels-last, (H, W, C); archcalc's are channels-first.
+``Multiply([x, f(x)])`` a ``gate``, InceptionResNetV2's ``x + scale * f(x)`` an ``add``
+(its multiplies by the constant scale are not counted). Nested models (ConvNeXt's stem is a
+Sequential) are read in place. Keras shapes are channels-last, (H, W, C); archcalc's are
+channels-first.
 
 Where Keras writes one layer as two of archcalc's, it gets both: a Conv2D or Dense with an
 ``activation=`` is the layer and then its activation; SeparableConv2D is a depthwise conv
 (no bias) and a 1x1 conv; GlobalAveragePooling2D without ``keepdims`` pools and flattens,
 except where a Reshape to (1, 1, C) follows (EfficientNet's squeeze-and-excitation), which
-keeps the pooled map instead. Dense on a feature map (ConvNeXt) is a 1x1 convolution.
+keeps the pooled map instead. Dense on a feature map (ConvNeXt) is a 1x1 convolution;
+Conv2DTranspose torch's ConvTranspose2d with the padding and output padding that give
+Keras' output size.
 MobileNetV3's ``relu6(x + 3) / 6``, written with tensor arithmetic, is one hard sigmoid.
 
 Padding: 'same' convolutions are TensorFlow's SAME (``tf_same``, resolved per input size);
@@ -43,6 +47,7 @@ from archcalc.kinds import (
     Activation,
     BatchNorm,
     Conv,
+    ConvTranspose,
     DepthwiseConv,
     Dropout,
     Flatten,
@@ -59,7 +64,7 @@ from archcalc.kinds import (
 )
 from archcalc.kinds.conv import _tf_same
 from archcalc.kinds.pad import Crop
-from archcalc.layers import Graph, Shape
+from archcalc.layers import Graph, Seq, Shape
 
 Pair = tuple[int, int]
 PoolOp = Literal["max", "avg"]
@@ -178,6 +183,35 @@ def _separable(layer: Any, in_shape: Shape) -> list[Kind]:
                               depthwise=True, multiplier=layer.depth_multiplier)
     pointwise = Conv(layer.filters, (1, 1), bias=layer.use_bias)
     return [*before, depthwise, pointwise, *_activation(layer.activation)]
+
+
+def _deconv(layer: Any, in_shape: Shape) -> list[Kind]:
+    """Conv2DTranspose as torch's ConvTranspose2d: 'valid' crops nothing; 'same' (output
+    n*s) crops d*(k-1) + 1 - s, half from each side and the odd one back as output padding
+    (counts and shapes exact; Keras crops the odd pixel at the start instead, so the values
+    are shifted by a pixel there)."""
+    _channels_last(layer)
+    kernel, stride = _pair(layer.kernel_size), _pair(layer.strides)
+    dilation = _pair(layer.dilation_rate)
+    given = None if layer.output_padding is None else _pair(layer.output_padding)
+    pads, extra = [], []
+    for k, s, d, i in zip(kernel, stride, dilation, (0, 1), strict=True):
+        span = d * (k - 1) + 1
+        if layer.padding == "valid":  # n*s + max(span - s, 0): a short kernel pads the end
+            p, e = 0, max(s - span, 0) if given is None else given[i]
+        elif given is not None:
+            p, e = span // 2, given[i]
+        else:
+            p = max(-(-(span - s) // 2), 0)
+            e = s + 2 * p - span
+        if e >= max(s, d):
+            raise _Refused(f"padding={layer.padding!r} with kernel {k} and stride {s}: torch "
+                           "cannot write it (output padding must be less than the stride)")
+        pads.append(p)
+        extra.append(e)
+    conv = ConvTranspose(layer.filters, kernel, stride, (pads[0], pads[1]),
+                         (extra[0], extra[1]), dilation, 1, layer.use_bias)
+    return [conv, *_activation(layer.activation)]
 
 
 def _dense(layer: Any, in_shape: Shape) -> list[Kind]:
@@ -320,7 +354,7 @@ def _leaky(layer: Any, in_shape: Shape) -> list[Kind]:
 
 _RULES: dict[type, Callable[[Any, Shape], list[Kind]]] = {
     L.Conv1D: _conv, L.Conv2D: _conv, L.DepthwiseConv2D: _depthwise,
-    L.SeparableConv2D: _separable, L.Dense: _dense,
+    L.SeparableConv2D: _separable, L.Conv2DTranspose: _deconv, L.Dense: _dense,
     L.BatchNormalization: _batch_norm, L.LayerNormalization: _layer_norm,
     L.MaxPooling1D: _pool("max"), L.MaxPooling2D: _pool("max"),
     L.AveragePooling1D: _pool("avg"), L.AveragePooling2D: _pool("avg"),
@@ -383,7 +417,7 @@ class _Importer:
         self.constant: dict[Op, float] = {}  # an op x + c or x * c -> c
         self.used: dict[Op, int] = {}
 
-    def body(self, source: Any, result: Any) -> Any:
+    def body(self, source: Any, result: Any) -> Seq:
         first = Op("input", Loc(f"<keras {self.model}>", 0, 1, "input"))
         self.add(source, first)
         self.resolve(result)

@@ -193,12 +193,27 @@ def sequence_model() -> Any:
     return keras.Model(inputs, layers.Dense(3)(x), name="sequence")
 
 
+def decoder_model() -> Any:
+    """A U-Net's up path: transposed convs 'valid' and 'same' (a kernel shorter than the
+    stride, an even and an odd one), and the copy of an encoder map beside it."""
+    x = inputs = keras.Input((12, 10, 3))
+    e = layers.Conv2D(8, 3)(x)  # 10x8
+    d = layers.Conv2DTranspose(8, 2, strides=2)(layers.MaxPooling2D()(e))  # 10x8
+    x = layers.Concatenate()([e, d])
+    u = layers.Conv2DTranspose(4, 3, strides=2, padding="same", activation="relu")(x)
+    v = layers.Conv2DTranspose(4, 1, strides=2)(x)  # 'valid' pads the end: 20x16
+    w = layers.Conv2DTranspose(4, 4, strides=2, padding="same", output_padding=1)(x)  # 19
+    x = layers.Concatenate()([u, v, layers.ZeroPadding2D(((1, 0), (1, 0)))(w)])
+    return keras.Model(inputs, layers.Conv2DTranspose(2, 3)(x), name="decoder")
+
+
 def sequential_model() -> Any:
     return keras.Sequential([keras.Input((8, 8, 1)), layers.Conv2D(4, 3), layers.Flatten(),
                              layers.Dense(2)], name="small")
 
 
-@pytest.mark.parametrize("build", [every_layer, sequence_model, sequential_model])
+@pytest.mark.parametrize("build", [every_layer, sequence_model, decoder_model,
+                                   sequential_model])
 def test_hand_written_model(build: Callable[[], Any]) -> None:
     model = build()
     report = archcalc.from_keras(model)
@@ -220,10 +235,11 @@ def test_kinds_the_layers_become() -> None:
 @pytest.mark.skipif(any(importlib.util.find_spec(m) is None
                         for m in ("torch", "torchinfo", "fvcore")),
                     reason="the verify extra (torch, torchinfo, fvcore) is not installed")
-def test_imported_graph_verifies_against_torch() -> None:
+@pytest.mark.parametrize("build", [every_layer, decoder_model])
+def test_imported_graph_verifies_against_torch(build: Callable[[], Any]) -> None:
     from archcalc.verify import verify
 
-    result = verify(keras_graph(every_layer()))
+    result = verify(keras_graph(build()))
     assert result.ok, [f"{c.name} {c.path}: {c.expected} != {c.actual}"
                        for c in result.failures]
 
