@@ -18,7 +18,8 @@ except where a Reshape to (1, 1, C) follows (EfficientNet's squeeze-and-excitati
 keeps the pooled map instead. Dense on a feature map (ConvNeXt) is a 1x1 convolution;
 Conv2DTranspose torch's ConvTranspose2d with the padding and output padding that give
 Keras' output size.
-MobileNetV3's ``relu6(x + 3) / 6``, written with tensor arithmetic, is one hard sigmoid.
+Arithmetic with a number (``x / 255``, ``x - 1``) is a ``rescale``, as Keras' Rescaling,
+except MobileNetV3's ``relu6(x + 3) / 6``, which is one hard sigmoid.
 
 Padding: 'same' convolutions are TensorFlow's SAME (``tf_same``, resolved per input size);
 'same' pooling has no such option, so its padding is resolved here from the layer's input
@@ -403,6 +404,13 @@ _JOINS = _joins()
 _TENSOR_OPS: dict[str, Join] = {"Add": "add", "Multiply": "gate"}  # keras.ops on two tensors
 
 
+def _near(arithmetic: tuple[str, Rescale], name: str, scale: float, offset: float) -> bool:
+    """Whether ``arithmetic`` is the call ``name`` rescaling by ``scale`` and ``offset``."""
+    called, rescale = arithmetic
+    return called == name and math.isclose(rescale.scale, scale) and math.isclose(
+        rescale.offset, offset, abs_tol=1e-12)
+
+
 # -- the graph ----------------------------------------------------------------------------
 class _Importer:
     """One model: every layer call becomes an :class:`Op`, in an order where each comes
@@ -414,7 +422,7 @@ class _Importer:
         self.made: dict[int, Op] = {}  # id(KerasTensor) -> the op that computes it
         self.keep: list[Any] = []  # the tensors keyed by id, alive while they are keys
         self.calls: dict[Op, tuple[Any, Any]] = {}  # op -> (Keras layer or operation, node)
-        self.constant: dict[Op, float] = {}  # an op x + c or x * c -> c
+        self.constant: dict[Op, tuple[str, Rescale]] = {}  # arithmetic with a number
         self.used: dict[Op, int] = {}
 
     def body(self, source: Any, result: Any) -> Seq:
@@ -515,13 +523,35 @@ class _Importer:
         if rule is not None:
             return rule(operation, in_shape)
         cls = type(operation)
-        if cls.__module__.startswith("keras.src.ops") and cls.__name__ in ("Add", "Multiply"):
-            args = [a for a in node.arguments.args if not isinstance(a, keras.KerasTensor)]
-            if len(args) == 1 and isinstance(args[0], int | float):
-                self.constant[made] = float(args[0])
-                return []  # folded with its neighbours, or refused, in fold()
+        if cls.__module__.startswith("keras.src.ops"):
+            rescale = self.arithmetic(cls.__name__, node.arguments.args)
+            if rescale is not None:
+                self.constant[made] = cls.__name__, rescale
+                return [rescale]
         raise _Refused(f"no rule for {cls.__module__.replace('keras.src.', 'keras.')}."
                        f"{cls.__qualname__}")
+
+    def arithmetic(self, name: str, args: Sequence[Any]) -> Rescale | None:
+        """``x * c``, ``x / c``, ``x + c``, ``x - c``, ``c - x`` or ``-x`` with a number
+        ``c``: x * scale + offset, as Keras' Rescaling; None for anything else."""
+        if name == "Negative" and len(args) == 1:
+            return Rescale(-1.0, 0.0)
+        if len(args) != 2 or sum(isinstance(a, keras.KerasTensor) for a in args) != 1:
+            return None
+        first = isinstance(args[0], keras.KerasTensor)
+        c = args[1] if first else args[0]
+        if isinstance(c, bool) or not isinstance(c, int | float):
+            return None
+        c = float(c)
+        if name == "Multiply":
+            return Rescale(c, 0.0)
+        if name == "Add":
+            return Rescale(1.0, c)
+        if name == "Subtract":
+            return Rescale(1.0, -c) if first else Rescale(-1.0, c)
+        if name in ("TrueDivide", "Divide") and first and c != 0.0:
+            return Rescale(1 / c, 0.0)
+        return None
 
     def fold(self) -> None:
         """Patterns of several Keras calls that are one archcalc layer: ``relu6(x + 3) / 6``
@@ -530,14 +560,8 @@ class _Importer:
             operation, _ = self.calls.get(op, (None, None))
             if isinstance(operation, L.Reshape):
                 self.fold_reshape(op, operation)
-        folded: set[Op] = set()
-        for op in self.constant:
-            folded |= self.fold_hard_sigmoid(op)
-        for op, value in self.constant.items():
-            if op not in folded:
-                operation, _ = self.calls[op]
-                raise self.refuse(operation, f"arithmetic with the constant {value} (archcalc "
-                                             "reads it only as relu6(x + 3) / 6, a hard sigmoid)")
+        for op in list(self.constant):
+            self.fold_hard_sigmoid(op)
 
     def fold_reshape(self, op: Op, operation: Any) -> None:
         target = tuple(operation.target_shape)
@@ -551,22 +575,20 @@ class _Importer:
                                          "after global pooling: the pooled map, kept)")
         source.layers, op.layers = (layers[0],), ()
 
-    def fold_hard_sigmoid(self, op: Op) -> set[Op]:
+    def fold_hard_sigmoid(self, op: Op) -> None:
         """If ``op`` is the ``* (1/6)`` of relu6(x + 3) / 6, it becomes the hard sigmoid and
-        the + 3 and the relu6 pass their input on: the ops with constants folded."""
-        operation, _ = self.calls[op]
-        if type(operation).__name__ != "Multiply" or not math.isclose(self.constant[op], 1 / 6):
-            return set()
+        the + 3 and the relu6 pass their input on."""
+        if not _near(self.constant[op], "Multiply", 1 / 6, 0.0):
+            return
         relu = op.inputs[0]
         if (len(relu.inputs) != 1 or self.used[relu] != 1
                 or list(relu.layers) != [Activation("relu6")]):
-            return set()
+            return
         plus = relu.inputs[0]
-        if plus not in self.constant or not math.isclose(self.constant[plus], 3.0) \
-                or self.used[plus] != 1 or type(self.calls[plus][0]).__name__ != "Add":
-            return set()
+        if plus not in self.constant or not _near(self.constant[plus], "Add", 1.0, 3.0) \
+                or self.used[plus] != 1:
+            return
         plus.layers, relu.layers, op.layers = (), (), (Activation("hardsigmoid"),)
-        return {op, plus}
 
     # -- where ----------------------------------------------------------------------------
     def where(self, operation: Any) -> str:

@@ -142,6 +142,18 @@ def test_application_family(family: str, shape: tuple[int, int, int]) -> None:
     assert_round_trips(graph, report)
 
 
+def test_mobilenet_v3_hard_sigmoid_is_one_layer() -> None:
+    """relu6(x + 3) * (1/6), written with tensor arithmetic, is one hard sigmoid: no
+    rescale is left but the model's own Rescaling."""
+    model = keras.applications.MobileNetV3Small(weights=None, input_shape=M32)
+    rows = archcalc.from_keras(model).rows
+    products = [op for op in model.operations if type(op).__name__ == "Multiply"
+                and type(op).__module__.startswith("keras.src.ops")]
+    hard = [r for r in rows if r.kind == "act" and r.title == "HARDSIGMOID"]
+    assert len(hard) == len(products) > 0
+    assert [r.label for r in rows if r.kind == "rescale"] == ["rescaling"]
+
+
 @pytest.mark.parametrize(("family", "shape", "layer"), REFUSED)
 def test_application_family_refused(family: str, shape: tuple[int, int, int],
                                     layer: str) -> None:
@@ -266,10 +278,16 @@ def test_unknown_layer_or_setting_is_refused_by_name(layer: Any, message: str) -
     assert message in str(exc.value)
 
 
-def test_constant_arithmetic_other_than_a_hard_sigmoid_is_refused() -> None:
-    model = one_layer(lambda x: layers.Conv2D(2, 1)(x) * 2.0)
-    with pytest.raises(UnsupportedModel, match=r"arithmetic with the constant 2\.0"):
-        keras_graph(model)
+def test_arithmetic_with_a_number_is_a_rescale() -> None:
+    def body(x: Any) -> Any:
+        return 1.0 - layers.Conv2D(2, 1)(x / 255.0) * 2
+
+    kinds = [node.layer for node in keras_graph(one_layer(body)).body]
+    assert [k.kind for k in kinds] == ["rescale", "conv", "rescale", "rescale"]
+    assert [(k.scale, k.offset) for k in kinds if k.kind == "rescale"] == [
+        (1 / 255, 0.0), (2.0, 0.0), (-1.0, 1.0)]
+    with pytest.raises(UnsupportedModel, match=r"no rule for keras\.ops\.numpy\.TrueDivide"):
+        keras_graph(one_layer(lambda x: 2.0 / x))
 
 
 def test_shared_weights_are_refused() -> None:
