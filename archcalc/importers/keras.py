@@ -63,7 +63,6 @@ from archcalc.kinds import (
     Standardize,
     Upsample,
 )
-from archcalc.kinds.conv import _tf_same
 from archcalc.kinds.pad import Crop
 from archcalc.layers import Graph, Seq, Shape
 
@@ -256,7 +255,7 @@ def _pool(op: PoolOp) -> Callable[[Any, Shape], list[Kind]]:
         if layer.padding == "valid":
             return [Pool(op, kernel, stride)]
         sizes = in_shape[1:]  # (H, W), or (L,): a sequence's sizes are written once, (k, k)
-        pads = [_tf_same(n, k, s, 1) for n, k, s in zip(sizes, kernel, stride, strict=False)]
+        pads = [_same(n, k, s) for n, k, s in zip(sizes, kernel, stride, strict=False)]
         if any(after - before not in (0, 1) for before, after in pads):
             raise _Refused(f"padding='same' resolves to {pads} here, which archcalc's "
                            "pooling cannot write")
@@ -266,6 +265,14 @@ def _pool(op: PoolOp) -> Callable[[Any, Shape], list[Kind]]:
         return [Pool(op, kernel, stride, (pads[0][0], pads[-1][0]), ceil,
                      count_pad=op == "max")]  # max pooling has no divisor
     return rule
+
+
+def _same(size: int, kernel: int, stride: int) -> Pair:
+    """(before, after) padding of TensorFlow's SAME pooling along one axis: output
+    ceil(size/stride), the odd pixel after (as Conv's ``tf_same``)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return (total // 2, total - total // 2)
 
 
 def _global_pool(op: PoolOp) -> Callable[[Any, Shape], list[Kind]]:
