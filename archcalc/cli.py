@@ -189,8 +189,8 @@ def keras_cmd(
 @app.command("to-spec")
 def to_spec_cmd(
     source: Annotated[str, typer.Argument(
-        metavar="MODEL_OR_FACTORY", help="A zoo name, a .arch file, or a torch factory "
-        "(PACKAGE.MODULE:FACTORY or FILE.py:FACTORY).")],
+        metavar="MODEL_OR_FACTORY", help="A zoo name, a .arch file, a saved Keras model "
+        "(.keras), or a torch factory (PACKAGE.MODULE:FACTORY or FILE.py:FACTORY).")],
     arg: Annotated[list[str] | None, typer.Option(
         "--arg", metavar="NAME=VALUE", help="An argument of the factory; repeatable.")] = None,
     input_: InputOpt = None,

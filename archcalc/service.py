@@ -194,10 +194,12 @@ def verify_against(spec: str, target: str, args: Iterable[str], shape: Shape | N
 
 def graph_of(source: str, shape: Shape | None = None, params: dict[str, int] | None = None,
              args: Iterable[str] = ()) -> Graph:
-    """A zoo name or spec file, or a torch factory (``PACKAGE.MODULE:FACTORY``,
-    ``FILE.py:FACTORY``): what ``archcalc to-spec`` writes."""
+    """A zoo name or spec file, an ONNX or saved Keras model, or a torch factory
+    (``PACKAGE.MODULE:FACTORY``, ``FILE.py:FACTORY``): what ``archcalc to-spec`` writes."""
     if source.lower().endswith(".onnx"):
         return onnx_graph(source, shape)
+    if source.lower().endswith(".keras"):
+        return keras_graph(source, args, shape)
     if ":" in source and not source.endswith(".arch"):
         return torch_graph(source, args, shape)
     graph = load(source, **(params or {}))

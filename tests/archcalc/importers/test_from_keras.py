@@ -363,6 +363,9 @@ def test_cli_reads_a_saved_model(nets: Path) -> None:
     result = run("small.keras", "--table")
     assert result.exit_code == 0, result.output
     assert "CONV3-16" in result.stdout
+    written = run("to-spec", "small.keras")
+    assert written.exit_code == 0, written.output
+    assert written.stdout.startswith("model small\n") and "conv3-16 p=tf-same" in written.stdout
 
 
 def test_cli_refuses_an_unknown_layer_in_one_line(nets: Path) -> None:
