@@ -59,6 +59,7 @@ from archcalc.kinds import (
     Linear,
     Pad,
     Pool,
+    PReLU,
     Rescale,
     Standardize,
     Upsample,
@@ -360,6 +361,16 @@ def _leaky(layer: Any, in_shape: Shape) -> list[Kind]:
     return [Activation("leakyrelu")]
 
 
+def _prelu(layer: Any, in_shape: Shape) -> list[Kind]:
+    """One slope per channel (``shared_axes`` all but the channels) or one in all; Keras'
+    default, a slope per element, has no archcalc kind."""
+    alpha = tuple(int(d) for d in layer.alpha.shape)
+    if any(d != 1 for d in alpha[:-1]):
+        raise _Refused(f"{math.prod(alpha)} slopes (archcalc's PReLU has one, or one per "
+                       "channel: shared_axes over every axis but the channels)")
+    return [PReLU(per_channel=alpha[-1] > 1)]
+
+
 _RULES: dict[type, Callable[[Any, Shape], list[Kind]]] = {
     L.Conv1D: _conv, L.Conv2D: _conv, L.DepthwiseConv2D: _depthwise,
     L.SeparableConv2D: _separable, L.Conv2DTranspose: _deconv, L.Dense: _dense,
@@ -375,7 +386,8 @@ _RULES: dict[type, Callable[[Any, Shape], list[Kind]]] = {
     L.ZeroPadding1D: _zero_pad, L.ZeroPadding2D: _zero_pad, L.Cropping2D: _crop,
     L.UpSampling2D: _upsample,
     L.Activation: lambda layer, shape: _activation(layer.activation),
-    L.ReLU: _relu, L.LeakyReLU: _leaky, L.Softmax: _softmax,
+    L.ReLU: _relu, L.LeakyReLU: _leaky, L.Softmax: _softmax, L.PReLU: _prelu,
+    L.ELU: lambda layer, shape: [Activation("elu")],
     L.Identity: lambda layer, shape: [],
     L.Rescaling: _rescaling, L.Normalization: _normalization,
 }

@@ -182,6 +182,7 @@ def every_layer() -> Any:
     x = layers.Conv2D(12, 2, padding="same", dilation_rate=2, groups=4)(x)
     x = layers.BatchNormalization(center=False, scale=False)(x)
     x = layers.LeakyReLU(0.1)(x)
+    x = layers.PReLU(shared_axes=[1, 2])(layers.ELU()(x))  # a slope per channel
     a = layers.Conv2D(6, 1)(x)
     b = layers.Cropping2D(((1, 1), (1, 1)))(layers.ZeroPadding2D(1)(x))
     x = layers.Concatenate()([a, layers.DepthwiseConv2D(1)(b)])
@@ -270,6 +271,7 @@ def one_layer(layer: Any, shape: tuple[int, ...] = (8, 8, 3)) -> Any:
     (layers.Reshape((4, 16, 3), name="r"), "reshape of (3, 8, 8)"),
     (layers.Conv2D(4, 3, activation="softplus", name="c"), "activation 'softplus'"),
     (layers.Concatenate(axis=1, name="cat"), "concatenation along axis 1"),
+    (layers.PReLU(name="p"), "192 slopes"),  # Keras' default: one per element
 ])
 def test_unknown_layer_or_setting_is_refused_by_name(layer: Any, message: str) -> None:
     model = (one_layer(lambda x: layer([x, x])) if isinstance(layer, layers.Concatenate)
