@@ -31,6 +31,8 @@ from archcalc.tabular import Column, Table
 if TYPE_CHECKING:  # rich.console is imported only when printing to a terminal
     from rich.console import RenderableType
 
+    from archcalc.analysis import Report
+
 # Each example is run by tests/archcalc/test_cli.py.
 EXAMPLES = (
     "archcalc vgg19 --table",
@@ -67,6 +69,8 @@ ConventionOpt = Annotated[ConventionName, typer.Option(
     help="How operations become MACs and FLOPs.")]
 BatchOpt = Annotated[int, typer.Option(min=1, help="Batch size for memory.")]
 DtypeOpt = Annotated[Dtype, typer.Option(help="Number type for memory.")]
+ArgOpt = Annotated[list[str] | None, typer.Option(
+    "--arg", metavar="NAME=VALUE", help="An argument of the factory; repeatable.")]
 InputOpt = Annotated[str | None, typer.Option(
     "--input", metavar="HxWxC", help="Input shape, e.g. 224x224x3 (LxC for sequences, N "
                                      "for vectors).")]
@@ -102,6 +106,13 @@ def emit(table: Table, data: dict[str, Any] | None = None, fmt: str = "rich") ->
         typer.echo(render(table, fmt, data), nl=False)
 
 
+def show_report(report: Report, fmt: Fmt, table: bool, bias: bool, dtype: Dtype,
+                batch: int) -> None:
+    """What 'archcalc MODEL' prints for a report, whatever the model was read from."""
+    emit(*service.view(report, fmt.value, table=table, bias=bias, dtype=dtype.value,
+                       batch=batch), fmt=fmt.value)
+
+
 def show(renderable: RenderableType) -> None:
     if sys.stdout.isatty():
         from rich.console import Console
@@ -129,8 +140,7 @@ def analyze_cmd(
     with edge():
         report = service.report(model, service.input_shape(input_),
                                 service.parameters(set_ or ()), convention.value)
-        emit(*service.view(report, fmt.value, table=table, bias=bias, dtype=dtype.value,
-                           batch=batch), fmt=fmt.value)
+        show_report(report, fmt, table, bias, dtype, batch)
 
 
 @app.command("torch")
@@ -138,8 +148,7 @@ def torch_cmd(
     factory: Annotated[str, typer.Argument(
         metavar="PACKAGE.MODULE:FACTORY", help="What builds the torch.nn.Module, e.g. "
         "mymodels:resnet18, or path/to/file.py:Net.")],
-    arg: Annotated[list[str] | None, typer.Option(
-        "--arg", metavar="NAME=VALUE", help="An argument of the factory; repeatable.")] = None,
+    arg: ArgOpt = None,
     table: TableOpt = False,
     bias: BiasOpt = False,
     input_: Annotated[str | None, typer.Option(
@@ -155,8 +164,7 @@ def torch_cmd(
     with edge():
         report = service.torch_report(factory, arg or (), service.input_shape(input_),
                                       convention.value)
-        emit(*service.view(report, fmt.value, table=table, bias=bias, dtype=dtype.value,
-                           batch=batch), fmt=fmt.value)
+        show_report(report, fmt, table, bias, dtype, batch)
 
 
 @app.command("keras")
@@ -165,8 +173,7 @@ def keras_cmd(
         metavar="MODEL.keras|PACKAGE.MODULE:FACTORY", help="A saved Keras model, or what "
         "builds one, e.g. keras.applications:ResNet50 --arg weights=none, or "
         "path/to/file.py:build.")],
-    arg: Annotated[list[str] | None, typer.Option(
-        "--arg", metavar="NAME=VALUE", help="An argument of the factory; repeatable.")] = None,
+    arg: ArgOpt = None,
     table: TableOpt = False,
     bias: BiasOpt = False,
     input_: Annotated[str | None, typer.Option(
@@ -182,8 +189,7 @@ def keras_cmd(
     with edge():
         report = service.keras_report(target, arg or (), service.input_shape(input_),
                                       convention.value)
-        emit(*service.view(report, fmt.value, table=table, bias=bias, dtype=dtype.value,
-                           batch=batch), fmt=fmt.value)
+        show_report(report, fmt, table, bias, dtype, batch)
 
 
 @app.command("to-spec")
@@ -191,8 +197,7 @@ def to_spec_cmd(
     source: Annotated[str, typer.Argument(
         metavar="MODEL_OR_FACTORY", help="A zoo name, a .arch file, a saved Keras model "
         "(.keras), or a torch factory (PACKAGE.MODULE:FACTORY or FILE.py:FACTORY).")],
-    arg: Annotated[list[str] | None, typer.Option(
-        "--arg", metavar="NAME=VALUE", help="An argument of the factory; repeatable.")] = None,
+    arg: ArgOpt = None,
     input_: InputOpt = None,
     set_: SetOpt = None,
 ) -> None:

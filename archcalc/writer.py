@@ -12,7 +12,8 @@ from __future__ import annotations
 from functools import cache
 
 from archcalc.algebra import fmt_shape
-from archcalc.kinds import Add, Block, Concat, Gate, Head, Kind, Residual, Split
+from archcalc.kinds import Block, Gate, Head, Kind, Residual
+from archcalc.kinds.blocks import Parallel
 from archcalc.layers import Graph, Seq
 
 INDENT = "  "
@@ -93,7 +94,7 @@ def _statement(layer: Kind) -> list[str]:
     if not isinstance(layer, Block):
         return [written(layer)]
     header = layer.spec()
-    if isinstance(layer, Add | Concat | Split):
+    if isinstance(layer, Parallel):
         inner = []
         for branch in layer.branches:
             body = _sequence(branch)

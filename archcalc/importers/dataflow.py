@@ -19,6 +19,7 @@ from typing import Literal
 
 from archcalc.errors import ArchcalcError, Loc
 from archcalc.kinds import Add, Concat, Gate, Kind
+from archcalc.kinds.blocks import Parallel
 from archcalc.layers import Node, Seq
 
 Join = Literal["add", "add_inplace", "concat", "gate"]
@@ -122,7 +123,7 @@ def _numbered(seq: Seq, prefix: str) -> Seq:
     for i, node in enumerate(seq, start=1):
         path = f"{prefix}{i}"
         layer = node.layer
-        if isinstance(layer, Add | Concat):
+        if isinstance(layer, Parallel):
             layer = replace(layer, branches=tuple(
                 _numbered(b, f"{path}.b{j}.") for j, b in enumerate(layer.branches, 1)))
         elif isinstance(layer, Gate):

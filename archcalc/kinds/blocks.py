@@ -49,12 +49,38 @@ def seq_subsampling(seq: Seq) -> Pair | None:
     return total
 
 
-@register
-class Concat(Block):
-    """Parallel branches on the same input, joined along channels (an empty branch is the
-    identity: DenseNet's dense layers)."""
+class Parallel(Block):
+    """Branches side by side that a join brings together (concat, add, split): what they
+    share is written here once."""
 
     branches: tuple[Seq, ...]
+
+    def sequences(self) -> tuple[Seq, ...]:
+        return self.branches
+
+    def subsampling(self) -> Pair | None:
+        found = {seq_subsampling(b) for b in self.branches}
+        return found.pop() if len(found) == 1 else None
+
+    def walk_branches(self, walker: Walker, inputs: list[Shape], rf: RF | None, depth: int,
+                      held: int) -> tuple[list[Shape], list[RF | None], int, int]:
+        """Each branch on its input in turn: their outputs, fields, the peak of live
+        elements, and the elements their outputs hold (kept until the join)."""
+        outs, rfs, peak, done = [], [], 0, 0
+        for branch, shape in zip(self.branches, inputs, strict=True):
+            out, branch_rf, branch_peak = walker.seq(branch, shape, rf, depth + 1, held + done,
+                                                     math.prod(shape))
+            outs.append(out)
+            rfs.append(branch_rf)
+            done += math.prod(out)
+            peak = max(peak, branch_peak)
+        return outs, rfs, peak, done
+
+
+@register
+class Concat(Parallel):
+    """Parallel branches on the same input, joined along channels (an empty branch is the
+    identity: DenseNet's dense layers)."""
 
     kind = "concat"
     notation = None
@@ -65,26 +91,13 @@ class Concat(Block):
     def spec(self) -> str:
         return "concat"
 
-    def sequences(self) -> tuple[Seq, ...]:
-        return self.branches
-
-    def subsampling(self) -> Pair | None:
-        found = {seq_subsampling(b) for b in self.branches}
-        return found.pop() if len(found) == 1 else None
-
     def allocates(self) -> bool:
         return True
 
     def walk(self, walker: Walker, node: Node, shape: Shape, rf: RF | None, depth: int,
              held: int) -> tuple[Shape, RF | None, int]:
-        outs, rfs, peak, done = [], [], 0, 0
-        for branch in self.branches:
-            out, branch_rf, branch_peak = walker.seq(branch, shape, rf, depth + 1, held + done,
-                                                     math.prod(shape))
-            outs.append(out)
-            rfs.append(branch_rf)
-            done += math.prod(out)
-            peak = max(peak, branch_peak)
+        outs, rfs, peak, done = self.walk_branches(walker, [shape] * len(self.branches), rf,
+                                                   depth, held)
         joined = _concat_shape(outs, node.loc)
         merged = walker.merge(rfs, node, "concat branches")
         walker.add_join(node, self, node.label, depth, shape, joined, merged, Ops())
@@ -100,7 +113,7 @@ class Concat(Block):
 
 
 @register
-class Add(Block):
+class Add(Parallel):
     """Parallel branches on the same input, summed elementwise (an empty branch is the
     identity): any two-path join that a residual's shortcut rules do not describe, e.g. a
     projection without BN, or a feature pyramid's merge, and what an importer writes for a
@@ -108,7 +121,6 @@ class Add(Block):
     ``inplace``: the sum goes into the first branch's tensor (``out += identity``), no new
     one."""
 
-    branches: tuple[Seq, ...]
     inplace: bool = False
 
     kind = "add"
@@ -120,13 +132,6 @@ class Add(Block):
     def spec(self) -> str:
         return "add inplace=true" if self.inplace else "add"
 
-    def sequences(self) -> tuple[Seq, ...]:
-        return self.branches
-
-    def subsampling(self) -> Pair | None:
-        found = {seq_subsampling(b) for b in self.branches}
-        return found.pop() if len(found) == 1 else None
-
     def allocates(self) -> bool:
         return not self.inplace
 
@@ -136,14 +141,8 @@ class Add(Block):
             raise SpecError("add inplace=true sums into its first branch's tensor, so that "
                             "branch may not be empty (it would overwrite the block's input)",
                             node.loc)
-        outs, rfs, peak, done = [], [], 0, 0
-        for branch in self.branches:
-            out, branch_rf, branch_peak = walker.seq(branch, shape, rf, depth + 1, held + done,
-                                                     math.prod(shape))
-            outs.append(out)
-            rfs.append(branch_rf)
-            done += math.prod(out)
-            peak = max(peak, branch_peak)
+        outs, rfs, peak, done = self.walk_branches(walker, [shape] * len(self.branches), rf,
+                                                   depth, held)
         if len(set(outs)) != 1:
             listed = ", ".join(fmt_shape(s) for s in outs)
             raise SpecError(f"add branches must give one shape: {listed}", node.loc)
@@ -451,13 +450,11 @@ def gate_field(rf: RF, body_rf: RF, shape: Shape, body_out: Shape) -> RF | None:
 
 
 @register
-class Split(Block):
+class Split(Parallel):
     """ShuffleNetV2's channel split (Ma et al. 2018, Fig. 3c): the input's channels cut into
     as many equal, consecutive shares as there are branches (torch.chunk along channels; a
     view, no copy), each branch run on its share, the outputs concatenated along channels.
     An empty ``branch { }`` passes its share through (the unit's identity half)."""
-
-    branches: tuple[Seq, ...]
 
     kind = "split"
     notation = None
@@ -467,13 +464,6 @@ class Split(Block):
 
     def spec(self) -> str:
         return "split"
-
-    def sequences(self) -> tuple[Seq, ...]:
-        return self.branches
-
-    def subsampling(self) -> Pair | None:
-        found = {seq_subsampling(b) for b in self.branches}
-        return found.pop() if len(found) == 1 else None
 
     def allocates(self) -> bool:
         return True  # the concatenation
