@@ -1,14 +1,17 @@
-"""Issue 13's speed claim: ``archcalc.from_torch(module)`` against ``torchinfo.summary`` of the
-same module at the same input, side by side in one process (this machine is shared and
-noisy). Target: archcalc at least 3x faster, while giving more columns (receptive fields,
-every counting convention, the homework table, a spec).
+"""Issue 13's speed claims, each side by side in one process (this machine is shared and
+noisy): ``archcalc.from_torch(module)`` against ``torchinfo.summary`` of the same module at
+the same input, and ``archcalc.from_keras(model)`` against Keras' ``model.summary()``.
+Target: archcalc at least 3x faster than torchinfo, while giving more columns (receptive
+fields, every counting convention, the homework table, a spec).
 
-Models: ResNet-50 (archcalc's zoo spec built as a torch module: torch's own layers in
-archcalc's containers) and EfficientNet-B0 from EfficientNet-PyTorch (a package nobody
-here wrote; skipped if it is not installed), both at 224x224x3. Each measurement is the
-median of interleaved repeats; archcalc's time includes tracing the module with torch.fx.
+torch models: ResNet-50 (archcalc's zoo spec built as a torch module: torch's own layers in
+archcalc's containers) and EfficientNet-B0 from EfficientNet-PyTorch (a package nobody here
+wrote; skipped if it is not installed). Keras models: keras.applications' ResNet50,
+MobileNetV2 and EfficientNetB0 (weights=None; skipped without TensorFlow). All at
+224x224x3. Each measurement is the median of interleaved repeats; archcalc's time includes
+reading the model (tracing the module with torch.fx).
 
-Run: ``.venv/bin/python benchmarks/bench_from_torch.py [--repeat 7]``
+Run: ``.venv/bin/python benchmarks/bench_importers.py [--repeat 7]``
 """
 
 from __future__ import annotations
@@ -50,6 +53,35 @@ def interleaved(a: Callable[[], object], b: Callable[[], object],
     return statistics.median(times[0]), statistics.median(times[1])
 
 
+def keras_models() -> dict[str, object]:
+    try:
+        import keras
+    except ImportError:
+        return {}
+    return {name: getattr(keras.applications, name)(weights=None, input_shape=(224, 224, 3))
+            for name in ("ResNet50", "MobileNetV2", "EfficientNetB0")}
+
+
+def keras_rows(repeat: int) -> None:
+    import contextlib
+    import io
+
+    for name, model in keras_models().items():
+        def ours(model: object = model) -> object:
+            return archcalc.from_keras(model)  # type: ignore[attr-defined]
+
+        def theirs(model: object = model) -> object:
+            with contextlib.redirect_stdout(io.StringIO()):
+                return model.summary()  # type: ignore[attr-defined]
+
+        ours()
+        theirs()
+        t_ours, t_theirs = interleaved(ours, theirs, repeat)
+        print(f"  {name + ' (keras.applications)':<40} {t_ours * 1e3:>7.0f}ms "
+              f"{t_theirs * 1e3:>8.0f}ms {t_theirs / t_ours:>8.1f}x  (model.summary())",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=7)
@@ -72,6 +104,8 @@ def main() -> None:
         t_ours, t_theirs = interleaved(ours, theirs, args.repeat)
         print(f"  {name:<40} {t_ours * 1e3:>7.0f}ms {t_theirs * 1e3:>8.0f}ms "
               f"{t_theirs / t_ours:>8.1f}x  (target >= 3x)", flush=True)
+    print("from_keras vs model.summary():")
+    keras_rows(args.repeat)
 
 
 if __name__ == "__main__":
