@@ -25,7 +25,7 @@ from typer.core import TyperGroup
 from trainers import config as cfg
 from trainers import session
 from trainers.api import Trainer
-from trainers.errors import Hw3Error, RunInterrupted
+from trainers.errors import ConfigError, Hw3Error, RunInterrupted
 from trainers.progress import make_table
 from trainers.registry import ENV, registry
 from trainers.store import RunStore
@@ -45,11 +45,39 @@ def edge() -> Iterator[None]:
         yield
     except RunInterrupted:
         raise typer.Exit(130) from None
+    except BrokenPipeError:  # hw3 ... | head: the reader left; say nothing more
+        quiet_stdout()
+        raise typer.Exit(141) from None
     except Exception as exc:
+        if isinstance(exc, OSError) and exc.filename is not None:
+            typer.echo(f"error: {os_problem(exc)}", err=True)
+            raise typer.Exit(2) from None
         if not user_error(exc):
             raise
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {one_line(str(exc))}", err=True)
         raise typer.Exit(2) from None
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def os_problem(exc: OSError) -> str:
+    """An environment failure (a path that is a file, a directory, unwritable, a full disk)
+    as one line naming the path."""
+    where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 else "")
+    return one_line(f"{where}: {exc.strerror or type(exc).__name__}")
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null so flushing at exit does not raise a second broken pipe."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (a test's capture)
+        pass
 
 
 def user_error(exc: BaseException) -> bool:
@@ -234,6 +262,8 @@ def report_cmd(run: Annotated[str, typer.Argument(
                    "header, and the plots to DOCS/results/PLUGIN/ (replacing what was "
                    "there), e.g. --to docs.")] = None) -> None:
     """Regenerate a finished run's plots and Markdown summary from its stored results."""
+    if to is not None and to.exists() and not to.is_dir():
+        raise ConfigError(f"--to {to}: not a directory")
     info = RunStore(session.runs_root(runs_dir)).find(run)
     trainer = registry().get(info.plugin)
     path, summary = session.write_summary(trainer, info, locked=False)

@@ -186,6 +186,12 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
@@ -212,8 +218,13 @@ class Defaults:
 
     @classmethod
     def load(cls, path: Path | None = None) -> Defaults:
+        """plugins.toml read; none at all is fine, except one that $HW3_PLUGINS_TOML names."""
+        named = path is not None or bool(os.environ.get(DEFAULTS_ENV))
         path = path or defaults_path()
-        return cls(path, read_toml(path) if path.is_file() else {})
+        if named and not path.exists():
+            raise ConfigError(f"{path}: no such file (named by ${DEFAULTS_ENV}); create it, "
+                              f"or unset {DEFAULTS_ENV} to use the packaged plugins.toml")
+        return cls(path, read_toml(path) if named or path.is_file() else {})
 
     def layer(self, name: str) -> Layer:
         """The ``[name]`` table as a layer for :func:`resolve`."""

@@ -32,5 +32,10 @@ class RunError(Hw3Error):
     """A run that is locked by another process, unknown, or cannot be resumed."""
 
 
+class DamagedRunError(RunError):
+    """A run file that is unreadable or inconsistent; the message names the file, what is
+    wrong and how to recover. Nothing of the run is changed when it is raised."""
+
+
 class RunInterrupted(Exception):
     """A run stopped by Ctrl-C, its state saved; not a mistake (the CLI exits 130)."""

@@ -24,7 +24,13 @@ from rich.console import Console
 
 from trainers import config as cfg
 from trainers.api import ReportContext, RunContext, Summary, Trainer
-from trainers.errors import ConfigError, PluginError, RunError, RunInterrupted
+from trainers.errors import (
+    ConfigError,
+    DamagedRunError,
+    PluginError,
+    RunError,
+    RunInterrupted,
+)
 from trainers.progress import Progress
 from trainers.store import (
     Checkpoints,
@@ -71,12 +77,29 @@ class HostSettings:
         from trainers import runtime
         from trainers.data.catalog import resolve_data_dir
 
-        device = options.device or str(saved.get("device_requested", "auto"))
-        return cls(device_requested=device, device=runtime.select_device(device),
-                   seed=options.seed if options.seed is not None else int(saved.get("seed", 0)),
-                   deterministic=bool(options.deterministic if options.deterministic is not None
-                                      else saved.get("deterministic", False)),
-                   data_dir=str(resolve_data_dir(options.data_dir or saved.get("data_dir"))))
+        device = options.device or saved.get("device_requested", "auto")
+        seed = options.seed if options.seed is not None else saved.get("seed", 0)
+        deterministic = options.deterministic if options.deterministic is not None \
+            else saved.get("deterministic", False)
+        data_dir = options.data_dir or saved.get("data_dir")
+        for key, value, kind in (("device_requested", device, str), ("seed", seed, int),
+                                 ("deterministic", deterministic, bool),
+                                 ("data_dir", data_dir, (str, Path, type(None)))):
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise ConfigError(f"[hw3] {key}: got {value!r} ({type(value).__name__}); "
+                                  "the run's config.toml is damaged")
+        check_seed(seed)
+        return cls(device_requested=device, device=runtime.select_device(device), seed=seed,
+                   deterministic=deterministic, data_dir=str(resolve_data_dir(data_dir)))
+
+
+SEED_LIMIT = 2**32  # numpy takes 32-bit seeds; plugins add to them
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(f"option --seed: expected an integer from 0 to {SEED_LIMIT - 1}, "
+                          f"got {seed}")
 
 
 def runs_root(explicit: Path | None) -> Path:
@@ -144,11 +167,19 @@ def resume(trainer: Trainer[Any], store: RunStore, given: Mapping[str, Any], opt
 
 def stored_config(trainer: Trainer[Any], folder: Path) -> tuple[Any, dict[str, Any]]:
     """The plugin config and the host's saved settings of the run in ``folder``."""
-    doc = cfg.read_toml(folder / "config.toml")
-    source = f"{folder / 'config.toml'} [{trainer.name}]"
-    config = cfg.resolve(trainer.config_type,
-                         [(source, cfg.plugin_table(doc, trainer.name, source))])
-    return config, dict(doc.get("hw3", {}))
+    path = folder / "config.toml"
+    doc = cfg.read_toml(path)
+    host, table = doc.get("hw3"), doc.get(trainer.name)
+    if not isinstance(host, dict) or not isinstance(table, dict) or \
+            host.get("plugin") != trainer.name:
+        raise DamagedRunError(f"{path}: damaged: expected an [hw3] table with plugin = "
+                              f"{trainer.name!r} and a [{trainer.name}] table, as hw3 wrote "
+                              "it; nothing was changed (restore it from a backup, or start "
+                              "a new run)")
+    source = f"{path} [{trainer.name}]"
+    config = cfg.resolve(trainer.config_type, [(source, cfg.plugin_table(doc, trainer.name,
+                                                                          source))])
+    return config, dict(host)
 
 
 def preflight(trainer: Trainer[Any], config: Any, settings: HostSettings) -> None:
@@ -199,6 +230,12 @@ def train(trainer: Trainer[Any], config: Any, ctx: RunContext, run: Run) -> dict
     try:
         with interrupt_guard(run, ctx.progress.note), ctx.progress:
             results = trainer.run(config, ctx)
+    except DamagedRunError:
+        run.restore()  # a checkpoint that cannot be resumed from: the run is as it was
+        raise
+    except BrokenPipeError:  # hw3 run ... | head: the reader left, the run is intact
+        run.set_state("interrupted", error="stopped: its output pipe was closed")
+        raise
     except KeyboardInterrupt:
         run.set_state("interrupted")
         ctx.progress.note(f"interrupted; continue with: hw3 run {trainer.name} "
@@ -227,7 +264,14 @@ def write_summary(trainer: Trainer[Any], info: RunInfo, *, locked: bool,
         if config is None:
             config, _ = stored_config(trainer, info.dir)
         rctx = ReportContext(info, config, info.dir / "plots", info.stand_in)
-        summary = trainer.report(read_json(info.dir / "results.json"), rctx)
+        results = read_json(info.dir / "results.json")
+        try:
+            summary = trainer.report(results, rctx)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise DamagedRunError(
+                f"{info.dir / 'results.json'}: does not hold what plugin {trainer.name!r} "
+                f"reports on ({type(exc).__name__}: {exc}); rerun the experiment, or restore "
+                "the file from a backup") from None
         path = info.dir / "summary.md"
         atomic_write(path, summary_text(info, summary))
     finally:

@@ -214,7 +214,8 @@ def test_checkpoint_loading_runs_no_code(tmp_path: Path) -> None:
     folder = run.dir / "checkpoints"
     folder.mkdir()
     torch.save({"model": Evil(), "epoch": 1}, folder / "epoch-000001.pt")
-    (folder / "last.json").write_text(json.dumps({"file": "epoch-000001.pt", "epoch": 1}))
+    (folder / "last.json").write_text(json.dumps({"file": "epoch-000001.pt", "epoch": 1,
+                                                   "metrics_lines": 0}))
     with run, pytest.raises(RunError, match="cannot be read"):
         run.load_checkpoint(torch.nn.Linear(1, 1))
     assert not marker.exists()

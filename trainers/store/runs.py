@@ -13,6 +13,7 @@ checkpoints read from rank 0's directory when resuming.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -24,11 +25,19 @@ from types import TracebackType
 from typing import Any
 
 from trainers.errors import RunError
-from trainers.store.checkpoints import LAST, Checkpoint, load_state, save_state
+from trainers.store.checkpoints import (
+    LAST,
+    Checkpoint,
+    damaged,
+    load_state,
+    read_pointer,
+    save_state,
+)
 from trainers.store.files import atomic_write, read_json
 from trainers.store.lock import Lock, lock_holder
 
 STATES = ("running", "finished", "failed", "interrupted")
+DAMAGED = "damaged"  # a run whose state.json is not a JSON object: listed, never resumed
 
 
 # -- reading runs ----------------------------------------------------------------------
@@ -52,9 +61,22 @@ class RunInfo:
         return f"{self.plugin}/{self.run_id}"
 
 
+def read_meta(folder: Path) -> dict[str, Any] | str:
+    """state.json as a dict (empty if missing or torn), or what is wrong with it."""
+    meta = read_json(folder / "state.json")
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        return f"state.json is not a JSON object (got {type(meta).__name__})"
+    return meta
+
+
 def run_info(folder: Path) -> RunInfo:
-    """Read a run directory; a 'running' run whose lock is free was interrupted."""
-    meta = read_json(folder / "state.json") or {}
+    """Read a run directory; a 'running' run whose lock is free was interrupted, and one
+    whose state.json is not an object is 'damaged' (its error says why)."""
+    meta = read_meta(folder)
+    if isinstance(meta, str):
+        return RunInfo(folder.parent.name, folder.name, folder, DAMAGED, error=meta)
     results = read_json(folder / "results.json")
     state = recorded_state(meta, results)
     if state == "running" and lock_holder(folder / ".lock") is None:
@@ -116,8 +138,9 @@ class RunStore:
         if ref is None:
             return Follower(self.root / plugin / "follower", resumed=False)
         folder = self.locate(ref, plugin)
-        state = recorded_state(read_json(folder / "state.json") or {},
-                               read_json(folder / "results.json"))
+        meta = read_meta(folder)
+        state = DAMAGED if isinstance(meta, str) else \
+            recorded_state(meta, read_json(folder / "results.json"))
         _check_resumable(plugin, f"{folder.parent.name}/{folder.name}", folder.parent.name,
                          state)
         return Follower(folder, resumed=True)
@@ -150,6 +173,9 @@ def _check_resumable(plugin: str, ref: str, owner: str, state: str) -> None:
         raise RunError(f"run {ref} belongs to plugin {owner!r}, not {plugin!r}")
     if state == "finished":
         raise RunError(f"run {ref} already finished; nothing to resume")
+    if state == DAMAGED:
+        raise RunError(f"run {ref}: its state.json is damaged (not a JSON object); restore "
+                       "it from a backup, or delete it to let --resume rewrite it")
 
 
 def new_run_id() -> str:
@@ -176,6 +202,9 @@ class Run:
         self._metrics_fd: int | None = None
         self._lines = 0
         self._meta: dict[str, Any] = {}
+        self._old: bytes | None = None  # state.json as this process found it
+        self._cut_to: int | None = None  # metric lines to keep, once the resume is sure
+        self._restored = False
 
     @property
     def ref(self) -> str:
@@ -192,7 +221,7 @@ class Run:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._meta.get("state") == "running":  # left without finish/fail: a crash
+        if self._meta.get("state") == "running" and not self._restored:  # a crash
             self.set_state("interrupted" if kind is None or issubclass(kind, KeyboardInterrupt)
                            else "failed", error=repr(exc) if exc else "")
         if self._metrics_fd is not None:
@@ -201,16 +230,51 @@ class Run:
         self._lock.release()
 
     def _open(self) -> None:
-        old = read_json(self.dir / "state.json") or {}
+        """Check what a resume reads (state.json, checkpoints/last.json, metrics.jsonl)
+        before writing anything; metrics.jsonl is cut back to the checkpoint only when the
+        run goes on from it (:meth:`_settle`)."""
+        old = read_meta(self.dir)
+        if isinstance(old, str):
+            raise damaged(self.dir / "state.json", old, "restore it from a backup, or "
+                          "delete it to let --resume rewrite it")
+        with contextlib.suppress(FileNotFoundError):
+            self._old = (self.dir / "state.json").read_bytes()
         self._meta = {"plugin": self.plugin, "run_id": self.run_id, "started": _now(),
                       "stand_in": False, "resumes": 0, **old}
+        metrics = self.dir / "metrics.jsonl"
+        lines = metrics.read_bytes().count(b"\n") if metrics.is_file() else 0
         if self.resumed:
-            self._meta["resumes"] = int(self._meta["resumes"]) + 1
-            self._cut_metrics(int((self.last_checkpoint() or {}).get("metrics_lines", 0)))
+            resumes = self._meta["resumes"]
+            self._meta["resumes"] = (resumes if isinstance(resumes, int) else 0) + 1
+            last = self.last_checkpoint()
+            self._cut_to = last["metrics_lines"] if last else 0
+            if self._cut_to > lines:
+                raise damaged(self.dir / "checkpoints" / LAST,
+                              f"says its checkpoint covers {self._cut_to} metric lines, but "
+                              f"metrics.jsonl has {lines}")
+        self._metrics_fd = os.open(metrics, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lines = lines
+        self.set_state("running", pid=os.getpid(), error="", ended="")
+
+    def _settle(self) -> None:
+        """On a resume, cut metrics.jsonl back to the checkpoint's lines: done on the first
+        write or once the checkpoint has loaded, never before the resume is known to work."""
+        if self._cut_to is None or self._metrics_fd is None:
+            return
+        os.close(self._metrics_fd)
+        self._metrics_fd = None
+        self._cut_metrics(self._cut_to)
         metrics = self.dir / "metrics.jsonl"
         self._metrics_fd = os.open(metrics, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._lines = metrics.read_bytes().count(b"\n")
-        self.set_state("running", pid=os.getpid(), error="", ended="")
+        self._lines, self._cut_to = self._cut_to, None
+
+    def restore(self) -> None:
+        """Put state.json back as this process found it (a resume that could not start)."""
+        self._restored = True
+        if self._old is None:
+            (self.dir / "state.json").unlink(missing_ok=True)
+        else:
+            atomic_write(self.dir / "state.json", self._old)
 
     def set_state(self, state: str, **fields: Any) -> None:
         assert state in STATES, state
@@ -226,6 +290,8 @@ class Run:
     def append_metric(self, record: Mapping[str, Any]) -> None:
         """One line of metrics.jsonl, written by one ``write`` call."""
         assert self._metrics_fd is not None, "run not open"
+        self._settle()
+        assert self._metrics_fd is not None
         os.write(self._metrics_fd, (json.dumps(record) + "\n").encode("utf-8"))
         self._lines += 1
 
@@ -238,6 +304,7 @@ class Run:
     def finish(self, results: Mapping[str, Any]) -> None:
         """Store results, then (only then) mark the run finished."""
         text = self._results_json(results)
+        self._settle()
         atomic_write(self.dir / "results.json", text + "\n")
         self.set_state("finished", ended=_now())
 
@@ -256,6 +323,8 @@ class Run:
         torch, and ``extra`` (plain data), then points checkpoints/last.json at the file.
         """
         assert self._metrics_fd is not None, "run not open"
+        self._settle()
+        assert self._metrics_fd is not None
         os.fsync(self._metrics_fd)
         folder = self.dir / "checkpoints"
         name = f"epoch-{epoch:06d}.pt"
@@ -269,8 +338,9 @@ class Run:
             raise KeyboardInterrupt(f"stopped after the checkpoint of epoch {epoch}")
 
     def last_checkpoint(self) -> dict[str, Any] | None:
-        last = read_json(self.dir / "checkpoints" / LAST)
-        return last if isinstance(last, dict) else None
+        """checkpoints/last.json checked (``file``, ``epoch``, ``metrics_lines``); None if
+        there is none; DamagedRunError if it is damaged."""
+        return read_pointer(self.dir / "checkpoints")
 
     def load_checkpoint(self, model: Any, optimizer: Any = None,
                         scheduler: Any = None) -> Checkpoint | None:
@@ -279,13 +349,14 @@ class Run:
         if last is None:
             return None
         path = self.dir / "checkpoints" / str(last["file"])
-        epoch, extra = load_state(path, model, optimizer, scheduler)
+        epoch, extra = load_state(path, model, optimizer, scheduler, last["epoch"])
+        self._settle()
         return Checkpoint(epoch, extra)
 
     def request_stop(self) -> bool:
         """First Ctrl-C: stop at the next checkpoint. False if this run never checkpoints."""
         self.stop_requested = True
-        return self.last_checkpoint() is not None
+        return (self.dir / "checkpoints" / LAST).exists()
 
 
 class Follower(Run):
@@ -341,7 +412,8 @@ class Follower(Run):
 
     def request_stop(self) -> bool:
         self.stop_requested = True
-        return self._checkpointed or self.last_checkpoint() is not None
+        return self._checkpointed or \
+            (self.resumed and (self.dir / "checkpoints" / LAST).exists())
 
 
 class Checkpoints:

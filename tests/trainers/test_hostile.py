@@ -1,0 +1,345 @@
+"""Hostile input through the ``hw3`` CLI: damaged run files, bad settings, bad data files and a
+hostile environment. Every case must end in exit code 2 and one line on stderr (no
+traceback), change nothing on disk that it should not, and take bounded time and memory.
+
+The run-store cases start from one real tenant run (two epochs, checkpointed), copied fresh
+into each test: ``finished`` as it ended, ``resumable`` as if stopped after epoch 2 of 3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hw3_helpers import Hw3Env, install, make_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from trainers import registry
+from trainers.cli import app
+
+SECONDS = 20.0  # per case, generous for a loaded CI machine
+GROWTH_KB = 600_000  # peak RSS may grow by at most this much over a case
+
+
+# -- the contract ---------------------------------------------------------------------------
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every file and folder under ``root`` (folders as None), for 'nothing changed'."""
+    found: dict[str, bytes | None] = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.name == ".lock":
+            continue
+        found[rel] = None if path.is_dir() else path.read_bytes()
+    return found
+
+
+def refused(*args: str, message: str = "", unchanged: Path | None = None,
+            code: int = 2) -> str:
+    """``hw3 ARGS`` must exit ``code`` with one ``error:`` line containing ``message``,
+    leave ``unchanged`` as it was, and stay within the time and memory bounds."""
+    before = snapshot(unchanged) if unchanged is not None else None
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    result = CliRunner().invoke(app, list(args))
+    elapsed = time.monotonic() - started
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert result.exit_code == code, (args, result.exit_code, result.output)
+    err = result.stderr
+    assert err.startswith("error: ") and err.count("\n") == 1, (args, err)
+    assert "Traceback" not in result.output
+    assert message in err, (args, err)
+    assert elapsed < SECONDS, (args, elapsed)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < GROWTH_KB, args
+    if unchanged is not None:
+        assert snapshot(unchanged) == before, (args, err)
+    return err
+
+
+def ok(*args: str) -> Any:
+    result = CliRunner().invoke(app, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert result.exit_code == 0, result.output
+    return result
+
+
+# -- a real run to damage ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """runs/ holding tenant/finished and tenant/resumable (see the module docstring)."""
+    root = tmp_path_factory.mktemp("hostile")
+    env = make_env(root)
+    with pytest.MonkeyPatch.context() as patch:
+        install(env, patch)
+        ok("run", "tenant", "--epochs", "2", "--steps", "2", "--device", "cpu", "--seed", "1")
+    registry.reset()
+    (made,) = (env.runs / "tenant").iterdir()
+    finished = made.rename(made.with_name("20990101-000000-f1n1"))
+    resumable = finished.with_name("20990101-000000-aaaa")
+    shutil.copytree(finished, resumable)
+    for name in ("results.json", "summary.md"):
+        (resumable / name).unlink()
+    shutil.rmtree(resumable / "plots")
+    state = json.loads((resumable / "state.json").read_text())
+    (resumable / "state.json").write_text(json.dumps({**state, "state": "interrupted"}))
+    config = resumable / "config.toml"
+    config.write_text(config.read_text().replace("epochs = 2", "epochs = 3"))
+    yield env.runs
+
+
+@pytest.fixture
+def runs(hw3_env: Hw3Env, template: Path) -> Path:
+    shutil.copytree(template, hw3_env.runs)
+    return hw3_env.runs
+
+
+def resumable(runs: Path) -> Path:
+    return runs / "tenant" / "20990101-000000-aaaa"
+
+
+def finished(runs: Path) -> Path:
+    return runs / "tenant" / "20990101-000000-f1n1"
+
+
+RESUME = ("run", "tenant", "--resume", "20990101-000000-aaaa")
+
+
+def test_an_intact_run_resumes_and_reports(runs: Path) -> None:
+    ok(*RESUME)
+    folder = resumable(runs)
+    assert json.loads((folder / "state.json").read_text())["state"] == "finished"
+    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == \
+        ["epoch-000003.pt", "last.json"]
+    ok("report", "tenant/20990101-000000-f1n1")
+
+
+# -- 1. data loss in the run store ----------------------------------------------------------
+POINTERS = [
+    ("{{{", "not valid JSON"),
+    ("", "not valid JSON"),
+    ("[1]", "not a JSON object"),
+    ('"epoch-000002.pt"', "not a JSON object"),
+    ('{"epoch": 1}', "'metrics_lines' must be a count"),
+    ('{"file": "epoch-000002.pt", "epoch": 2}', "'metrics_lines' must be a count"),
+    ('{"file": "epoch-000999.pt", "epoch": 999, "metrics_lines": 3}', "not in"),
+    ('{"file": "epoch-000002.pt", "epoch": 999, "metrics_lines": 3}', "must be 'epoch-000999"),
+    ('{"file": "epoch-000002.pt", "epoch": 2, "metrics_lines": "abc"}', "must be a count"),
+    ('{"file": "epoch-000002.pt", "epoch": 2, "metrics_lines": -1}', "must be a count"),
+    ('{"file": "epoch-000002.pt", "epoch": 2, "metrics_lines": 1e9}', "must be a count"),
+    ('{"file": "epoch-000002.pt", "epoch": 2, "metrics_lines": 99999}', "metric lines"),
+    ('{"file": "epoch-000002.pt", "epoch": true, "metrics_lines": 3}', "must be a count"),
+    ('{"file": "epoch-000000.pt", "epoch": 0, "metrics_lines": 0}', "not in"),
+    ('{"file": "../../x.pt", "epoch": 2, "metrics_lines": 3}', "must be 'epoch-000002.pt'"),
+    ('{"file": "epoch-000001.pt", "epoch": 2, "metrics_lines": 3}', "must be 'epoch-000002"),
+    ('{"file": null, "epoch": 2, "metrics_lines": 3}', "must be 'epoch-000002.pt'"),
+    ('{"file": "epoch-000002.pt", "epoch": 1e400, "metrics_lines": 3}', "must be a count"),
+    ("\xff\xfe", "not valid JSON"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), POINTERS)
+def test_a_damaged_checkpoint_pointer_is_reported_and_nothing_is_lost(
+        runs: Path, text: str, message: str) -> None:
+    folder = resumable(runs)
+    (folder / "checkpoints" / "last.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    err = refused(*RESUME, message=message, unchanged=runs)
+    assert "last.json" in err and "nothing was changed" in err
+
+
+def test_a_pointer_past_the_metrics_is_reported(runs: Path) -> None:
+    folder = resumable(runs)
+    (folder / "metrics.jsonl").write_text("")
+    refused(*RESUME, message="metrics.jsonl has 0", unchanged=runs)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=64),
+                 st.recursive(st.none() | st.booleans() | st.integers() | st.floats()
+                              | st.text(max_size=12),
+                              lambda inner: st.lists(inner, max_size=3)
+                              | st.dictionaries(st.sampled_from(["file", "epoch",
+                                                                 "metrics_lines", "x"]),
+                                                inner, max_size=4),
+                              max_leaves=8).map(lambda v: json.dumps(v).encode())))
+def test_any_damaged_pointer_is_reported(runs: Path, raw: bytes) -> None:
+    folder = resumable(runs)
+    pointer = folder / "checkpoints" / "last.json"
+    good = pointer.read_bytes()
+    pointer.write_bytes(raw)
+    try:
+        refused(*RESUME, message="last.json", unchanged=runs)
+    finally:
+        pointer.write_bytes(good)
+
+
+def test_an_empty_run_config_is_reported_not_replaced_by_defaults(runs: Path) -> None:
+    (resumable(runs) / "config.toml").write_text("")
+    refused(*RESUME, message="config.toml: damaged", unchanged=runs)
+
+
+@pytest.mark.parametrize("text", [
+    "[hw3]\nplugin = 'tenant'\n",
+    "[tenant]\nepochs = 3\n",
+    "[hw3]\nplugin = 'other'\n[tenant]\nepochs = 3\n",
+    "hw3 = 1\ntenant = 2\n",
+])
+def test_a_run_config_without_its_tables_is_reported(runs: Path, text: str) -> None:
+    (resumable(runs) / "config.toml").write_text(text)
+    refused(*RESUME, message="config.toml: damaged", unchanged=runs)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ('seed = "abc"', "[hw3] seed"),
+    ("seed = -1", "--seed"),
+    ("deterministic = 3", "[hw3] deterministic"),
+    ("device_requested = 5", "[hw3] device_requested"),
+])
+def test_damaged_host_settings_in_a_run_are_reported(runs: Path, line: str,
+                                                     message: str) -> None:
+    config = resumable(runs) / "config.toml"
+    key = line.split(" =")[0]
+    lines = [ln for ln in config.read_text().splitlines() if not ln.startswith(key + " =")]
+    lines.insert(1, line)
+    config.write_text("\n".join(lines) + "\n")
+    refused(*RESUME, message=message, unchanged=runs)
+
+
+def _swap_checkpoint(runs: Path, state: Any) -> None:
+    import torch
+
+    torch.save(state, resumable(runs) / "checkpoints" / "epoch-000002.pt")
+
+
+def _state(runs: Path) -> dict[str, Any]:
+    import torch
+
+    path = resumable(runs) / "checkpoints" / "epoch-000002.pt"
+    loaded: dict[str, Any] = torch.load(path, weights_only=True)
+    return loaded
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ("hidden", "does not fit this run"),
+    ("missing-key", "does not fit this run"),
+    ("no-model", "not an hw3 checkpoint"),
+    ("list", "not an hw3 checkpoint"),
+    ("epoch", "holds epoch 5"),
+    ("rng", "does not fit this run"),
+    ("garbage", "cannot be read as a checkpoint"),
+])
+def test_a_checkpoint_that_does_not_fit_is_reported(runs: Path, change: str,
+                                                    message: str) -> None:
+    import torch
+
+    state = _state(runs)
+    if change == "hidden":  # a --hidden 32 run's checkpoint in a --hidden 16 run
+        state["model"] = {k: torch.zeros(*[32 if d == 16 else d for d in v.shape])
+                          for k, v in state["model"].items()}
+    elif change == "missing-key":
+        state["model"].pop(next(iter(state["model"])))
+    elif change == "no-model":
+        del state["model"]
+    elif change == "list":
+        state = [1, 2]
+    elif change == "epoch":
+        state["epoch"] = 5
+    elif change == "rng":
+        state["rng"] = {"python": 1}
+    if change == "garbage":
+        (resumable(runs) / "checkpoints" / "epoch-000002.pt").write_bytes(b"\x80\x04junk")
+    else:
+        _swap_checkpoint(runs, state)
+    err = refused(*RESUME, message=message, unchanged=runs)
+    assert "epoch-000002.pt" in err
+
+
+# -- 2. one bad file breaks nothing else ----------------------------------------------------
+@pytest.mark.parametrize("text", ["[1]", '"running"', "3", "null", "{{{", "\xff"])
+def test_a_damaged_state_file_is_listed_and_blocks_only_its_run(runs: Path, text: str) -> None:
+    (resumable(runs) / "state.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    shown = ok("runs").stdout
+    assert "f1n1" in shown and "aaaa" in shown
+    if text in ("[1]", '"running"', "3"):
+        assert "damaged" in shown
+        refused(*RESUME, message="state.json", unchanged=runs)
+    ok("report", "tenant/20990101-000000-f1n1")
+
+
+@pytest.mark.parametrize("results", [
+    "{}", "[]", '{"train_loss": "abc", "test_rmse": 1}', '{"train_loss": [1], "test_rmse": "x"}',
+    '{"train_loss": null, "test_rmse": 1}',
+])
+def test_report_on_damaged_results_is_one_line(runs: Path, results: str) -> None:
+    folder = finished(runs)
+    (folder / "results.json").write_text(results)
+    refused("report", "tenant/20990101-000000-f1n1", unchanged=folder / "checkpoints")
+
+
+def test_report_with_summary_a_directory_or_plots_a_file(runs: Path, tmp_path: Path) -> None:
+    folder = finished(runs)
+    (folder / "summary.md").unlink()
+    (folder / "summary.md").mkdir()
+    refused("report", "tenant/20990101-000000-f1n1", message="summary.md", unchanged=runs)
+    (folder / "summary.md").rmdir()
+    shutil.rmtree(folder / "plots")
+    (folder / "plots").write_text("a file")
+    refused("report", "tenant/20990101-000000-f1n1", message="plots", unchanged=runs)
+
+
+def test_report_to_a_file_is_one_line(runs: Path, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.write_text("not a folder")
+    refused("report", "tenant/20990101-000000-f1n1", "--to", str(docs), message="docs")
+    assert docs.read_text() == "not a folder"
+
+
+# -- 5. the environment --------------------------------------------------------------------
+def test_a_missing_plugins_toml_named_by_the_environment_is_reported(
+        hw3_env: Hw3Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HW3_PLUGINS_TOML", str(tmp_path / "nope.toml"))
+    refused("run", "tenant", message="nope.toml: no such file")
+    refused("list", message="HW3_PLUGINS_TOML")
+    assert not hw3_env.runs.exists()
+
+
+@pytest.mark.parametrize("kind", ["directory", "not-utf8", "unreadable"])
+def test_a_bad_config_path_is_one_line(hw3_env: Hw3Env, tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "c.toml"
+    if kind == "directory":
+        path.mkdir()
+    else:
+        path.write_bytes(b"\xff\xfe = 1\n" if kind == "not-utf8" else b"steps = 2\n")
+    if kind == "unreadable":
+        if os.geteuid() == 0:
+            pytest.skip("root reads every file")
+        path.chmod(0)
+    refused("run", "tenant", "--config", str(path), message=str(path))
+    assert not hw3_env.runs.exists()
+
+
+def test_plugins_toml_a_directory_or_not_utf8_is_one_line(
+        hw3_env: Hw3Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    hw3_env.defaults.write_bytes(b"[tenant]\nsteps = \"\xff\"\n")
+    refused("run", "tenant", message="not UTF-8")
+    hw3_env.defaults.unlink()
+    hw3_env.defaults.mkdir()
+    refused("run", "tenant", message="is a directory")
+
+
+def test_a_runs_dir_that_is_a_file_is_one_line(hw3_env: Hw3Env, tmp_path: Path) -> None:
+    runs = tmp_path / "runs-file"
+    runs.write_text("x")
+    refused("run", "tenant", "--steps", "1", "--epochs", "1", "--device", "cpu",
+            "--runs-dir", str(runs), message="runs-file")
+    assert runs.read_text() == "x"
