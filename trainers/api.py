@@ -54,11 +54,15 @@ OPTIONAL = {
 }
 
 
-def setting(default: Any, help: str, *, cite: str = "") -> Any:
+def setting(default: Any, help: str, *, cite: str = "", ge: float | None = None,
+            gt: float | None = None, le: float | None = None, lt: float | None = None) -> Any:
     """A config field: its one default, its help text (the generated CLI option's help) and
     ``cite``, where the value comes from (a paper, the homework, a library default, or "our
-    choice"); docs pages and ``--help`` show both."""
-    return field(default=default, metadata={"help": help, "cite": cite})
+    choice"); docs pages and ``--help`` show both. ``ge``, ``gt``, ``le`` and ``lt`` bound a
+    number (each item of a tuple): every value, from any layer, is checked against them
+    before a run starts (and a float must be finite in any case)."""
+    return field(default=default, metadata={"help": help, "cite": cite,
+                                            "range": (ge, gt, le, lt)})
 
 
 @dataclass(frozen=True)

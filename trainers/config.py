@@ -53,6 +53,20 @@ class FieldSpec:
     help: str = ""
     default: Any = REQUIRED
     cite: str = ""  # where the default comes from (trainers.api.setting)
+    bounds: tuple[float | None, float | None, float | None, float | None] = \
+        (None, None, None, None)  # ge, gt, le, lt (trainers.api.setting)
+
+    @property
+    def range_text(self) -> str:
+        """The declared range as ``>= 0, < 1`` ('' if none)."""
+        return ", ".join(f"{op} {_number(v)}" for op, v in zip((">=", ">", "<=", "<"),
+                                                              self.bounds, strict=True)
+                         if v is not None)
+
+    def in_range(self, value: float) -> bool:
+        ge, gt, le, lt = self.bounds
+        return not ((ge is not None and value < ge) or (gt is not None and value <= gt)
+                    or (le is not None and value > le) or (lt is not None and value >= lt))
 
     @property
     def option(self) -> str:
@@ -63,6 +77,10 @@ class FieldSpec:
         if self.choices:
             return "[" + "|".join(str(c) for c in self.choices) + "]"
         return METAVARS[self.kind] + (",..." if self.sequence else "")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else str(value)
 
 
 def field_specs(config_type: type) -> tuple[FieldSpec, ...]:
@@ -78,9 +96,10 @@ def field_specs(config_type: type) -> tuple[FieldSpec, ...]:
         default = REQUIRED if f.default is dataclasses.MISSING else f.default
         if f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()
+        bounds = tuple(f.metadata.get("range", (None, None, None, None)))
         specs.append(FieldSpec(f.name, kind, sequence, choices,
                                str(f.metadata.get("help", "")), default,
-                               str(f.metadata.get("cite", ""))))
+                               str(f.metadata.get("cite", "")), bounds))  # type: ignore[arg-type]
     return tuple(specs)
 
 
@@ -116,6 +135,10 @@ def _scalar(spec: FieldSpec, value: Any, where: str) -> Any:
         raise _bad(spec, value, where, NAMES[spec.kind])
     if spec.choices and value not in spec.choices:
         raise _bad(spec, value, where, "one of " + ", ".join(repr(c) for c in spec.choices))
+    if spec.kind is float and not math.isfinite(value):
+        raise _bad(spec, value, where, "a finite number")
+    if spec.kind in (int, float) and not spec.in_range(value):
+        raise _bad(spec, value, where, f"{NAMES[spec.kind]} {spec.range_text}")
     return value
 
 

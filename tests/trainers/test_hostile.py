@@ -343,3 +343,92 @@ def test_a_runs_dir_that_is_a_file_is_one_line(hw3_env: Hw3Env, tmp_path: Path) 
     refused("run", "tenant", "--steps", "1", "--epochs", "1", "--device", "cpu",
             "--runs-dir", str(runs), message="runs-file")
     assert runs.read_text() == "x"
+
+
+# -- 4. settings checked before a run starts ------------------------------------------------
+PLUGINS = ("optimizers", "cutout", "depth_width", "scaling")
+
+
+@pytest.mark.parametrize(("plugin", "args", "message"), [
+    ("optimizers", ["--adam-lr", "nan"], "option --adam-lr: key 'adam_lr': expected a finite"),
+    ("optimizers", ["--adam-lr", "-1"], "expected a number > 0, got -1.0"),
+    ("optimizers", ["--adam-beta1", "2"], "expected a number >= 0, < 1, got 2.0"),
+    ("optimizers", ["--adam-eps", "-1"], "--adam-eps"),
+    ("optimizers", ["--weight-decay", "nan"], "--weight-decay"),
+    ("optimizers", ["--dropout-input", "inf"], "--dropout-input"),
+    ("optimizers", ["--rmsprop-rho", "1"], "--rmsprop-rho"),
+    ("cutout", ["--lr", "nan"], "--lr"),
+    ("cutout", ["--lr-decay", "-5"], "--lr-decay"),
+    ("cutout", ["--pad", "100000"], "expected an integer >= 0, <= 32, got 100000"),
+    ("cutout", ["--milestones", "50,-3"], "--milestones"),
+    ("cutout", ["--momentum", "1e999"], "--momentum"),
+    ("depth-width", ["--x-range", "nan"], "--x-range"),
+    ("depth-width", ["--noise-std", "inf"], "--noise-std"),
+    ("depth-width", ["--x-range", "1e300"], "--x-range"),
+    ("depth-width", ["--layers", "1,4"], "--layers"),
+    ("scaling", ["--utilization", "nan"], "--utilization"),
+    ("scaling", ["--device-tflops", "-1"], "--device-tflops"),
+    ("scaling", ["--learners", "3"], "does not split over 3 learners"),
+    ("scaling", ["--gpu-hour-usd", "-inf"], "--gpu-hour-usd"),
+    ("optimizers", ["--seed", str(2**64)], "--seed"),
+    ("optimizers", ["--seed", "-1"], "--seed"),
+])
+def test_bad_settings_are_refused_before_a_run_exists(tmp_path: Path, plugin: str,
+                                                      args: list[str], message: str) -> None:
+    from hw3_helpers import builtin_plugin
+
+    with builtin_plugin(tmp_path, plugin) as env:
+        refused("run", plugin, *args, "--device", "cpu", message=message)
+        assert not env.runs.exists()
+
+
+@pytest.mark.parametrize("plugin", PLUGINS)
+def test_every_default_lies_in_its_declared_range(plugin: str) -> None:
+    import importlib
+
+    from trainers import config as cfg
+
+    module = importlib.import_module(f"trainers.plugins.{plugin}.config")
+    for spec in cfg.field_specs(module.Config):
+        cfg.coerce(spec, spec.default, f"{plugin} default")  # raises if out of range
+
+
+@settings(max_examples=60, deadline=None)
+@given(plugin=st.sampled_from(PLUGINS), data=st.data())
+def test_any_non_finite_or_out_of_range_number_is_refused(plugin: str, data: Any) -> None:
+    import importlib
+
+    from trainers import config as cfg
+    from trainers.errors import ConfigError
+
+    module = importlib.import_module(f"trainers.plugins.{plugin}.config")
+    floats = [s for s in cfg.field_specs(module.Config)
+              if s.kind in (int, float) and not s.sequence and any(
+                  b is not None for b in s.bounds)]
+    spec = data.draw(st.sampled_from(floats))
+    ge, gt, le, lt = spec.bounds
+    low = next((b for b in (ge, gt) if b is not None), None)
+    high = next((b for b in (le, lt) if b is not None), None)
+    bad = ["nan", "inf", "-inf"] if spec.kind is float else []
+    if low is not None:
+        bad.append(str(low - 1 if spec.kind is int else low - 1e-3) if ge is not None
+                   else str(int(low) if spec.kind is int else low))
+    if high is not None:
+        bad.append(str(int(high) + 1 if spec.kind is int else high + 1e-3) if le is not None
+                   else str(int(high) if spec.kind is int else high))
+    text = data.draw(st.sampled_from(bad))
+    with pytest.raises(ConfigError, match=spec.option):
+        cfg.parse_option(spec, text)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--seed", "-1"], "--seed must be 0"),
+    (["--seed", str(2**64)], "--seed must be 0"),
+    (["--n", str(10**12)], "--n must be 10 to"),
+    (["--n", "5"], "--n must be 10 to"),
+    (["--n-test", str(10**9)], "--n-test 1 to"),
+])
+def test_bad_fake_data_options_are_one_line(hw3_env: Hw3Env, args: list[str],
+                                            message: str) -> None:
+    refused("data", "fake", "fashion-mnist", *args, message=message)
+    assert not Path(hw3_env.env["HW3_DATA"]).exists()

@@ -77,12 +77,18 @@ def images(spec: Spec, n: int, seed: int, split: int) -> tuple[np.ndarray, np.nd
     return x, y
 
 
+MOST = 200_000  # images per split: over 3x the real datasets', and memory stays < 1 GB
+
+
 def generate(name: str, n: int, *, n_test: int | None = None, seed: int = 0) -> Arrays:
     """The arrays that :func:`write` puts on disk (``n_test`` defaults to n // 5)."""
     spec = catalog.get_spec(name)
     n_test = default_n_test(n) if n_test is None else n_test
-    if n < 10 or n_test < 1:
-        raise ConfigError(f"--n must be at least 10 (got {n}) and the test set non-empty")
+    if not 10 <= n <= MOST or not 1 <= n_test <= MOST:
+        raise ConfigError(f"--n must be 10 to {MOST:,} and --n-test 1 to {MOST:,} "
+                          f"(got {n} and {n_test})")
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"--seed must be 0 to {2**32 - 1}, got {seed}")
     x_train, y_train = images(spec, n, seed, 0)
     x_test, y_test = images(spec, n_test, seed, 1)
     return Arrays(x_train, y_train, x_test, y_test, spec.classes)

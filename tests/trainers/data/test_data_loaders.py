@@ -230,5 +230,5 @@ def test_fake_refuses_to_overwrite_real_data(write_fake: Callable[..., Path]) ->
 
 
 def test_fake_rejects_tiny_n(root: Path) -> None:
-    with pytest.raises(ConfigError, match="at least 10"):
+    with pytest.raises(ConfigError, match="--n must be 10 to"):
         fake.write("cifar10", root, 5)

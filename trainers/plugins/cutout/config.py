@@ -23,21 +23,21 @@ class Config:
                                  "M = 1 is the baseline: standard augmentation, no Cutout.",
         cite="Hoffer et al. 2019, batch augmentation; M = 1 is the baseline without Cutout")
     batch_size: int = setting(64, "Images per step before augmentation (B).",
-        cite="the seed's B")
+        ge=1, cite="the seed's B")
     epochs: int = setting(100, "Epochs per training (the seed allows at most 100).",
-        cite="the seed's limit")
+        ge=1, cite="the seed's limit")
     lr: float = setting(0.1, "SGD learning rate (not scaled with M, as in Hoffer et al.).",
-        cite="Hoffer et al. 2019: not scaled with M")
+        gt=0, cite="Hoffer et al. 2019: not scaled with M")
     momentum: float = setting(0.9, "SGD momentum.",
-        cite="He et al. 2016, Sec. 4.2")
+        ge=0, lt=1, cite="He et al. 2016, Sec. 4.2")
     weight_decay: float = setting(1e-4, "Weight decay (L2 in SGD, on every parameter).",
-        cite="He et al. 2016, Sec. 4.2")
+        ge=0, cite="He et al. 2016, Sec. 4.2")
     milestones: tuple[int, ...] = setting((50, 75), "Epochs after which lr is divided by "
                                           "lr_decay's inverse (step schedule).",
-        cite="He et al.'s 32k and 48k of 64k iterations scaled to 100 epochs (Hoffer's 81/122/164 "
-             "need 200; not in the seed)")
+        ge=1, cite="He et al.'s 32k and 48k of 64k iterations scaled to 100 epochs (Hoffer's "
+                   "81/122/164 need 200; not in the seed)")
     lr_decay: float = setting(0.1, "Factor applied to lr at each milestone.",
-        cite="He et al. 2016, Sec. 4.2")
+        gt=0, le=1, cite="He et al. 2016, Sec. 4.2")
     depth: int = setting(44, "ResNet depth 6n+2 (spec resnet-cifar's depth).",
         cite="the homework: ResNet-44, 0.66M parameters (archcalc resnet44)")
     shortcut: Literal["A", "B"] = setting("A", "Where the shape changes: A zero-pads (He et "
@@ -45,26 +45,26 @@ class Config:
                                           "(Hoffer et al.'s code).",
         cite="He et al.'s zero-pad (A); B: 1x1 conv + BN as in Hoffer et al.'s code")
     cutout_size: int = setting(16, "Side of the square Cutout mask in pixels (0: none).",
-        cite="DeVries & Taylor 2017, CIFAR-10")
+        ge=0, le=32, cite="DeVries & Taylor 2017, CIFAR-10")
     pad: int = setting(4, "Zero padding before the random crop, in pixels.",
-        cite="He et al. 2016, Sec. 4.2: 4-pixel padding, random 32x32 crop")
+        ge=0, le=32, cite="He et al. 2016, Sec. 4.2: 4-pixel padding, random 32x32 crop")
     micro_batch: int = setting(0, "Images per forward/backward pass, gradients accumulated "
                                "to the full M x B step (0: the whole step at once).",
-        cite="not part of the protocol (same gradient; memory only)")
+        ge=0, cite="not part of the protocol (same gradient; memory only)")
     target_accuracy: float = setting(0.94, "Validation accuracy whose first epoch and "
                                      "wall-clock time are reported.",
-        cite="the homework")
+        gt=0, le=1, cite="the homework")
     amp: bool = setting(True, "On CUDA: bf16 autocast and channels_last (ignored on CPU).",
         cite="not part of the protocol (CUDA speed)")
     compile: bool = setting(False, "torch.compile the model (CUDA only).",
         cite="not part of the protocol (CUDA speed)")
     eval_batch: int = setting(1000, "Images per forward pass in evaluation (memory only).",
-        cite="not part of the protocol (memory only)")
+        ge=1, cite="not part of the protocol (memory only)")
     steps: int = setting(0, "Steps per epoch (0: N / B, every image once); for quick checks.",
-        cite="not part of the protocol (quick checks)")
+        ge=0, cite="not part of the protocol (quick checks)")
     show: int = setting(0, "Only save a figure of this many training images beside their "
                         "Cutout versions, without training (0: train).",
-        cite="not part of the protocol")
+        ge=0, cite="not part of the protocol")
 
     def __post_init__(self) -> None:
         if not self.M or any(m < 1 for m in self.M) or len(set(self.M)) != len(self.M):

@@ -18,34 +18,34 @@ class Config:
     (``cite``); plugins.toml only enables the plugin or overrides a value."""
 
     points: int = setting(100_000, "Points drawn uniformly (training plus test).",
-        cite="the homework")
+        ge=2, cite="the homework")
     train_fraction: float = setting(0.8, "Share of the points used for training.",
-        cite="the homework: 80/20 split")
+        gt=0, lt=1, cite="the homework: 80/20 split")
     noise_std: float = setting(0.3, "Standard deviation of the Gaussian noise added to f.",
-        cite="the homework's N(0, 0.3), read as the standard deviation")
+        ge=0, le=1e6, cite="the homework's N(0, 0.3), read as the standard deviation")
     x_range: float = setting(512.0, "Inputs are uniform in [-x_range, x_range]^2.",
-        cite="the Eggholder function's usual domain [-512, 512]^2")
+        gt=0, le=1e6, cite="the Eggholder function's usual domain [-512, 512]^2")
     unit_budget: int = setting(512, "Most hidden units a network may have in all.",
-        cite="the homework")
+        ge=1, cite="the homework")
     widths: tuple[int, ...] = setting((16, 32, 64, 128, 256, 512), "Units a hidden layer "
                                       "may have.",
-        cite="the homework")
+        ge=1, cite="the homework")
     layers: tuple[int, ...] = setting((1, 2, 3), "Numbers of hidden layers to sweep (1-3).",
-        cite="the homework: 1 to 3 hidden layers (6 + 25 + 112 = 143 networks)")
+        ge=1, le=3, cite="the homework: 1 to 3 hidden layers (6 + 25 + 112 = 143 networks)")
     batch_size: int = setting(1000, "Minibatch size (a last partial batch is dropped).",
-        cite="the homework")
+        ge=2, cite="the homework")
     epochs: int = setting(2000, "Epochs per network.",
-        cite="the homework")
+        ge=1, cite="the homework")
     lr: float = setting(0.01, "Initial SGD learning rate (targets are standardised).",
-        cite="our choice (not in the seed; 0.05 stalled 128-128 at 60 epochs)")
+        gt=0, cite="our choice (not in the seed; 0.05 stalled 128-128 at 60 epochs)")
     momentum: float = setting(0.9, "Nesterov momentum.",
-        cite="our value (the seed names Nesterov SGD, not its momentum)")
+        gt=0, lt=1, cite="our value (the seed names Nesterov SGD, not its momentum)")
     schedule: Literal["cosine", "constant"] = setting(
         "cosine", "Learning-rate schedule: cosine decays to 0 over the epochs.",
         cite="our choice (not in the seed)")
     workers: int = setting(0, "Networks trained at once, one process each (0: one per CPU "
                            "core; 1: in this process).",
-        cite="not part of the protocol (0: one per core)")
+        ge=0, cite="not part of the protocol (0: one per core)")
 
     def __post_init__(self) -> None:
         problems = [text for bad, text in (

@@ -38,9 +38,14 @@ class Scaling:
         """Before the run directory exists: FashionMNIST on disk (unless only the model is
         plotted) and a readable cluster file with this task in it."""
         from trainers.data.catalog import require
-        from trainers.plugins.scaling import hosts
+        from trainers.errors import ConfigError
+        from trainers.plugins.scaling import hosts, jobs
 
         if not config.model_only:
+            try:
+                jobs.plan(config)  # every learner count splits its batch and its nodes
+            except ValueError as exc:
+                raise ConfigError(f"{type(config).__name__}: {exc}") from None
             require("fashion-mnist", data_dir)
         if config.cluster:
             hosts.read(config.cluster, config.task)

@@ -26,37 +26,37 @@ class Config:
         "resnet50", "resnet50: Keras ResNet50 (the protocol); tiny: a small CNN for quick runs.",
         cite="the homework: keras.applications.ResNet50 (archcalc resnet50-keras)")
     image_size: int = setting(32, "Side the 28x28 images are zero-padded to (>= 32 for ResNet).",
-        cite="28x28x1 zero-padded to 32x32x1, ResNet-50's smallest input")
+        ge=1, cite="28x28x1 zero-padded to 32x32x1, ResNet-50's smallest input")
     batch_size: int = setting(256, "Strong scaling: effective batch, shared by the learners.",
-        cite="the homework: strong scaling at effective batch 256 (256/N per learner)")
+        ge=1, cite="the homework: strong scaling at effective batch 256 (256/N per learner)")
     weak_batch_per_learner: int = setting(64, "Weak scaling: batch per learner.",
-        cite="the homework: weak scaling at 64 per learner (effective 64N)")
+        ge=1, cite="the homework: weak scaling at 64 per learner (effective 64N)")
     learners: tuple[int, ...] = setting((1, 2, 4, 8, 16), "Learner counts (strong, weak).",
-        cite="the homework: N in {1, 2, 4, 8, 16}")
+        ge=1, cite="the homework: N in {1, 2, 4, 8, 16}")
     learners_per_node: int = setting(8, "Learners per node; more use several worker processes.",
-        cite="the homework's GCP setup: 8 K80s on one node; 16 learners = 2 workers")
+        ge=1, cite="the homework's GCP setup: 8 K80s on one node; 16 learners = 2 workers")
     epochs: int = setting(10, "Epochs per job.",
-        cite="the homework")
+        ge=1, cite="the homework")
     steps: int = setting(0, "Iterations per epoch (0: the whole training set).",
-        cite="not part of the protocol (0: whole epochs; set for short runs)")
+        ge=0, cite="not part of the protocol (0: whole epochs; set for short runs)")
     warmup_steps: int = setting(3, "Iterations left out of the throughput (tracing, caches).",
-        cite="our choice (not in the seed)")
+        ge=0, cite="our choice (not in the seed)")
     train_samples: int = setting(0, "Training images used (0: all).",
-        cite="not part of the protocol (0: all)")
+        ge=0, cite="not part of the protocol (0: all)")
     lr: float = setting(0.01, "SGD learning rate, momentum 0.9 (not in the seed).",
-        cite="our choice (not in the seed): SGD, momentum 0.9")
+        gt=0, cite="our choice (not in the seed): SGD, momentum 0.9")
     parts: tuple[str, ...] = setting(PARTS, "Which experiments: " + ", ".join(PARTS) + ".",
         cite="the homework's four experiments")
     gpu_hour_usd: float = setting(0.45, "Price per learner-hour (K80 on-demand, GCP).",
-        cite="GCP K80 on-demand price per GPU-hour (not in the seed)")
+        ge=0, cite="GCP K80 on-demand price per GPU-hour (not in the seed)")
     all_reduce: tuple[str, ...] = setting(ALL_REDUCE, "MirroredStrategy cross-device ops.",
         cite="the homework: MirroredStrategy's three cross-device ops")
     all_reduce_learners: tuple[int, ...] = setting((1, 2, 4, 8), "Learners for all-reduce jobs.",
-        cite="the homework: 1 to 8 learners in one node")
+        ge=1, cite="the homework: 1 to 8 learners in one node")
     collectives: tuple[str, ...] = setting(COLLECTIVES, "Multi-worker implementations.",
         cite="the homework: MultiWorkerMirroredStrategy's AUTO, NCCL and RING")
     collective_nodes: int = setting(2, "Worker processes for the collective comparison.",
-        cite="the homework: two nodes")
+        ge=1, cite="the homework: two nodes")
     model_only: bool = setting(False, "Only plot the performance model's predictions.",
         cite="not part of the protocol")
     interconnect: str = setting("pcie", "Link inside a node for the model (perf.LINKS).",
@@ -65,15 +65,15 @@ class Config:
         cite="performance model: link between nodes (our choice, not in the seed)")
     device_tflops: float = setting(4.37, "Peak FP32 TFLOP/s of one learner for --model-only "
                                    "(one K80 GK210 die, boost).",
-        cite="one K80 GK210 die, FP32 boost peak (NVIDIA's K80 datasheet)")
+        gt=0, cite="one K80 GK210 die, FP32 boost peak (NVIDIA's K80 datasheet)")
     utilization: float = setting(0.3, "Fraction of peak reached, for --model-only.",
-        cite="our choice (not in the seed)")
+        gt=0, le=1, cite="our choice (not in the seed)")
     cluster: str = setting("", "Cluster file of a real multi-host cluster (TOML, workers = "
                            "[\"host:port\", ...]); empty: local workers on free ports.",
         cite="not part of the protocol (\"\": local worker processes)")
     task: int = setting(0, "This host's index in the cluster file (0: the chief, which also "
                         "runs the single-node jobs and stores the results).",
-        cite="not part of the protocol (0: the chief)")
+        ge=0, cite="not part of the protocol (0: the chief)")
 
     def __post_init__(self) -> None:
         for name in ("image_size", "batch_size", "weak_batch_per_learner", "learners_per_node",
