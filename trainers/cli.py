@@ -219,7 +219,8 @@ def plugin_command(trainer: Trainer[Any]) -> Any:
 
 def _option(spec: cfg.FieldSpec, default: Any) -> inspect.Parameter:
     source = f" (source: {spec.cite})" if spec.cite else ""
-    help_text = f"{spec.help}{source}  [default: {_shown(spec, default)}]".strip()
+    limits = f"; {spec.range_text}" if spec.range_text else ""
+    help_text = f"{spec.help}{source}  [default: {_shown(spec, default)}{limits}]".strip()
     if spec.kind is bool and not spec.sequence:
         decl = f"{spec.option}/--no-{spec.option[2:]}"
         hint: Any = Annotated[bool | None, typer.Option(decl, help=help_text)]
