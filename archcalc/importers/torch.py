@@ -2,20 +2,17 @@
 
 torch.fx traces the module's ``forward`` into a graph of calls, running no arithmetic; a
 forward it cannot trace (Python control flow on shapes) is run once on meta tensors instead,
-recording every call in the order it ran (:class:`_RunImporter`). Each
-call of a layer archcalc has a rule for becomes that layer kind, built from the module's
-own attributes (``nn.Conv2d(64, 128, 3, stride=2, padding=1, bias=False)`` is
-``conv3-128 s=2 p=1 bias=false``), so the numbers come from the same rules as a spec's.
+recording every call in the order it ran (:class:`_RunImporter`). Each call of a layer
+archcalc has a rule for becomes that layer kind, built from the module's own attributes
+(``nn.Conv2d(64, 128, 3, stride=2, padding=1, bias=False)`` is ``conv3-128 s=2 p=1
+bias=false``), so the numbers come from the same rules as a spec's.
 
-Joins of paths become blocks: ``a + b`` an ``add``, ``torch.cat(..., 1)`` a ``concat``,
-``x * f(x)`` a ``gate``. torch.fx records ``out += identity`` as ``out + identity``, so a
-traced in-place sum is imported as a new tensor (``out.add_(identity)`` reads as in place,
-as does ``+=`` in a module that is run). A
-join's branches begin where every path to it from the input divides: its immediate
-dominator in the call graph. A graph that is not built of sequences and such joins (a
-tensor used on two branches of different joins) cannot be written as blocks without
-counting a layer twice, and is refused, as is any call without a rule: one line naming the
-call and the module path, never a silent zero.
+Joins of paths become blocks (:mod:`archcalc.importers.dataflow`): ``a + b`` an ``add``,
+``torch.cat(..., 1)`` a ``concat``, ``x * f(x)`` a ``gate``. torch.fx records ``out +=
+identity`` as ``out + identity``, so a traced in-place sum is imported as a new tensor
+(``out.add_(identity)`` reads as in place, as does ``+=`` in a module that is run). A graph
+that is not built of sequences and such joins is refused, as is any call without a rule:
+one line naming the call and the module path, never a silent zero.
 """
 
 from __future__ import annotations
