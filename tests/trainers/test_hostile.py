@@ -432,3 +432,160 @@ def test_bad_fake_data_options_are_one_line(hw3_env: Hw3Env, args: list[str],
                                             message: str) -> None:
     refused("data", "fake", "fashion-mnist", *args, message=message)
     assert not Path(hw3_env.env["HW3_DATA"]).exists()
+
+
+# -- 3. data files --------------------------------------------------------------------------
+def _bounded(call: Any, error: type[Exception], message: str) -> str:
+    """``call()`` must raise ``error`` with a one-line message containing ``message``,
+    within the time and memory bounds."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    with pytest.raises(error) as caught:
+        call()
+    assert time.monotonic() - started < SECONDS
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < GROWTH_KB
+    text = str(caught.value)
+    assert "\n" not in text and message in text, text
+    return text
+
+
+def _idx(dims: tuple[int, ...], body: bytes | None = None) -> bytes:
+    import struct
+
+    head = bytes([0, 0, 8, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+    return head + (bytes(int.__mul__(*dims[:2]) * (dims[2] if len(dims) > 2 else 1))
+                   if body is None else body)
+
+
+def _gzip_stream(parts: Any, level: int = 9) -> bytes:
+    import zlib
+
+    comp = zlib.compressobj(level, zlib.DEFLATED, 31)
+    return b"".join(comp.compress(p) for p in parts) + comp.flush()
+
+
+def _zeros(n: int) -> Iterator[bytes]:
+    block = bytes(1 << 20)
+    while n > 0:
+        yield block[:min(n, len(block))]
+        n -= len(block)
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("bomb", "found more"),               # a valid header, then 1 GiB of zeros behind it
+    ("huge-count", "more than 300,000"),  # 2**32 - 1 images of 28 x 28
+    ("overflow", "not 28 x 28"),          # dimensions whose product overflows int64
+    ("wrong-side", "not 28 x 28"),
+    ("truncated", "truncated?"),
+    ("bad-crc", "not a complete gzip file"),
+    ("not-gzip", "not a complete gzip file"),
+    ("empty", "no IDX magic"),
+    ("labels-3d", "expected unsigned bytes (0x08) with 1"),
+])
+def test_hostile_idx_files_are_refused_bounded(tmp_path: Path, case: str, message: str) -> None:
+    import gzip
+
+    from trainers.data.fashion_mnist import read_idx
+    from trainers.errors import DatasetCorruptError
+
+    path = tmp_path / "x.gz"
+    ndim = 3
+    if case == "bomb":
+        path.write_bytes(_gzip_stream([_idx((10, 28, 28)), *_zeros(1 << 30)]))
+    elif case == "huge-count":
+        path.write_bytes(gzip.compress(_idx((2**32 - 1, 28, 28), b"")))
+    elif case == "overflow":
+        path.write_bytes(gzip.compress(_idx((2**32 - 1, 2**32 - 1, 2**32 - 1), b"")))
+    elif case == "wrong-side":
+        path.write_bytes(gzip.compress(_idx((10, 4096, 4096), b"")))
+    elif case == "truncated":
+        path.write_bytes(gzip.compress(_idx((10, 28, 28))[:-5]))
+    elif case == "bad-crc":
+        raw = bytearray(gzip.compress(_idx((10, 28, 28), bytes(range(256)) * 30 + bytes(160)),
+                                      compresslevel=0))
+        raw[200] ^= 0xFF
+        path.write_bytes(bytes(raw))
+    elif case == "not-gzip":
+        path.write_bytes(b"PK\x03\x04 not a gzip")
+    elif case == "empty":
+        path.write_bytes(gzip.compress(b""))
+    elif case == "labels-3d":
+        path.write_bytes(gzip.compress(_idx((10, 28, 28))))
+        ndim = 1
+    _bounded(lambda: read_idx(path, ndim), DatasetCorruptError, message)
+
+
+def _tar(path: Path, files: dict[str, bytes], mode: str = "w:gz", **kw: Any) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, mode, **kw) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _sparse_tar(path: Path) -> Path:
+    """A GNU sparse member (type 'S'), as tarfile reads one; tarfile cannot write it."""
+    raw = bytearray(Path(_tar(tmp := path.with_suffix(".plain"), {"a": b"x" * 10},
+                              mode="w", format=2)).read_bytes())
+    tmp.unlink()
+    raw[156:157] = b"S"
+    raw[148:156] = b" " * 8
+    raw[148:156] = b"%06o\0 " % sum(raw[:512])
+    path.write_bytes(bytes(raw))
+    return path
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("bomb", "more than 1,048,576 bytes"),
+    ("members-over-limit", "1,048,576 bytes"),
+    ("sparse", "a sparse file"),
+    ("corrupt-xz", "LZMAError"),
+    ("stored-gzip-bad-crc", "BadGzipFile"),
+    ("truncated-gz", "cannot extract safely"),
+    ("not-a-tar", "cannot extract safely"),
+])
+def test_hostile_archives_are_refused_before_anything_is_written(
+        tmp_path: Path, case: str, message: str) -> None:
+    import gzip
+
+    from trainers.data import fetch
+    from trainers.errors import FetchError
+
+    archive = tmp_path / "a.tar.gz"
+    if case == "bomb":  # 3 MiB of zeros behind a small archive: over a 1 MiB cap
+        archive.write_bytes(gzip.compress(bytes(3 << 20)))
+    elif case == "members-over-limit":
+        _tar(archive, {"a": bytes(600 << 10), "b": bytes(600 << 10)}, mode="w")
+    elif case == "sparse":
+        _sparse_tar(archive)
+    elif case == "corrupt-xz":
+        archive = _tar(tmp_path / "a.tar.xz", {"a": os.urandom(4096)}, mode="w:xz")
+        raw = bytearray(archive.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        archive.write_bytes(bytes(raw))
+    elif case == "stored-gzip-bad-crc":
+        _tar(archive, {"data_batch_1": b"\x01" * 5000}, compresslevel=0)
+        raw = bytearray(archive.read_bytes())
+        raw[raw.index(b"\x01" * 100) + 50] = 0x02  # a stored block's byte: only the CRC sees it
+        archive.write_bytes(bytes(raw))
+    elif case == "truncated-gz":
+        _tar(archive, {"a": os.urandom(8192)})
+        archive.write_bytes(archive.read_bytes()[:-600])
+    elif case == "not-a-tar":
+        archive.write_bytes(gzip.compress(b"hello, not a tar" * 100))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    _bounded(lambda: fetch.safe_extract(archive, dest, limit=1 << 20), FetchError, message)
+    assert list(dest.iterdir()) == []
+
+
+def test_safe_extract_still_extracts_a_sound_archive(tmp_path: Path) -> None:
+    from trainers.data import fetch
+
+    archive = _tar(tmp_path / "a.tar.gz", {"d/a": b"1" * 100, "d/b": b"2"})
+    fetch.safe_extract(archive, tmp_path / "dest", limit=1 << 20)
+    assert (tmp_path / "dest" / "d" / "a").read_bytes() == b"1" * 100

@@ -8,6 +8,7 @@ foreign file fails here, naming itself, rather than as a shape error deep in tra
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -21,36 +22,44 @@ UBYTE = 0x08
 IMAGE_MAGIC = 0x00000803  # ubyte, 3 dimensions
 LABEL_MAGIC = 0x00000801  # ubyte, 1 dimension
 SIDE = 28
+MAX_ITEMS = 300_000  # per file: the real train set has 60,000, hw3 data fake writes <= 200,000
 N_CLASSES = 10
 
 
-def _decompress(path: Path) -> bytes:
+def read_idx(path: Path, ndim: int) -> np.ndarray:
+    """The uint8 array in IDX gzip file ``path``: ``ndim`` dimensions, images 28 x 28, at
+    most ``MAX_ITEMS`` items. The header is checked before the data is read, and no more
+    than the header promises is ever decompressed (a gzip bomb stops there)."""
     try:
         with gzip.open(path, "rb") as fh:
-            return fh.read()
+            dims = _header(path, fh.read(4 + 4 * ndim), ndim)
+            expected = math.prod(dims)
+            raw = fh.read(expected + 1)  # reading to the end checks gzip's CRC and length
     except (OSError, EOFError, zlib.error) as exc:
-        raise DatasetCorruptError(f"{path}: not a complete gzip file ({exc})") from exc
+        raise DatasetCorruptError(f"{path}: not a complete gzip file ({exc})") from None
+    if len(raw) != expected:
+        found = f"{len(raw)} (truncated?)" if len(raw) < expected else "more"
+        raise DatasetCorruptError(
+            f"{path}: header promises {expected} bytes for dims {dims}, found {found}")
+    return np.frombuffer(raw, np.uint8).reshape(dims)
 
 
-def read_idx(path: Path, ndim: int) -> np.ndarray:
-    """The uint8 array in IDX gzip file ``path``, which must have ``ndim`` dimensions."""
-    raw = _decompress(path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+def _header(path: Path, head: bytes, ndim: int) -> tuple[int, ...]:
+    if len(head) < 4 or head[0] != 0 or head[1] != 0:
         raise DatasetCorruptError(f"{path}: no IDX magic number")
-    if raw[2] != UBYTE or raw[3] != ndim:
+    if head[2] != UBYTE or head[3] != ndim:
         raise DatasetCorruptError(
-            f"{path}: IDX type 0x{raw[2]:02x} with {raw[3]} dimensions, "
+            f"{path}: IDX type 0x{head[2]:02x} with {head[3]} dimensions, "
             f"expected unsigned bytes (0x08) with {ndim}")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
+    if len(head) < 4 + 4 * ndim:
         raise DatasetCorruptError(f"{path}: IDX header cut short")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(dims, dtype=np.int64))
-    if len(raw) - header != expected:
-        raise DatasetCorruptError(
-            f"{path}: header promises {expected} bytes for dims {dims}, "
-            f"found {len(raw) - header} (truncated?)")
-    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+    dims: tuple[int, ...] = struct.unpack(f">{ndim}I", head[4:])
+    if dims[1:] != (SIDE, SIDE)[:ndim - 1]:
+        raise DatasetCorruptError(f"{path}: images are {dims[1:]}, not {SIDE} x {SIDE}")
+    if dims[0] > MAX_ITEMS:
+        raise DatasetCorruptError(f"{path}: header claims {dims[0]:,} items, more than "
+                                  f"{MAX_ITEMS:,} (FashionMNIST has 70,000)")
+    return dims
 
 
 def _pair(folder: Path, images: str, labels: str) -> tuple[np.ndarray, np.ndarray]:

@@ -2,20 +2,27 @@
 
 Everything lands in a temporary folder inside the data directory first and replaces the
 dataset folder only once complete and verified, so an interrupted or tampered download never
-leaves half a dataset behind. Tar members are checked before extraction (no absolute paths,
-no '..', nothing but regular files and folders) and extracted with tarfile's ``data`` filter.
+leaves half a dataset behind. An archive is first read through once, bounded: its compressed
+stream must be intact (checksums included) and decompress to at most ``MAX_ARCHIVE_BYTES``.
+Tar members are checked before extraction (no absolute paths, no '..', nothing but regular
+non-sparse files and folders, at most ``MAX_MEMBERS`` of them, ``MAX_ARCHIVE_BYTES`` in all)
+and extracted with tarfile's ``data`` filter.
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
 import http.client
+import lzma
 import os
 import shutil
 import tarfile
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -28,6 +35,10 @@ Progress = Callable[[str, int, int | None], None]
 """``progress(filename, bytes_so_far, total_or_None)``."""
 
 TIMEOUT_S = 60
+MAX_ARCHIVE_BYTES = 1 << 30  # decompressed; the CIFAR-10 archives hold under 200 MB
+MAX_MEMBERS = 10_000  # the CIFAR-10 archives hold 8
+CHUNK = 1 << 20
+STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, tarfile.TarError)
 
 
 @dataclass(frozen=True)
@@ -108,22 +119,52 @@ def _unsafe(member: tarfile.TarInfo, dest: Path) -> str | None:
     return None
 
 
-def safe_extract(archive: Path, dest: Path) -> None:
-    """Extract ``archive`` into ``dest`` after checking every member; FetchError otherwise."""
+def _check_stream(archive: Path, limit: int = MAX_ARCHIVE_BYTES) -> None:
+    """Read the whole compressed stream once, in chunks: it must be intact (gzip's CRC and
+    length, xz's and bz2's checks) and decompress to at most ``limit`` bytes."""
+    with archive.open("rb") as fh:
+        magic = fh.read(6)
+    opener = gzip.open if magic.startswith(b"\x1f\x8b") else \
+        bz2.open if magic.startswith(b"BZh") else \
+        lzma.open if magic.startswith(b"\xfd7zXZ\x00") else None
+    if opener is None:  # an uncompressed tar: its size on disk is its size
+        if archive.stat().st_size > limit:
+            raise FetchError(f"{archive}: larger than {limit:,} bytes; refused")
+        return
+    total = 0
+    with opener(archive, "rb") as stream:
+        while chunk := stream.read(CHUNK):
+            total += len(chunk)
+            if total > limit:
+                raise FetchError(f"{archive}: decompresses to more than {limit:,} bytes; "
+                                 "refused")
+
+
+def safe_extract(archive: Path, dest: Path, limit: int = MAX_ARCHIVE_BYTES) -> None:
+    """Extract ``archive`` into ``dest`` after checking its stream and every member;
+    FetchError otherwise, before anything is written."""
     try:
+        _check_stream(archive, limit)
         with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                reason = _unsafe(member, dest)
+            members, total = [], 0
+            for member in tar:
+                members.append(member)
+                total += member.size
+                reason = _unsafe(member, dest) or (
+                    "a sparse file" if member.issparse() else None)
                 if reason:
                     raise FetchError(f"{archive}: cannot extract safely (unsafe member "
                                      f"{member.name!r}: {reason})")
+                if len(members) > MAX_MEMBERS or total > limit:
+                    raise FetchError(f"{archive}: more than {MAX_MEMBERS:,} members or "
+                                     f"{limit:,} bytes; refused")
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(dest, members=members, filter="data")
             else:  # pragma: no cover - Pythons before 3.11.4; the checks above still hold
                 tar.extractall(dest, members=members)
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise FetchError(f"{archive}: cannot extract safely ({exc})") from exc
+    except STREAM_ERRORS as exc:
+        raise FetchError(f"{archive}: cannot extract safely "
+                         f"({type(exc).__name__}: {' '.join(str(exc).split())})") from None
 
 
 def _install(out: Path, layout: Layout, folder: Path) -> None:
