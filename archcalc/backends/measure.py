@@ -314,6 +314,9 @@ class _Support(torch.autograd.Function):
         return grad.sign()
 
 
+MEMO_LIMIT = 8_000_000  # elements of a cut's gradient (both samples): ResNet-50's largest 1.6M
+
+
 class _Descent:
     """Fields of 0/1 gradients at the cuts, memoised per cut. The field of a gradient at cut
     k depends on nothing but that gradient (every path to the input passes through the cut),
@@ -326,15 +329,18 @@ class _Descent:
         self.seen: dict[int, dict[bytes, tuple[Box | None, Box | None]]] = {}
 
     def fields(self, k: int, grad: torch.Tensor) -> tuple[Box | None, Box | None]:
-        """Boxes of samples 0 and 1 for the 0/1 gradient ``grad`` at cut ``k``."""
+        """Boxes of samples 0 and 1 for the 0/1 gradient ``grad`` at cut ``k``. Cuts larger
+        than :data:`MEMO_LIMIT` elements are passed without a key: on the largest maps the
+        key costs as much as the step, and rows rarely meet there (U-Net's 570x570 maps)."""
         visited = []
         while k > 0:
-            key = _key(grad)
-            seen = self.seen.setdefault(k, {})
-            if key in seen:
-                result = seen[key]
-                break
-            visited.append((k, key))
+            if grad.numel() <= MEMO_LIMIT:
+                key = _key(grad)
+                seen = self.seen.setdefault(k, {})
+                if key in seen:
+                    result = seen[key]
+                    break
+                visited.append((k, key))
             parent = self.cuts.parents[k]
             (grad,) = torch.autograd.grad(self.cuts.tensors[k], self.cuts.tensors[parent],
                                           grad, retain_graph=True)
