@@ -7,18 +7,22 @@ only by the commands that need them.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
+from typer._click.types import IntRange
+from typer.core import TyperCommand, TyperGroup
 
 from archcalc import service, zoo
 from archcalc import spec as spec_module
 from archcalc.conventions import CONVENTIONS
-from archcalc.errors import ArchcalcError, SpecError
+from archcalc.errors import ArchcalcError, SpecError, shorten
 from archcalc.render import (
     DTYPE_BYTES,
     FORMATS,
@@ -47,7 +51,47 @@ EXAMPLES = (
     "archcalc verify mlp-cifar",
 )
 
+def _usage_error(error: UsageError) -> NoReturn:
+    """A malformed command line in one line, as archcalc's own errors: Click would add the
+    usage and a hint, three or four lines in all."""
+    typer.echo(f"error: {error.format_message()}", err=True)
+    raise typer.Exit(error.exit_code)
+
+
+class _Group(TyperGroup):
+    """The app: a usage error of any command is reported in one line."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:
+            _usage_error(exc)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:
+            _usage_error(exc)
+
+
+class _Command(TyperCommand):
+    """One command run as an app of its own (``archcalc MODEL``): usage errors in one line."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:
+            _usage_error(exc)
+
+
 app = typer.Typer(
+    cls=_Group,
     name="archcalc", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
     help="Exact, explainable numbers about CNN architectures. 'archcalc MODEL_OR_SPEC_FILE "
          "[OPTIONS]' is short for 'archcalc analyze ...'.",
@@ -67,7 +111,22 @@ TableOpt = Annotated[bool, typer.Option(
 BiasOpt = Annotated[bool, typer.Option("--bias", help="Count biases in the homework table.")]
 ConventionOpt = Annotated[ConventionName, typer.Option(
     help="How operations become MACs and FLOPs.")]
-BatchOpt = Annotated[int, typer.Option(min=1, help="Batch size for memory.")]
+class Whole(IntRange):
+    """A whole number option in a range, written in ASCII digits as a spec writes numbers
+    (``int()`` would also take '٣', '1_000' and 5,000 digits)."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, str) and not re.fullmatch(r"[+-]?[0-9]{1,18}", value.strip()):
+            self.fail(f"{shorten(value)!r} is not a whole number (ASCII digits, at most 18)",
+                      param, ctx)
+        return super().convert(value, param, ctx)
+
+
+BatchOpt = Annotated[int, typer.Option(click_type=Whole(1, 10**9),
+                                       help="Batch size for memory.")]
+MAX_RF_LAYERS, MAX_RF_SIZE = 10_000, 10_000  # archcalc rf's options; the field is also bounded
 DtypeOpt = Annotated[Dtype, typer.Option(help="Number type for memory.")]
 ArgOpt = Annotated[list[str] | None, typer.Option(
     "--arg", metavar="NAME=VALUE", help="An argument of the factory; repeatable.")]
@@ -246,10 +305,14 @@ def inception_cmd(input_: InputOpt = None, set_: SetOpt = None,
 
 @app.command("rf")
 def rf_cmd(
-    layers: Annotated[int, typer.Option(help="Number of stacked convolutions N.")],
-    kernel: Annotated[int, typer.Option(help="Kernel size F (F x F).")],
-    stride: Annotated[int, typer.Option(help="Stride of every layer.")] = 1,
-    dilation: Annotated[int, typer.Option(help="Dilation of every layer.")] = 1,
+    layers: Annotated[int, typer.Option(click_type=Whole(1, MAX_RF_LAYERS),
+                                        help="Number of stacked convolutions N.")],
+    kernel: Annotated[int, typer.Option(click_type=Whole(1, MAX_RF_SIZE),
+                                        help="Kernel size F (F x F).")],
+    stride: Annotated[int, typer.Option(click_type=Whole(1, MAX_RF_SIZE),
+                                        help="Stride of every layer.")] = 1,
+    dilation: Annotated[int, typer.Option(click_type=Whole(1, MAX_RF_SIZE),
+                                          help="Dilation of every layer.")] = 1,
 ) -> None:
     """Receptive field of N stacked FxF convolutions, derived in closed form."""
     with edge():
@@ -323,7 +386,7 @@ def route(args: list[str]) -> list[str]:
 # ``archcalc MODEL ...`` is the hot path (the seed's table must print instantly): there a
 # one-command app parses the options, sparing typer the signatures of every other command.
 analyze_app = typer.Typer(add_completion=False, rich_markup_mode=None)
-analyze_app.command()(analyze_cmd)
+analyze_app.command(cls=_Command)(analyze_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,6 +4,21 @@ from __future__ import annotations
 
 from archcalc.records import Record
 
+SHOWN = 100  # characters of a user's text an error message repeats
+
+
+def shorten(text: str, limit: int = SHOWN) -> str:
+    """``text`` as an error message repeats it: its start, if it is longer than ``limit``."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def suggest(word: str, known: list[str]) -> str:
+    """``; did you mean 'vgg19'?`` for the nearest of ``known``, or "" if none is near."""
+    from difflib import get_close_matches  # only when a name is wrong
+
+    close = get_close_matches(word.lower(), known, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
 
 class Loc(Record):
     """Where something was written: file, 1-based line and column, and that line's text."""
@@ -17,12 +32,19 @@ class Loc(Record):
         return f"{self.file}:{self.line}:{self.col}"
 
     def caret(self) -> str:
-        """The source line with a caret under the column, for error messages."""
+        """The source line with a caret under the column, for error messages; of a long
+        line, only the part around the column, its cuts marked with '...'."""
         if not self.text:
             return ""
-        before = self.text[: self.col - 1].ljust(self.col - 1)
+        text, col = self.text, self.col
+        if len(text) > 2 * SHOWN:
+            start = max(0, min(col - 1 - SHOWN // 2, len(text) - SHOWN))
+            head, tail = ("..." if start else ""), ("..." if start + SHOWN < len(text) else "")
+            text, col = head + text[start:start + SHOWN] + tail, col - start + len(head)
+        text = "".join(ch if ch.isprintable() or ch == "\t" else "?" for ch in text)  # one line
+        before = text[: col - 1].ljust(col - 1)
         indent = "".join(ch if ch == "\t" else " " for ch in before)  # tabs keep their width
-        return f"  {self.text}\n  {indent}^"
+        return f"  {text}\n  {indent}^"
 
 
 class ArchcalcError(Exception):
@@ -55,8 +77,8 @@ class UnknownModelError(ArchcalcError):
         self.name = name
         self.known = known
         super().__init__(
-            f"unknown model {name!r}: not a spec file and not in the zoo "
-            f"(known: {', '.join(known)})"
+            f"unknown model {shorten(name)!r}: not a spec file and not in the zoo"
+            f"{suggest(name, known)} (known: {', '.join(known)})"
         )
 
 

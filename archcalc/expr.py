@@ -1,8 +1,11 @@
 """Whole-number arithmetic for spec parameters: ``$n``, ``${(depth-2)/6}``.
 
 Only literals, names and + - * / // % ** are allowed; ``/`` must divide exactly, so a
-depth that does not fit a formula is reported instead of silently truncated. Length, nesting
-and magnitude are bounded so that no spec, however malformed, can hang or exhaust memory.
+depth that does not fit a formula is reported instead of silently truncated. The evaluator's
+work is bounded so that no spec, however malformed, can hang or exhaust memory: the length
+of an expression (so its parse tree), every intermediate value (a whole number, or a
+fraction's numerator and denominator, at most 10^18 in magnitude), and, through a
+:class:`Budget` shared by a file's expressions, the operations of all of them together.
 """
 
 from __future__ import annotations
@@ -30,18 +33,37 @@ _UNARY: dict[type[ast.unaryop], Callable[[int | Fraction], int | Fraction]] = {
     ast.USub: lambda a: -a, ast.UAdd: lambda a: a}
 MAX_VALUE = 10**18  # no layer dimension comes near; bounds every intermediate result
 MAX_LENGTH = 1000  # characters of one expression; keeps the parse tree shallow
+MAX_OPERATIONS = 1_000_000  # numbers, names and operators evaluated in one file (~1 s)
+
+
+class Budget:
+    """The operations a file's expressions may still evaluate, spent as each is evaluated."""
+
+    def __init__(self, limit: int = MAX_OPERATIONS) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def spend(self, operations: int) -> None:
+        self.left -= operations
+        if self.left < 0:
+            raise ExprError(f"expressions evaluate more than {self.limit:,} operations in "
+                            "all; write fewer or shorter expressions")
 
 
 class ExprError(ValueError):
     """An expression that cannot be evaluated; the parser adds the location."""
 
 
-def evaluate(text: str, names: dict[str, int]) -> int:
-    """Evaluate ``text`` over ``names``; the result must be a whole number."""
+def evaluate(text: str, names: dict[str, int], budget: Budget | None = None) -> int:
+    """Evaluate ``text`` over ``names``; the result must be a whole number. ``budget``: the
+    operations left to the file the expression is in."""
     if len(text) > MAX_LENGTH:
         raise ExprError(f"expression longer than {MAX_LENGTH} characters")
     try:
-        value = _eval(_parse(text.strip()), names)
+        tree, size = _parse(text.strip())
+        if budget is not None:
+            budget.spend(size)
+        value = _eval(tree, names)
     except ExprError:
         raise
     except (SyntaxError, ValueError) as exc:  # ValueError: null bytes, huge literals
@@ -62,9 +84,11 @@ def _fraction(value: int | Fraction) -> Fraction:
 
 
 @lru_cache(maxsize=4096)
-def _parse(text: str) -> ast.expr:
-    """Parse trees are reused: zoo specs evaluate the same few expressions many times."""
-    return ast.parse(text, mode="eval").body
+def _parse(text: str) -> tuple[ast.expr, int]:
+    """The parse tree and its number of nodes (the operations evaluating it costs). Trees
+    are reused: zoo specs evaluate the same few expressions many times."""
+    tree = ast.parse(text, mode="eval").body
+    return tree, sum(1 for _ in ast.walk(tree))
 
 
 def _eval(node: ast.expr, names: dict[str, int]) -> int | Fraction:
@@ -77,8 +101,12 @@ def _magnitude(value: int | Fraction) -> int | Fraction:
 
 
 def _bounded(value: int | Fraction) -> int | Fraction:
-    if _magnitude(value) > MAX_VALUE:
-        raise ExprError(f"value larger than {MAX_VALUE:.0e} in magnitude")
+    if isinstance(value, int):
+        if _magnitude(value) > MAX_VALUE:
+            raise ExprError(f"value larger than {MAX_VALUE:.0e} in magnitude")
+    elif _magnitude(value.numerator) > MAX_VALUE or value.denominator > MAX_VALUE:
+        raise ExprError(f"fraction with a numerator or denominator larger than "
+                        f"{MAX_VALUE:.0e} in magnitude")
     return value
 
 
@@ -104,8 +132,15 @@ def _eval_unbounded(node: ast.expr, names: dict[str, int]) -> int | Fraction:
 
 
 def _check_exponent(base: int | Fraction, exponent: int | Fraction) -> None:
-    """A whole exponent from 0 to 64 keeps ``**`` exact; the base bound keeps it small."""
+    """A whole exponent from 0 to 64 keeps ``**`` exact; checking the size of the power
+    before computing it keeps it small (a fraction's numerator and denominator alike)."""
     if exponent != int(exponent) or not 0 <= exponent <= 64:
         raise ExprError(f"exponent must be a whole number from 0 to 64, not {exponent}")
-    if _magnitude(base) > 1 and exponent * math.log2(_magnitude(base)) > 63:
-        raise ExprError(f"value larger than {MAX_VALUE:.0e} in magnitude")
+    if isinstance(base, int):
+        if _magnitude(base) > 1 and exponent * math.log2(_magnitude(base)) > 63:
+            raise ExprError(f"value larger than {MAX_VALUE:.0e} in magnitude")
+        return
+    for part in (_magnitude(base.numerator), base.denominator):
+        if part > 1 and exponent * math.log2(part) > 63:
+            raise ExprError(f"fraction with a numerator or denominator larger than "
+                            f"{MAX_VALUE:.0e} in magnitude")

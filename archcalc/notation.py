@@ -1,7 +1,8 @@
 """The words of a spec: tokens, whole numbers, and one layer's paper notation with its
 options. ``archcalc.spec`` builds statements and blocks from these; the grammar is in its
 docstring. Numbers are ASCII digits, at most 18 of them, so no word can make ``int()`` fail
-or a count explode.
+or a count explode. Lines are what editors show (ended by LF, CR LF or CR
+only), and a spec's size and its lines' lengths are bounded before any is tokenized.
 """
 
 from __future__ import annotations
@@ -10,12 +11,41 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple, Protocol
 
-from archcalc.errors import SpecError
+from archcalc.errors import Loc, SpecError
 from archcalc.records import Record
 
 Pair = tuple[int, int]
 
 _WHOLE = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts '²'
+MAX_CHARS = 1_000_000  # of a spec; the zoo's largest is under 10,000
+MAX_LINE = 10_000  # characters of one line
+_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines an editor shows, ended by LF, CR LF or CR: ``str.splitlines`` also breaks
+    at form feeds, FS, GS, RS, NEL and U+2028, which would move every later error and could
+    end a comment early."""
+    lines = _BREAK.split(text)
+    if lines[-1] == "":  # a final line break ends the last line; it starts none
+        lines.pop()
+    return lines
+
+
+def check_size(file: str, text: str) -> None:
+    """A spec longer than MAX_CHARS is refused before it is split into lines."""
+    if len(text) > MAX_CHARS:
+        raise SpecError(f"spec is {len(text):,} characters long; at most {MAX_CHARS:,} are "
+                        "allowed", Loc(file, 1, 1))
+
+
+def check_lines(file: str, lines: list[str]) -> None:
+    """A line longer than MAX_LINE is refused before it is tokenized."""
+    if lines and max(map(len, lines)) > MAX_LINE:
+        number = next(i for i, line in enumerate(lines, start=1) if len(line) > MAX_LINE)
+        raise SpecError(f"line is {len(lines[number - 1]):,} characters long; at most "
+                        f"{MAX_LINE:,} are allowed", Loc(file, number, MAX_LINE + 1,
+                                                          lines[number - 1]))
 
 
 class Token(NamedTuple):
@@ -37,7 +67,7 @@ _TOKEN = re.compile(r"(?P<skip>\s+)|(?P<comment>#.*)|(?P<brace>[{}])|(?P<semi>;)
 
 def tokenize(text: str) -> list[Token]:
     """Split into words, braces and statement ends; ``${...}`` stays inside its word."""
-    return [tok for line in tokenize_lines(text.splitlines()) for tok in line]
+    return [tok for line in tokenize_lines(split_lines(text)) for tok in line]
 
 
 def tokenize_lines(lines: list[str]) -> Iterator[list[Token]]:

@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from archcalc.analysis import Report, analyze
-from archcalc.errors import UsageError
+from archcalc.errors import UsageError, shorten
 from archcalc.layers import Graph, Shape
 from archcalc.notation import INPUT_FORMS, channels_first, parse_dims
 from archcalc.render import homework_table, layer_table, report_dict
@@ -27,18 +27,20 @@ def input_shape(text: str | None, option: str = "--input") -> Shape | None:
         return None
     dims = parse_dims(text)
     if dims is None or any(d <= 0 for d in dims):
-        raise UsageError(f"{option} {text!r}: expected {INPUT_FORMS} with positive sizes "
+        raise UsageError(f"{option} {shorten(text)!r}: expected {INPUT_FORMS} with positive sizes "
                          "(e.g. 224x224x3)")
     return channels_first(dims)
 
 
 def parameters(items: Iterable[str], option: str = "--set") -> dict[str, int]:
-    """``["n=7", "c1=64"]`` -> {"n": 7, "c1": 64}."""
+    """``["n=7", "c1=64"]`` -> {"n": 7, "c1": 64}: names and numbers as a spec writes them
+    (ASCII letters and digits, at most 18 digits)."""
     params: dict[str, int] = {}
     for item in items:
-        m = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*=\s*(-?\d{1,18})\s*", item)
+        m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(-?[0-9]{1,18})\s*", item)
         if not m:
-            raise UsageError(f"{option} {item!r}: expected NAME=INTEGER (e.g. n=7)")
+            raise UsageError(f"{option} {shorten(item)!r}: expected NAME=INTEGER with at most "
+                             "18 digits (e.g. n=7)")
         params[m.group(1)] = int(m.group(2))
     return params
 

@@ -82,21 +82,25 @@ a call are numbered as a ``repeat`` copy's: the call's statement number, then th
 Block names are case-insensitive, and not a word of the language or a layer's name.
 
 Header lines come before the first layer; ``model``, ``source`` and ``input`` at most once.
-Bounds, so that no text can hang the parser: numbers of at most 18 digits, repeat counts up
-to 10,000, blocks (calls included) nested up to 50 deep, and up to 100,000 statements and
-layers expanded, calls and repeats included.
+Bounds, so that no text can hang the parser: a spec of at most 1,000,000 characters in
+lines of at most 10,000, numbers of at most 18 digits, repeat counts up to 10,000, blocks
+(calls included) nested up to 50 deep, up to 100,000 statements expanded (each statement,
+call, ``xN`` copy and repeat copy counts one: 100,000 layers pass), and 1,000,000
+operations in the file's expressions. Lines end at LF, CR LF or CR only, as editors show
+them; a UTF-8 byte-order mark is ignored.
 """
 
 from __future__ import annotations
 
 import re
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archcalc.errors import Loc, SpecError
-from archcalc.expr import ExprError, evaluate
+from archcalc.errors import Loc, SpecError, shorten, suggest
+from archcalc.expr import Budget, ExprError, evaluate
 from archcalc.kinds import (
     REGISTRY,
     Add,
@@ -108,16 +112,21 @@ from archcalc.kinds import (
     ShortcutKind,
     Split,
     build_layer,
+    layer_names,
 )
 from archcalc.layers import Graph, Node, Shape
 from archcalc.notation import (
     INPUT_FORMS,
+    MAX_CHARS,
     RawOption,
     Token,
     channels_first,
+    check_lines,
+    check_size,
     flag,
     pair_or_none,
     parse_dims,
+    split_lines,
     tokenize,
     tokenize_lines,
     whole,
@@ -128,7 +137,8 @@ __all__ = ["Header", "parse", "parse_dims", "parse_file", "read_header", "tokeni
 
 _MAX_REPEAT = 10_000
 _MAX_DEPTH = 50  # nested blocks; far beyond any real spec, well inside Python's stack
-_MAX_WORK = 100_000  # statements parsed and layers made, repeats expanded: bounds the time
+_MAX_WORK = 100_000  # statements parsed (a layer's ``xN`` copies too), repeat copies: bounds
+# the time
 
 
 @dataclass
@@ -155,9 +165,12 @@ class _Parser:
     globals: dict[str, int] = field(default_factory=dict)
     defines: dict[str, _Define] = field(default_factory=dict)
     calling: list[str] = field(default_factory=list)  # blocks being expanded, outermost first
+    budget: Budget = field(default_factory=Budget)  # operations left to the expressions
 
     def __post_init__(self) -> None:
-        self.lines = self.text.splitlines()
+        check_size(self.file, self.text)
+        self.lines = split_lines(self.text.removeprefix("\ufeff"))  # a BOM is no text
+        check_lines(self.file, self.lines)
         self.more = tokenize_lines(self.lines)  # tokens are made as the parser reaches them
         self.globals = self.names  # at the top level the scope is the header's
 
@@ -234,7 +247,7 @@ class _Parser:
 
     def eval(self, tok: Token, expr: str, offset: int = 0) -> int:
         try:
-            return evaluate(expr, self.names)
+            return evaluate(expr, self.names, self.budget)
         except ExprError as exc:
             raise self.error(tok, str(exc), offset) from None
 
@@ -459,7 +472,6 @@ class _Parser:
                                   "is not allowed")
         self.check_shadowing(define)
         bound = self.bind(define, tok, self.rest_of_statement())
-        self.spend(tok, 1)
         caller_names, resume = self.names, self.pos
         self.names, self.pos = {**self.globals, **bound}, define.body_start
         self.calling.append(word)
@@ -515,7 +527,7 @@ class _Parser:
     def default(self, param: _Param, names: dict[str, int]) -> int:
         assert param.default is not None
         try:
-            return evaluate(_plain(param.default), names)
+            return evaluate(_plain(param.default), names, self.budget)
         except ExprError as exc:
             raise self.error_at(param.line, param.default_col, str(exc)) from None
 
@@ -742,9 +754,10 @@ class _Parser:
     def layer(self, tok: Token, path: str) -> list[Node]:
         head = self.substitute(tok)
         if self.defines and not _is_layer(head):  # before its words are read as options
-            blocks = ", ".join(d.name for d in self.defines.values())
-            raise self.error(tok, f"unknown layer or block {head!r} (blocks: {blocks}; "
-                                  "layers: see 'archcalc spec --help')")
+            blocks = [d.name for d in self.defines.values()]
+            near = suggest(head, [*blocks, *layer_names()])
+            raise self.error(tok, f"unknown layer or block {shorten(head)!r}{near} (blocks: "
+                                  f"{', '.join(blocks)}; layers: see 'archcalc spec --help')")
         options: list[RawOption] = []
         times: int | None = None
         written = [head]
@@ -772,7 +785,7 @@ class _Parser:
             if len(_LAYERS) >= _LAYER_CACHE_SIZE:
                 _LAYERS.clear()
             _LAYERS[words] = layer
-        self.spend(tok, times or 1)
+        self.spend(tok, (times or 1) - 1)  # the statement itself is counted: a layer is one
         label, opts = " ".join(written), tuple(written[1:])
         if times is None or times == 1:
             return [Node(layer, label, path, self.loc(tok), opts)]
@@ -927,10 +940,31 @@ def read_header(path: str | Path) -> Header:
 
 
 def _read(path: Path) -> str:
+    """A spec file's text, if it is a regular file of at most MAX_CHARS bytes in UTF-8 (a
+    byte-order mark is allowed): a FIFO or device is never opened, a large file never read."""
     try:
-        return path.read_text(encoding="utf-8")
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise SpecError(f"cannot read spec file {str(path)!r}: it is "
+                            f"{_file_kind(info.st_mode)}, not a regular file")
+        if info.st_size > MAX_CHARS:
+            raise SpecError(f"spec file {str(path)!r} is {info.st_size:,} bytes long; at most "
+                            f"{MAX_CHARS:,} are allowed")
+        with path.open("rb") as f:
+            data = f.read(MAX_CHARS + 1)
+        return data.decode("utf-8").removeprefix("\ufeff")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read spec file {str(path)!r}: {exc}") from None
+
+
+def _file_kind(mode: int) -> str:
+    """What a path that is not a regular file is, in words."""
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def _with_layers(doc: str) -> str:

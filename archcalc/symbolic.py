@@ -8,12 +8,13 @@ to import).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import sympy as sp
 
 from archcalc.algebra import fmt_shape
-from archcalc.errors import UsageError
+from archcalc.errors import UsageError, shorten
 from archcalc.kinds.base import Block, output_at, rules_at, uncolumn
 from archcalc.layers import Shape
 from archcalc.records import Record
@@ -53,6 +54,7 @@ def rf_stack(layers: int, kernel: int, stride: int = 1, dilation: int = 1) -> RF
                         ("dilation", dilation)):
         if value < 1:
             raise UsageError(f"--{name} must be a positive whole number, not {value}")
+    field = _field(layers, kernel, stride, dilation)  # before sympy sees a huge number
     r = sp.Function("r")
     l_ = sp.Symbol("l", integer=True, nonnegative=True)
     step = D * (F - 1) * S**l_
@@ -62,7 +64,26 @@ def rf_stack(layers: int, kernel: int, stride: int = 1, dilation: int = 1) -> RF
     closed = sp.factor_terms(sp.expand(sp.simplify(solution)))
     closed = sp.collect(closed, N) if stride == 1 else closed
     value = int(closed.subs({N: layers, F: kernel}))
+    assert value == field, (value, field)  # the closed form and the recurrence agree
     return RFDerivation(layers, kernel, stride, dilation, recurrence, closed, value)
+
+
+MAX_FIELD = 10**18
+
+
+def _field(layers: int, kernel: int, stride: int, dilation: int) -> int:
+    """r(N) = 1 + D(F-1)(1 + S + ... + S^(N-1)) by whole numbers, refused past MAX_FIELD
+    (before S^N is computed: 2^20000 has 6,000 digits)."""
+    too_large = UsageError(f"the receptive field of {layers} layers (kernel {kernel}, stride "
+                           f"{stride}, dilation {dilation}) is larger than 10^18; use fewer "
+                           "layers or a smaller stride")
+    if stride > 1 and layers * math.log2(stride) > 64:
+        raise too_large
+    strides = layers if stride == 1 else (stride**layers - 1) // (stride - 1)
+    value = 1 + dilation * (kernel - 1) * strides
+    if value > MAX_FIELD:
+        raise too_large
+    return value
 
 
 class FormulaLine(Record):
@@ -94,11 +115,14 @@ def layer_formulas(label: str, in_shape: Shape) -> LayerFormulas:
     """Parameter and MAC formulas of one layer written in spec notation, e.g. ``conv3-64``."""
     graph = parse(f"input {fmt_shape(in_shape)}\n{label}\n", file="<formula>")
     if len(graph.body) != 1 or isinstance(graph.body[0].layer, Block):
-        raise UsageError(f"{label!r} is not a single layer")
+        raise UsageError(f"{shorten(label)!r} is not a single layer (a block, a repeat or "
+                         "several statements); 'archcalc formula' shows one layer's formulas")
     node = graph.body[0]
     rule, at = rules_at(node.layer, in_shape, node.loc)
     out = output_at(rule, at, in_shape, node.loc)
     rows = rule.formulas(at, out)
+    for row in rows:  # the symbolic and the numeric algebra must agree on the shape
+        assert row.name != "H_out" or row.value == out[1], (row, out)
     if at is not in_shape:  # a sequence: the twin's column is the sequence, width 1
         rows = [_along_sequence(row) for row in rows if row.name != "W_out"]
         out = uncolumn(out)

@@ -73,11 +73,20 @@ def load(name: str, **params: int) -> Graph:
         if _base_name(path) == name:
             return parse_file(path, params)
     path = Path(name)
-    if path.suffix == ".arch" or path.is_file():
-        if not path.is_file():
+    exists = _exists(path)
+    if path.suffix == ".arch" or exists:
+        if not exists:
             raise SpecError(f"spec file {name!r} does not exist")
-        return parse_file(path, params)
+        return parse_file(path, params)  # which says what a path that is no file is
     raise UnknownModelError(name, sorted({*names(), *map(_base_name, files())}))
+
+
+def _exists(path: Path) -> bool:
+    """Whether anything is at ``path``; a name too long for a path, or with a NUL, is not."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _shared_start(a: str, b: str) -> int:

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import re
+
+from archcalc.errors import shorten, suggest
 from archcalc.kinds.activation import Activation, PReLU
 from archcalc.kinds.base import REGISTRY, Block, Kind, Notation, WeightFormula, register
 from archcalc.kinds.blocks import (
@@ -66,6 +69,7 @@ __all__ = [
     "ZeroPadShortcut",
     "build_layer",
     "grammar",
+    "layer_names",
     "register",
 ]
 
@@ -80,8 +84,21 @@ def build_layer(head: str, raw: list[RawOption], fail: Fail) -> Kind:
         if m is not None:
             opts = Options(head.lower(), cls.notation.options, raw, fail)
             return cls.from_notation(m, opts, fail)
-    raise fail(None, f"unknown layer {head!r} (e.g. conv3-64, maxpool, FC-4096, bn, relu, "
-                     "soft-max; see 'archcalc spec --help')")
+    raise fail(None, f"unknown layer {shorten(head)!r}{suggest(head, layer_names())} (e.g. "
+                     "conv3-64, maxpool, FC-4096, bn, relu, soft-max; see 'archcalc spec "
+                     "--help')")
+
+
+def layer_names() -> list[str]:
+    """The layer names the grammar's help shows (``relu``, ``conv3-64``, ``maxpool``...):
+    what an unknown name is compared with to suggest one."""
+    names = []
+    for cls in REGISTRY.values():
+        if cls.notation is not None:
+            for word in re.split(r"[\s,;|]+", re.sub(r"\([^()]*\)", " ", cls.notation.grammar)):
+                if cls.notation.match(word):
+                    names.append(word.lower())
+    return names
 
 
 def grammar() -> list[str]:

@@ -112,8 +112,10 @@ class Pool(NoParameters, Kind):
 
         values = {Ci: in_shape[0], Hin: in_shape[1], Kh: self.kernel[0], Kw: self.kernel[1],
                   P: self.padding[0], St: self.stride[0], Ho: out_shape[1], Wo: out_shape[2]}
-        rounding = sp.ceiling if self.ceil_mode else sp.floor
-        size = rounding((Hin + 2 * P - Kh) / St) + 1
+        if self.ceil_mode:  # torch's last-window rule: the last window starts in the input
+            size = sp.Min(sp.ceiling((Hin + 2 * P - Kh) / St) + 1, sp.ceiling((Hin + P) / St))
+        else:
+            size = sp.floor((Hin + 2 * P - Kh) / St) + 1
         compares = 1 if self.op == "max" else 0
         ops: sp.Expr = Ho * Wo * Ci * (Kh * Kw - compares)
         if self.op == "avg" and not self.count_pad:  # the windows' covered inputs, counted

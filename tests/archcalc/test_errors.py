@@ -56,8 +56,8 @@ def test_spec_error_without_location_is_just_the_message() -> None:
 def test_unknown_model_error_names_the_model_and_the_choices() -> None:
     err = UnknownModelError("vgg99", ["vgg11", "vgg16"])
     assert err.name == "vgg99" and err.known == ["vgg11", "vgg16"]
-    assert str(err) == ("unknown model 'vgg99': not a spec file and not in the zoo "
-                        "(known: vgg11, vgg16)")
+    assert str(err) == ("unknown model 'vgg99': not a spec file and not in the zoo; "
+                        "did you mean 'vgg16'? (known: vgg11, vgg16)")
 
 
 def test_load_raises_unknown_model_error_listing_the_zoo() -> None:
