@@ -203,7 +203,7 @@ def launch(trainer: Trainer[Any], run: Run, config: Any, settings: HostSettings)
     """
     from trainers import runtime
 
-    console = Console() if run.writer else Console(quiet=True, force_terminal=False)
+    console = RunConsole() if run.writer else RunConsole(quiet=True, force_terminal=False)
     with run:
         if not run.resumed:
             run.write_config(cfg.to_toml({"hw3": {"plugin": trainer.name, **asdict(settings)},
@@ -223,6 +223,14 @@ def launch(trainer: Trainer[Any], run: Run, config: Any, settings: HostSettings)
     console.print(f"finished {run.ref}; summary: {summary_path}", markup=False,
                   highlight=False)
     return summary_path
+
+
+class RunConsole(Console):
+    """rich's Console, but a closed output pipe (``hw3 run ... | head``) raises
+    BrokenPipeError, which leaves the run interrupted, instead of rich's SystemExit(1)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError("the output pipe was closed")
 
 
 def train(trainer: Trainer[Any], config: Any, ctx: RunContext, run: Run) -> dict[str, Any]:

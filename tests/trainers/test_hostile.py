@@ -589,3 +589,32 @@ def test_safe_extract_still_extracts_a_sound_archive(tmp_path: Path) -> None:
     archive = _tar(tmp_path / "a.tar.gz", {"d/a": b"1" * 100, "d/b": b"2"})
     fetch.safe_extract(archive, tmp_path / "dest", limit=1 << 20)
     assert (tmp_path / "dest" / "d" / "a").read_bytes() == b"1" * 100
+
+
+def test_a_broken_pipe_does_not_fail_the_run(hw3_env: Hw3Env) -> None:
+    """``hw3 run ... | head -1``: the run stops as interrupted (resumable), not failed, and
+    nothing is printed about the pipe."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainers.cli", "run", "tenant", "--epochs", "6", "--steps",
+         "3", "--step-delay", "0.05", "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=hw3_env.subprocess_env())
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader leaves, as head does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    (folder,) = (hw3_env.runs / "tenant").iterdir()
+    state = json.loads((folder / "state.json").read_text())
+    assert state["state"] == "interrupted", state
+
+
+def test_a_data_dir_that_is_a_file_is_one_line(hw3_env: Hw3Env, tmp_path: Path) -> None:
+    data = tmp_path / "data-file"
+    data.write_text("x")
+    refused("data", "fake", "fashion-mnist", "--n", "10", "--data-dir", str(data),
+            message="data-file")
+    assert data.read_text() == "x"
