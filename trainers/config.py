@@ -28,6 +28,7 @@ from trainers.errors import ConfigError
 
 DEFAULTS_ENV = "HW3_PLUGINS_TOML"
 SCALARS: tuple[type, ...] = (bool, int, float, str)
+INT64 = 2**63  # numpy and torch count in int64: a larger integer is always a mistake
 NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
 METAVARS = {bool: "BOOL", int: "INT", float: "FLOAT", str: "TEXT"}
 
@@ -137,6 +138,8 @@ def _scalar(spec: FieldSpec, value: Any, where: str) -> Any:
         raise _bad(spec, value, where, "one of " + ", ".join(repr(c) for c in spec.choices))
     if spec.kind is float and not math.isfinite(value):
         raise _bad(spec, value, where, "a finite number")
+    if spec.kind is int and not -INT64 <= value < INT64:
+        raise _bad(spec, value, where, "an integer that fits in 64 bits")
     if spec.kind in (int, float) and not spec.in_range(value):
         raise _bad(spec, value, where, f"{NAMES[spec.kind]} {spec.range_text}")
     return value

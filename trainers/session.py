@@ -251,6 +251,10 @@ def train(trainer: Trainer[Any], config: Any, ctx: RunContext, run: Run) -> dict
         raise RunInterrupted(run.ref) from None
     except Exception as exc:
         run.set_state("failed", error=f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, OSError) and exc.filename is not None:  # a full disk, say
+            raise RunError(f"{exc.filename}: {exc.strerror or type(exc).__name__}; the run "
+                           "keeps its last checkpoint: once fixed, continue with hw3 run "
+                           f"{trainer.name} --resume {run.run_id}") from None
         raise
     if not isinstance(results, dict):
         raise PluginError(f"plugin {trainer.name!r}: run() returned "

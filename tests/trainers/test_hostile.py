@@ -618,3 +618,34 @@ def test_a_data_dir_that_is_a_file_is_one_line(hw3_env: Hw3Env, tmp_path: Path) 
     refused("data", "fake", "fashion-mnist", "--n", "10", "--data-dir", str(data),
             message="data-file")
     assert data.read_text() == "x"
+
+
+def test_a_full_disk_during_a_run_keeps_the_checkpoint_and_says_how_to_resume(
+        hw3_env: Hw3Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from trainers.store import runs as store_runs
+
+    real = store_runs.save_state
+
+    def full_after_epoch_1(path: Path, epoch: int, *args: Any) -> None:
+        if epoch >= 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        real(path, epoch, *args)
+
+    monkeypatch.setattr(store_runs, "save_state", full_after_epoch_1)
+    err = refused("run", "tenant", "--epochs", "3", "--steps", "2", "--device", "cpu",
+                  message="No space left on device")
+    (folder,) = (hw3_env.runs / "tenant").iterdir()
+    assert f"--resume {folder.name}" in err
+    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == \
+        ["epoch-000001.pt", "last.json"]
+    monkeypatch.setattr(store_runs, "save_state", real)
+    ok("run", "tenant", "--resume", folder.name)
+    assert json.loads((folder / "state.json").read_text())["state"] == "finished"
+
+
+@pytest.mark.parametrize("value", [str(2**63), str(-(2**70)), "9" * 400])
+def test_integers_beyond_64_bits_are_refused(hw3_env: Hw3Env, value: str) -> None:
+    refused("run", "tenant", "--steps", value, message="fits in 64 bits")
+    assert not hw3_env.runs.exists()
