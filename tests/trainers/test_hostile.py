@@ -649,3 +649,8 @@ def test_a_full_disk_during_a_run_keeps_the_checkpoint_and_says_how_to_resume(
 def test_integers_beyond_64_bits_are_refused(hw3_env: Hw3Env, value: str) -> None:
     refused("run", "tenant", "--steps", value, message="fits in 64 bits")
     assert not hw3_env.runs.exists()
+
+
+def test_a_missing_pointer_beside_checkpoints_is_reported_not_restarted(runs: Path) -> None:
+    (resumable(runs) / "checkpoints" / "last.json").unlink()
+    refused(*RESUME, message="is missing, but epoch-000002.pt is there", unchanged=runs)

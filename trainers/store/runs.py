@@ -247,6 +247,13 @@ class Run:
             resumes = self._meta["resumes"]
             self._meta["resumes"] = (resumes if isinstance(resumes, int) else 0) + 1
             last = self.last_checkpoint()
+            orphans = sorted((self.dir / "checkpoints").glob("epoch-*.pt"))
+            if last is None and orphans:  # a restart from epoch 0 would delete them
+                raise damaged(self.dir / "checkpoints" / LAST,
+                              f"is missing, but {orphans[-1].name} is there",
+                              f"write it as {{\"file\": \"{orphans[-1].name}\", \"epoch\": N, "
+                              "\"metrics_lines\": L}, or remove checkpoints/ to restart from "
+                              "epoch 0")
             self._cut_to = last["metrics_lines"] if last else 0
             if self._cut_to > lines:
                 raise damaged(self.dir / "checkpoints" / LAST,
