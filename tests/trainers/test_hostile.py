@@ -654,3 +654,48 @@ def test_integers_beyond_64_bits_are_refused(hw3_env: Hw3Env, value: str) -> Non
 def test_a_missing_pointer_beside_checkpoints_is_reported_not_restarted(runs: Path) -> None:
     (resumable(runs) / "checkpoints" / "last.json").unlink()
     refused(*RESUME, message="is missing, but epoch-000002.pt is there", unchanged=runs)
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "checkpoints", "state.json", "config.toml"])
+def test_a_run_file_of_the_wrong_kind_is_one_line(runs: Path, name: str) -> None:
+    path = resumable(runs) / name
+    if path.is_dir():
+        shutil.rmtree(path)
+        path.write_text("a file where a folder belongs")
+    else:
+        path.unlink()
+        path.mkdir()
+    # a run is a folder with a config.toml file: without one it is no run at all
+    refused(*RESUME, message="no such run" if name == "config.toml" else name, unchanged=runs)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode)))
+def test_any_damaged_run_config_is_reported(runs: Path, raw: bytes) -> None:
+    config = resumable(runs) / "config.toml"
+    good = config.read_bytes()
+    config.write_bytes(raw)
+    try:
+        refused(*RESUME, message="config.toml", unchanged=runs)
+    finally:
+        config.write_bytes(good)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=100),
+                 st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                              lambda inner: st.lists(inner, max_size=3)
+                              | st.dictionaries(st.sampled_from(["state", "started", "x"]),
+                                                inner, max_size=3),
+                              max_leaves=6).map(lambda v: json.dumps(v).encode())))
+def test_hw3_runs_lists_every_run_whatever_its_state_file(runs: Path, raw: bytes) -> None:
+    state = resumable(runs) / "state.json"
+    good = state.read_bytes()
+    state.write_bytes(raw)
+    try:
+        shown = ok("runs").stdout
+        assert "f1n1" in shown and "aaaa" in shown
+    finally:
+        state.write_bytes(good)
