@@ -4,7 +4,10 @@ and the :class:`Run` one process writes (state, config, metrics, results, checkp
 Every file is replaced whole (files.py) and a writer holds the run's lock (lock.py). A run
 becomes ``finished`` only after results.json is on disk, so a half-written run is never
 reported as finished. Metric appends are single ``write`` calls; each checkpoint records how
-many metric lines it covers, and a resume cuts metrics.jsonl back to that line.
+many metric lines it covers, and a resume cuts metrics.jsonl back to that line, but only once
+checkpoints/last.json and the checkpoint it names have been read and checked: a damaged run
+file is reported (DamagedRunError: the file, what is wrong, how to recover) and nothing of
+the run is deleted, cut or marked.
 
 Under torchrun every rank runs the same command; only rank 0 holds a :class:`Run`. The other
 ranks hold a :class:`Follower`: same interface, nothing created, locked or written, and
