@@ -16,8 +16,9 @@ def suggest(word: str, known: list[str]) -> str:
     """``; did you mean 'vgg19'?`` for the nearest of ``known``, or "" if none is near."""
     from difflib import get_close_matches  # only when a name is wrong
 
-    close = get_close_matches(word.lower(), known, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    by_case = {name.lower(): name for name in known}  # compared in any case, shown as known
+    close = get_close_matches(word.lower(), list(by_case), n=1)
+    return f"; did you mean {by_case[close[0]]!r}?" if close else ""
 
 
 class Loc(Record):

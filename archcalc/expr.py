@@ -17,6 +17,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from archcalc.errors import suggest
+
 if TYPE_CHECKING:
     from fractions import Fraction
 
@@ -116,7 +118,8 @@ def _eval_unbounded(node: ast.expr, names: dict[str, int]) -> int | Fraction:
     if isinstance(node, ast.Name):
         if node.id not in names:
             known = ", ".join(names) or "none"
-            raise ExprError(f"unknown parameter {node.id!r} (parameters: {known})")
+            raise ExprError(f"unknown parameter {node.id!r}{suggest(node.id, list(names))} "
+                            f"(parameters: {known})")
         return names[node.id]
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left, names), _eval(node.right, names)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple, Protocol
 
-from archcalc.errors import Loc, SpecError
+from archcalc.errors import Loc, SpecError, shorten, suggest
 from archcalc.records import Record
 
 Pair = tuple[int, int]
@@ -155,7 +155,8 @@ class Options:
         for opt in raw:
             if opt.key not in allowed:
                 names = ", ".join(sorted(allowed)) or "none"
-                raise fail(opt.tok, f"unknown option {opt.key!r} for {kind} (options: {names})")
+                raise fail(opt.tok, f"unknown option {shorten(opt.key)!r} for {kind}"
+                                    f"{suggest(opt.key, sorted(allowed))} (options: {names})")
             name = allowed[opt.key]
             if name in self.values:  # also 's=2 stride=2': aliases name one option
                 raise fail(opt.tok, f"option {name!r} given twice")
@@ -167,11 +168,11 @@ class Options:
             return default
         dims = pair_or_none(opt.value)
         if dims is None:
-            raise self.fail(opt.tok, f"{name} must be a whole number or HxW, not {opt.value!r}",
-                            opt.offset)
+            raise self.fail(opt.tok, f"{name} must be a whole number or HxW, not "
+                                     f"{shorten(opt.value)!r}", opt.offset)
         if min(dims) < minimum:
-            raise self.fail(opt.tok, f"{name} must be at least {minimum}, not {opt.value!r}",
-                            opt.offset)
+            raise self.fail(opt.tok, f"{name} must be at least {minimum}, not "
+                                     f"{shorten(opt.value)!r}", opt.offset)
         return dims
 
     def raw(self, name: str) -> str | None:
@@ -185,7 +186,7 @@ class Options:
         value = whole(opt.value)
         if value is None or value < minimum:
             raise self.fail(opt.tok, f"{name} must be a whole number of at least {minimum}, "
-                                     f"not {opt.value!r}", opt.offset)
+                                     f"not {shorten(opt.value)!r}", opt.offset)
         return value
 
     def boolean(self, name: str, default: bool) -> bool:
@@ -194,7 +195,7 @@ class Options:
             return default
         value = flag(opt.value)
         if value is None:
-            raise self.fail(opt.tok, f"{name} must be true or false, not {opt.value!r}",
+            raise self.fail(opt.tok, f"{name} must be true or false, not {shorten(opt.value)!r}",
                             opt.offset)
         return value
 
@@ -208,7 +209,7 @@ class Options:
             number = float("nan")
         if not low <= number <= high:  # also rejects nan
             raise self.fail(opt.tok, f"{name} must be a number in [{low}, {high}], "
-                                     f"not {opt.value!r}", opt.offset)
+                                     f"not {shorten(opt.value)!r}", opt.offset)
         return number
 
 
@@ -225,5 +226,5 @@ def sizes(m: re.Match[str], group: int, fail: Fail, what: str) -> Pair:
     dims = pair_or_none(m.group(group))
     if dims is None or min(dims) < 1:
         raise fail(None, f"{what} must be a positive whole number below 10^18, "
-                         f"not {m.group(group)!r}", m.start(group))
+                         f"not {shorten(m.group(group))!r}", m.start(group))
     return dims

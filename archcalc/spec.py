@@ -293,7 +293,8 @@ class _Parser:
         if unknown:
             known = ", ".join(self.overridable) or "none"
             raise SpecError(f"model {self.model or self.file!r} has no parameter "
-                            f"{unknown[0]!r} (parameters: {known})")
+                            f"{unknown[0]!r}{suggest(unknown[0], self.overridable)} "
+                            f"(parameters: {known})")
         return Graph(
             name=self.model or Path(self.file).stem,
             input_shape=self.input_shape,
@@ -498,7 +499,8 @@ class _Parser:
             if eq and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
                 keywords, offset = True, len(key) + 1
                 if key not in names:
-                    raise self.error(arg, f"block {define.name!r} has no parameter {key!r} "
+                    raise self.error(arg, f"block {define.name!r} has no parameter {key!r}"
+                                          f"{suggest(key, names)} "
                                           f"(parameters: {listed})")
             elif keywords:
                 raise self.error(arg, "a positional argument cannot follow PARAM=VALUE ones")
@@ -704,7 +706,8 @@ class _Parser:
         for opt in self.rest_of_statement():
             key, _, value = self.substitute(opt).partition("=")
             if key.lower() not in _RESIDUAL_OPTIONS:
-                raise self.error(opt, f"unknown option {key!r} for 'residual' (options: "
+                raise self.error(opt, f"unknown option {shorten(key)!r} for 'residual'"
+                                      f"{suggest(key, list(_RESIDUAL_OPTIONS))} (options: "
                                       f"{', '.join(_RESIDUAL_OPTIONS)})")
             if key.lower() in given:
                 raise self.error(opt, f"option {key.lower()!r} given twice")

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner, Result
 
@@ -147,6 +147,14 @@ def test_long_lines_are_refused_and_not_echoed(folder: Path, length: int, col: i
     assert len(line) < 300
 
 
+@pytest.mark.parametrize("statement", ["conv" + "9" * 3000 + "-64", "conv3-64 s=" + "9" * 3000,
+                                       "maxpool ceil=" + "x" * 3000, "q" * 3000,
+                                       "conv3-64 " + "k" * 3000 + "=1", "dropout p=" + "9" * 3000])
+def test_long_words_are_not_echoed_whole(folder: Path, statement: str) -> None:
+    line = refused(spec_file(folder, f"input 8x8x3\n{statement}\n"))
+    assert len(line) < 400, line
+
+
 def test_long_line_is_refused_through_the_library() -> None:
     with pytest.raises(SpecError, match="characters long; at most 10,000 are allowed"):
         parse("input 8x8x3\n" + "relu " * 3000)
@@ -264,6 +272,25 @@ def test_unknown_layers_get_a_suggestion(layer: str, near: str) -> None:
     assert f"did you mean {near!r}?" in refused("formula", layer, "--input", "8x8x3")
 
 
+@pytest.mark.parametrize(("args", "near"), [
+    (["vgg19", "--set", "n55=3"], "n5"),
+    (["formula", "conv3-64 strid=2"], "stride"),
+    (["formula", "maxpool ceil_mode=true"], "ceil"),
+])
+def test_unknown_parameters_and_options_get_a_suggestion(args: list[str], near: str) -> None:
+    assert f"did you mean {near!r}?" in refused(*args)
+
+
+def test_unknown_names_in_a_spec_get_a_suggestion(folder: Path) -> None:
+    text = ("input 8x8x3\nparam width = 8\ndefine block(c) { conv3-$c }\n"
+            "block cc=4\nconv3-${widht}\nresidual shortcat=B { relu }\n")
+    assert "did you mean 'c'?" in refused(spec_file(folder, text))
+    text = text.replace("block cc=4\n", "")
+    assert "did you mean 'width'?" in refused(spec_file(folder, text))
+    text = text.replace("${widht}", "$width")
+    assert "did you mean 'shortcut'?" in refused(spec_file(folder, text))
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
 def test_a_fifo_is_named_as_such(folder: Path) -> None:
     path = folder / "pipe.arch"
@@ -298,6 +325,7 @@ def test_formula_on_a_block_is_one_line(layer: str) -> None:
 @FUZZ
 @given(size=st.integers(1, 40), kernel=st.integers(1, 6), stride=st.integers(1, 6),
        pad=st.integers(0, 3), ceil=st.booleans())
+@example(size=5, kernel=2, stride=2, pad=1, ceil=True)  # the issue's: H_out 4, shape 3
 def test_pool_formula_agrees_with_the_shape(size: int, kernel: int, stride: int, pad: int,
                                             ceil: bool) -> None:
     """H_out as the formula writes it is the shape torch gives, last-window rule included."""
