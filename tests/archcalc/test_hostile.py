@@ -343,3 +343,16 @@ def test_ceil_pool_formula_from_the_issue() -> None:
     result, _ = invoke("formula", "maxpool2 s=2 p=1 ceil=true", "--input", "5x5x3")
     assert result.exit_code == 0, result.output
     assert "-> 3x3x3" in result.stdout and "= 3\n" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["vgg19", "--batch", "0"], ["vgg19", "--nope"]],
+                         ids=" ".join)
+def test_usage_errors_are_one_line_through_the_script(args: list[str]) -> None:
+    """``archcalc MODEL ...`` runs a one-command app of its own (the fast path)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "from archcalc.cli import main; main()",
+                           *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
