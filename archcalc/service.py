@@ -115,12 +115,18 @@ def _import(name: str) -> Any:
     try:
         if name.endswith(".py"):
             path = Path(name)
-            spec = importlib.util.spec_from_file_location(path.stem, path)
+            spec = importlib.util.spec_from_file_location(f"archcalc_factory.{path.stem}",
+                                                          path)
             if spec is None or spec.loader is None or not path.is_file():
                 raise UsageError(f"no Python file {name!r}")
             module = importlib.util.module_from_spec(spec)
-            sys.modules[path.stem] = module
-            spec.loader.exec_module(module)
+            # its own name, never a library's: a user's json.py must not replace json
+            sys.modules[spec.name] = module
+            sys.path.insert(0, str(path.resolve().parent))  # for the file's own imports
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                sys.path.remove(str(path.resolve().parent))
             return module
         return importlib.import_module(name)
     except UsageError:

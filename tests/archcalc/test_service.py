@@ -55,3 +55,16 @@ def test_view_is_the_homework_table_or_the_full_view() -> None:
     homework, none = service.view(report, "json", table=True)
     assert none is None and homework.total is not None
     assert service.view(report, "csv")[1] is None
+
+
+def test_a_factory_file_keeps_its_own_name_and_imports_beside_it(tmp_path) -> None:
+    """A user's json.py must not replace the json module; a file may import its sibling."""
+    import json
+    import sys
+
+    (tmp_path / "helpers_beside.py").write_text("WIDTH = 7\n", encoding="utf-8")
+    (tmp_path / "json.py").write_text(
+        "from helpers_beside import WIDTH\n\ndef build(scale=1):\n    return WIDTH * scale\n",
+        encoding="utf-8")
+    assert service.factory_model(f"{tmp_path / 'json.py'}:build", ["scale=3"]) == 21
+    assert sys.modules["json"] is json and str(tmp_path) not in sys.path
