@@ -83,6 +83,10 @@ class UnknownModelError(ArchcalcError):
         )
 
 
+class NoNotation(ArchcalcError, ValueError):
+    """A layer the spec language cannot write (``archcalc to-spec`` of an imported model)."""
+
+
 class UsageError(ArchcalcError):
     """A malformed command-line value (input shape, convention, dtype...)."""
 

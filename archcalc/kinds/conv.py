@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from archcalc.algebra import RF, Ops, Params
-from archcalc.errors import Loc, SpecError
+from archcalc.errors import Loc, NoNotation, SpecError
 from archcalc.kinds.base import (
     Kind,
     Notation,
@@ -267,7 +267,7 @@ def _conv_options(conv: Conv) -> str:
         span = tuple(d * (k - 1) for d, k in zip(conv.dilation, conv.kernel, strict=True))
         if conv.padding != (span[0] // 2, span[1] // 2) or conv.pad_end != (
                 span[0] - span[0] // 2, span[1] - span[1] // 2):
-            raise ValueError(f"padding {conv.padding} / {conv.pad_end} has no notation "
+            raise NoNotation(f"padding {conv.padding} / {conv.pad_end} has no notation "
                              "(only torch's 'same' is asymmetric)")
         pad = "same"
     else:

@@ -63,5 +63,6 @@ def test_torch_asymmetric_padding_without_a_notation_is_refused() -> None:
     from dataclasses import replace
 
     bad = replace(graph, body=(replace(node, layer=odd),))
-    with pytest.raises(ValueError, match="has no notation"):
+    with pytest.raises(ValueError, match="has no notation") as info:
         to_spec(bad)
+    assert isinstance(info.value, archcalc.ArchcalcError)  # the CLI: one line, exit 2
