@@ -357,8 +357,9 @@ def test_cli_reads_a_factory(nets: Path) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # numpy 2 inside keras.saving
-def test_cli_reads_a_saved_model(nets: Path) -> None:
-    import nets as module  # written by the fixture, imported from the working directory
+def test_cli_reads_a_saved_model(nets: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(nets))
+    import nets as module  # written by the fixture
 
     module.build().save("small.keras")
     assert route(["small.keras", "--table"]) == ["keras", "small.keras", "--table"]
