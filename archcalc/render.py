@@ -38,6 +38,7 @@ from archcalc.algebra import RF, fmt_shape
 from archcalc.analysis import Memory, Report, Row, Totals
 from archcalc.errors import UsageError
 from archcalc.layers import Shape
+from archcalc.records import Record
 from archcalc.tabular import (
     Column,
     Table,
@@ -156,17 +157,50 @@ def _homework_footer(report: Report, bias: bool, acts: int, params: int, dtype: 
         lines.append(f"Not listed, as the assignment's table lists no activation outputs: "
                      f"{listed}, allocating {extra:,} more activations (not in the TOTAL).")
     lines += heads_line(report)
-    if bias:
-        lines.append("Parameters include biases.")
-    else:
-        skipped = sum(r.params.biases for r in report.rows)
-        lines.append(f"Parameters count weights only, as the assignment asks; --bias adds "
-                     f"the {skipped:,} biases.")
+    lines += _counting_lines(report, bias)
     lines.append(f"Memory {per}, {dtype} ({size} B per number): activations "
                  f"{acts:,} x {size} B{f' x {batch}' if batch > 1 else ''} = "
                  f"{fmt_bytes(acts * size * batch)}; parameters {params:,} x {size} B = "
                  f"{fmt_bytes(params * size)}.")
     return tuple(lines)
+
+
+class Question(Record):
+    """What a homework question counts of a zoo model: the footer states whether the table
+    follows it, and which of the zoo's variants the model is."""
+
+    asks: str  # what the question counts, as a clause
+    biases: bool  # whether it counts biases
+    variant: str = ""  # which variant this is, when the zoo has others for the question
+
+
+_ALEXNET = "Problem 3.1 counts all of AlexNet's parameters"
+QUESTIONS = {  # Problem 3 of the assignment: 3.1 AlexNet (all parameters), 3.2 VGG19
+    "vgg19": Question("the assignment's VGG19 table (3.2) counts weights only", biases=False),
+    "alexnet": Question(_ALEXNET, biases=True, variant=(
+        "alexnet is the paper's two-GPU model (g=2: conv2, conv4 and conv5 see half the "
+        "maps); alexnet-ungrouped is the one-tower variant many answer keys use.")),
+    "alexnet-ungrouped": Question(_ALEXNET, biases=True, variant=(
+        "alexnet-ungrouped is the one-tower variant (every kernel sees all maps) many "
+        "answer keys use; alexnet is the paper's two-GPU model.")),
+}
+
+
+def _counting_lines(report: Report, bias: bool) -> list[str]:
+    """What the parameter column counts, and whether that is what the homework's question
+    on this model counts (VGG19's table: weights only; AlexNet's total: biases too)."""
+    question = QUESTIONS.get(report.model)
+    biases = sum(r.params.biases for r in report.rows)
+    adds = f"--bias adds the {biases:,} biases"
+    if question is None:
+        rule = "Parameters include biases." if bias else f"Parameters count weights only; {adds}."
+    elif bias:
+        rule = (f"Parameters include biases, as {question.asks}." if question.biases else
+                f"Parameters include biases; {question.asks}: leave out --bias.")
+    else:
+        rule = (f"Parameters count weights only; {question.asks}: {adds}." if question.biases
+                else f"Parameters count weights only, as the assignment asks; {adds}.")
+    return [question.variant, rule] if question and question.variant else [rule]
 
 
 # -- the full per-layer view --------------------------------------------------------------
