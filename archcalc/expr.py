@@ -6,6 +6,8 @@ work is bounded so that no spec, however malformed, can hang or exhaust memory: 
 of an expression (so its parse tree), every intermediate value (a whole number, or a
 fraction's numerator and denominator, at most 10^18 in magnitude), and, through a
 :class:`Budget` shared by a file's expressions, the operations of all of them together.
+Evaluation walks the tree with a stack of its own, not by recursion: a sum of 500 terms
+(a tree 500 deep) is as fine as a short one.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from archcalc.errors import suggest
+from archcalc.errors import shorten, suggest
 
 if TYPE_CHECKING:
     from fractions import Fraction
@@ -68,10 +70,12 @@ def evaluate(text: str, names: dict[str, int], budget: Budget | None = None) -> 
         value = _eval(tree, names)
     except ExprError:
         raise
-    except (SyntaxError, ValueError) as exc:  # ValueError: null bytes, huge literals
-        raise ExprError(f"malformed expression {text!r}") from exc
-    except (RecursionError, MemoryError) as exc:
-        raise ExprError("expression is nested too deeply") from exc
+    except SyntaxError as exc:  # the parser's reason: "invalid syntax", "too many nested..."
+        raise ExprError(f"malformed expression {shorten(text.strip())!r}: {exc.msg}") from exc
+    except ValueError as exc:  # null bytes, literals past Python's 4300 digits
+        raise ExprError(f"malformed expression {shorten(text.strip())!r}") from exc
+    except (RecursionError, MemoryError) as exc:  # Python 3.11's parser: its stack limit
+        raise ExprError("expression is nested more deeply than Python's parser allows") from exc
     if not isinstance(value, int):  # a Fraction from '/'
         if value.denominator != 1:
             raise ExprError(f"{text.strip()} = {value} is not a whole number")
@@ -94,8 +98,28 @@ def _parse(text: str) -> tuple[ast.expr, int]:
 
 
 def _eval(node: ast.expr, names: dict[str, int]) -> int | Fraction:
-    """The value of ``node``, never larger than MAX_VALUE in magnitude."""
-    return _bounded(_eval_unbounded(node, names))
+    """The value of ``node``; every intermediate value at most MAX_VALUE in magnitude.
+    Post-order over an explicit stack: operands are evaluated left to right, then their
+    operator, so the tree's depth costs a list entry, not a Python frame."""
+    todo: list[tuple[ast.expr, bool]] = [(node, False)]  # (node, operands already done)
+    values: list[int | Fraction] = []
+    while todo:
+        item, ready = todo.pop()
+        if isinstance(item, ast.BinOp) and type(item.op) in _BINARY:
+            if not ready:
+                todo += [(item, True), (item.right, False), (item.left, False)]
+                continue
+            right, left = values.pop(), values.pop()
+            values.append(_bounded(_binary(item.op, left, right)))
+        elif isinstance(item, ast.UnaryOp) and type(item.op) in _UNARY:
+            if not ready:
+                todo += [(item, True), (item.operand, False)]
+                continue
+            values.append(_bounded(_UNARY[type(item.op)](values.pop())))
+        else:
+            values.append(_bounded(_leaf(item, names)))
+    (value,) = values
+    return value
 
 
 def _magnitude(value: int | Fraction) -> int | Fraction:
@@ -112,7 +136,16 @@ def _bounded(value: int | Fraction) -> int | Fraction:
     return value
 
 
-def _eval_unbounded(node: ast.expr, names: dict[str, int]) -> int | Fraction:
+def _binary(op: ast.operator, left: int | Fraction, right: int | Fraction) -> int | Fraction:
+    if isinstance(op, ast.Div | ast.FloorDiv | ast.Mod) and right == 0:
+        raise ExprError("division by zero")
+    if isinstance(op, ast.Pow):
+        _check_exponent(left, right)
+    return _BINARY[type(op)](left, right)
+
+
+def _leaf(node: ast.expr, names: dict[str, int]) -> int:
+    """A whole-number literal or a parameter's value; anything else is refused."""
     if isinstance(node, ast.Constant) and type(node.value) is int:
         return node.value
     if isinstance(node, ast.Name):
@@ -121,17 +154,8 @@ def _eval_unbounded(node: ast.expr, names: dict[str, int]) -> int | Fraction:
             raise ExprError(f"unknown parameter {node.id!r}{suggest(node.id, list(names))} "
                             f"(parameters: {known})")
         return names[node.id]
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _eval(node.left, names), _eval(node.right, names)
-        if isinstance(node.op, ast.Div | ast.FloorDiv | ast.Mod) and right == 0:
-            raise ExprError("division by zero")
-        if isinstance(node.op, ast.Pow):
-            _check_exponent(left, right)
-        return _BINARY[type(node.op)](left, right)
-    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_eval(node.operand, names))
     raise ExprError(f"only whole numbers, parameter names and + - * / // % ** are allowed, "
-                    f"not {ast.unparse(node)!r}")
+                    f"not {shorten(ast.unparse(node))!r}")
 
 
 def _check_exponent(base: int | Fraction, exponent: int | Fraction) -> None:

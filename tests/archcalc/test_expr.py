@@ -92,10 +92,23 @@ def test_length_and_depth_are_bounded() -> None:
     assert len(long) > MAX_LENGTH
     with pytest.raises(ExprError, match=f"longer than {MAX_LENGTH} characters"):
         evaluate(long, {})
-    deep = "-" * (MAX_LENGTH - 10) + "1"  # short enough, but nested ~1000 deep
-    with pytest.raises(ExprError, match="nested too deeply"):
-        evaluate(deep, {})
     assert evaluate("-" * 100 + "1", {}) == 1  # an even number of minus signs
+    parens = "(" * 250 + "1" + ")" * 250  # Python's parser stops at 200 parentheses
+    with pytest.raises(ExprError, match="too many nested parentheses"):
+        evaluate(parens, {})
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("+".join(["1"] * 500), 500),
+    ("-" * (MAX_LENGTH - 10) + "1", (-1) ** (MAX_LENGTH - 10)),
+    ("**".join(["1"] * 333), 1),
+    ("-".join(["2"] * 499), 2 - 2 * 498),  # left to right: ((2 - 2) - 2) - ...
+])
+def test_a_tree_as_deep_as_the_length_allows_is_evaluated(text: str, expected: int) -> None:
+    """Evaluation keeps a stack of its own: a flat sum of 500 terms is a tree 500 deep, and
+    was refused as "nested too deeply" while Python's recursion limit was the evaluator's."""
+    assert len(text) <= MAX_LENGTH
+    assert evaluate(text, {}) == expected
 
 
 def test_expr_error_is_a_value_error_that_the_parser_locates() -> None:
