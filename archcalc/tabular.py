@@ -134,11 +134,34 @@ def to_csv(table: Table) -> str:
 
 
 _LATEX = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-          "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+          "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
+          "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+          "\u00d7": r"\texttimes{}", "\u2212": r"\textminus{}", "\u2264": r"\ensuremath{\leq}",
+          "\u2265": r"\ensuremath{\geq}", "\u2248": r"\ensuremath{\approx}",
+          "\u2192": r"\ensuremath{\rightarrow}", "\u2026": r"\dots{}"}
+# Pairs the Computer Modern fonts set as one glyph: an en dash, curly quotes, and the
+# Spanish ligatures (and ---, an em dash, is two -- pairs).
+_LIGATURES = frozenset({"--", "``", "''", "!`", "?`"})
+
+
+def latex_escape(text: str) -> str:
+    """``text`` as LaTeX prints it literally under the default font encoding (OT1): its
+    special characters as commands (OT1 sets ``<``, ``>`` and ``|`` as ¡, ¿ and a dash, so
+    ``->`` printed "-¿"), and ``{}`` between the pairs that would form a ligature (``--``
+    is an en dash). The one escape every LaTeX writer of archcalc uses."""
+    out: list[str] = []
+    for i, ch in enumerate(text):
+        out.append(_LATEX.get(ch, ch))
+        if text[i:i + 2] in _LIGATURES:
+            out.append("{}")
+    return "".join(out)
 
 
 def _tex(text: str) -> str:
-    return "".join(_LATEX.get(ch, ch) for ch in text.strip())
+    """A cell or line: escaped, and guarded so that after ``\\`` a leading ``[`` or ``*``
+    is not read as the line break's argument."""
+    escaped = latex_escape(text.strip())
+    return "{}" + escaped if escaped.startswith(("[", "*")) else escaped
 
 
 def to_latex(table: Table) -> str:
