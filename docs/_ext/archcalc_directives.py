@@ -10,7 +10,10 @@
 ``.. archcalc-zoo::``                 the zoo, as ``archcalc list`` prints it
 ``:archcalc:`vgg19:params```          one total in running text (params, weights, biases,
                                       buffers, macs, flops, activations; input, output
-                                      shape); parameters after the model: ``mlp layers=2:params``
+                                      shape; ``units``: the fully connected chain, e.g.
+                                      3072-1000-1000-10; or a spec parameter's value, e.g.
+                                      ``inception-reduction:r3``); parameters after the model:
+                                      ``mlp layers=2:params``
 
 Every table comes from the same functions the CLI prints (archcalc.render), so a page can
 never disagree with ``archcalc ... --format json``. A bad model name or option is a build
@@ -19,6 +22,7 @@ error that says which directive and why; ``sphinx-build -W`` turns it into a fai
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, ClassVar
 
@@ -77,20 +81,38 @@ def select_columns(table: Table, names: str | None) -> Table:
 
 def total_value(text: str) -> str:
     """The text of ``:archcalc:`MODEL [NAME=INT ...]:FIELD```: a total with thousands
-    separators, or the input or output shape."""
+    separators, the input or output shape, the fully connected chain (``units``) or the
+    value of one of the spec's parameters (``param``s, e.g. a filter count)."""
     spec, sep, field = text.rpartition(":")
     model, *sets = spec.split()
     if not sep or not model:
         raise UsageError("expected MODEL[ NAME=INT ...]:FIELD, e.g. vgg19:params")
+    settings = _sets({"set": " ".join(sets)})
     report = report_for(model, {"set": " ".join(sets)})
     field = field.strip()
     if field == "input":
         return fmt_shape(report.input_shape)
     if field == "output":
         return fmt_shape(report.rows[-1].out_shape)
-    if field not in TOTALS:
-        raise UsageError(f"unknown field {field!r} (fields: input, output, {', '.join(TOTALS)})")
-    return f"{getattr(report.totals, field):,}"
+    if field == "units":
+        return units_chain(report)
+    if field in TOTALS:
+        return f"{getattr(report.totals, field):,}"
+    params = dict(zoo.load(model, **settings).params)
+    if field in params:
+        return f"{params[field]:,}"
+    raise UsageError(f"unknown field {field!r} (fields: input, output, units, "
+                     f"{', '.join(TOTALS)}; parameters of {model}: {', '.join(params)})")
+
+
+def units_chain(report: Report) -> str:
+    """``3072-1000-1000-10``: the inputs of the first fully connected layer, then the outputs
+    of each one (an MLP's usual name)."""
+    linear = [r for r in report.rows if r.kind == "linear"]
+    if not linear:
+        raise UsageError(f"{report.model} has no fully connected layer")
+    return "-".join(str(n) for n in (math.prod(linear[0].in_shape),
+                                     *(math.prod(r.out_shape) for r in linear)))
 
 
 # -- docutils nodes ------------------------------------------------------------------------

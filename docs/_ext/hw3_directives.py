@@ -9,13 +9,19 @@
    :keys: adam_*, epochs          dataclass defaults (overridden where plugins.toml says),
                                   with each field's help and source
 
+``:protocol:`scaling:batch_size```  one setting's value in running text, as ``hw3 run``
+                                  resolves it (``256``; a whole number of five digits or more
+                                  with thousands separators, a list as ``1, 2, 4, 8, 16``)
+
 A results folder whose Markdown links a missing plot, a plugin that is declared but does not
-load, or a ``:keys:`` pattern that matches nothing fails the build.
+load, a ``:keys:`` pattern that matches nothing or a ``:protocol:`` setting that does not
+exist fails the build.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import inspect
 import posixpath
 import re
 from pathlib import Path
@@ -86,12 +92,64 @@ class ResultsDirective(SphinxDirective):
 
 
 # -- settings ------------------------------------------------------------------------------
-def shown(value: Any) -> str:
+def shown(value: Any, separators: bool = False) -> str:
+    """A setting as text; ``separators``: 100000 as 100,000 (running text, not tables)."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, list | tuple):
-        return ", ".join(shown(v) for v in value)
+        return ", ".join(shown(v, separators) for v in value)
+    if separators and isinstance(value, float) and value.is_integer():
+        value = int(value)  # 512.0 reads as 512 in a sentence
+    if separators and isinstance(value, int) and abs(value) >= 10_000:
+        return f"{value:,}"
     return str(value)
+
+
+def protocol_value(text: str) -> str:
+    """The text of ``:protocol:`PLUGIN:SETTING```: the value ``hw3 run PLUGIN`` uses (the
+    config dataclass default, or plugins.toml's override), so no page types it."""
+    from trainers import config as cfg
+    from trainers.errors import Hw3Error
+    from trainers.registry import registry
+
+    plugin, sep, name = (part.strip() for part in text.partition(":"))
+    if not sep or not plugin or not name:
+        raise Hw3Error("expected PLUGIN:SETTING, e.g. scaling:batch_size")
+    if plugin not in registry().names():
+        raise Hw3Error(f"no plugin {plugin!r} is installed (plugins: "
+                       f"{', '.join(registry().names())})")
+    defaults = cfg.Defaults.load()
+    config_type = registry().get(plugin).config_type
+    config = cfg.resolve(config_type, [defaults.layer(plugin)])
+    names = [spec.name for spec in cfg.field_specs(config_type)]
+    if name not in names:
+        raise Hw3Error(f"{plugin} has no setting {name!r} (settings: {', '.join(names)})")
+    return shown(getattr(config, name), separators=True)
+
+
+def registry_config(text: str) -> Any:
+    """The config dataclass of ``:protocol:``'s plugin (for the rebuild dependency)."""
+    from trainers.registry import registry
+
+    return registry().get(text.partition(":")[0].strip()).config_type
+
+
+def protocol_role(name: str, rawtext: str, text: str, lineno: int, inliner: Any,
+                  options: dict[str, Any] | None = None,
+                  content: list[str] | None = None) -> tuple[list[nodes.Node], list[Any]]:
+    """``:protocol:`PLUGIN:SETTING```: a setting's value, read while the docs build."""
+    from trainers.config import defaults_path
+    from trainers.errors import Hw3Error
+
+    try:
+        value = protocol_value(text)
+    except Hw3Error as exc:
+        msg = inliner.reporter.error(f":protocol:`{text}`: {exc}", line=lineno)
+        return [inliner.problematic(rawtext, rawtext, msg)], [msg]
+    env = inliner.document.settings.env
+    env.note_dependency(str(defaults_path()))
+    env.note_dependency(inspect.getsourcefile(registry_config(text)) or "")
+    return [nodes.inline(rawtext, value, classes=["protocol-value"])], []
 
 
 def settings_rows(plugin: str) -> tuple[list[tuple[str, str, str, str]], str]:
@@ -157,4 +215,5 @@ class SettingsDirective(SphinxDirective):
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("hw3-results", ResultsDirective)
     app.add_directive("hw3-settings", SettingsDirective)
+    app.add_role("protocol", protocol_role)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -63,7 +63,7 @@ class _Converter:
             return [quote]
         if kind in ("fence", "code_block"):
             code = node.content.rstrip("\n")
-            return [nodes.literal_block(code, code)]
+            return [nodes.literal_block(code, code, language=_language(node.info))]
         if kind == "table":
             return [self.table(node)]
         if kind == "html_block":
@@ -134,6 +134,20 @@ class _Converter:
             group += head
         group += body
         return table
+
+
+def _language(info: str) -> str:
+    """A fence's language if Pygments knows it, else ``text`` (never Sphinx's default guess,
+    Python, which highlights keywords and quotes inside plain output)."""
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    name = info.strip().split(" ")[0]
+    try:
+        get_lexer_by_name(name)
+    except ClassNotFound:
+        return "text"
+    return name
 
 
 def _plain(node: SyntaxTreeNode) -> str:

@@ -96,7 +96,9 @@ class CliHelp(SphinxDirective):
             section = nodes.section(ids=[nodes.make_id(f"cli-{title}")],
                                     names=[nodes.fully_normalize_name(title)])
             section += nodes.title(text=title)
-            section += nodes.literal_block(text, text, classes=["cli-help"])
+            # text, not the default Python lexer (which bolds "for" and opens a string at
+            # every apostrophe of the help)
+            section += nodes.literal_block(text, text, language="text", classes=["cli-help"])
             self.state.document.note_implicit_target(section)
             out.append(section)
         return out
