@@ -12,7 +12,9 @@ during a run) become one line on stderr and exit code 2; Ctrl-C exits 130.
 from __future__ import annotations
 
 import inspect
+import json
 import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,9 +28,8 @@ from trainers import config as cfg
 from trainers import session
 from trainers.api import Trainer
 from trainers.errors import ConfigError, Hw3Error, RunInterrupted
-from trainers.progress import make_table
-from trainers.registry import ENV, registry
-from trainers.store import RunStore
+from trainers.registry import ENV, Entry, Needs, registry, require
+from trainers.store import RunInfo, RunStore
 
 DATA_HELP = "Datasets: fetch, fake (synthetic stand-ins) and info for cifar10, fashion-mnist."
 EXAMPLES = ("hw3 list", "hw3 run NAME --help", "hw3 run NAME --epochs 2 --seed 1",
@@ -45,9 +46,9 @@ def edge() -> Iterator[None]:
         yield
     except RunInterrupted:
         raise typer.Exit(130) from None
-    except BrokenPipeError:  # hw3 ... | head: the reader left; say nothing more
+    except BrokenPipeError:  # hw3 ... | head: the reader left, as asked; not a failure
         quiet_stdout()
-        raise typer.Exit(141) from None
+        raise typer.Exit(0) from None
     except Exception as exc:
         if isinstance(exc, OSError) and exc.filename is not None:
             typer.echo(f"error: {os_problem(exc)}", err=True)
@@ -127,7 +128,8 @@ class RunGroup(TyperGroup):
         return plugin_command(registry().get(cmd_name))  # PluginError lists the known ones
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
-        rows = [(e.name, e.summary if e.status == "ok" else f"[{e.status}] {e.error}")
+        rows = [(e.name, e.summary if e.status == "ok" else f"[{e.status}] {e.error}"
+                 if e.status == "error" else f"[{e.status}] {_note(e)}")
                 for e in registry().entries() if e.status != "blocked"]
         with formatter.section("Plugins"):
             formatter.write_dl(rows or [("(none)", "no plugins in entry-point group "
@@ -135,7 +137,7 @@ class RunGroup(TyperGroup):
 
 
 app = typer.Typer(
-    cls=Hw3Group, name="hw3", no_args_is_help=True, add_completion=False,
+    cls=Hw3Group, name="hw3", no_args_is_help=True,
     rich_markup_mode=None,
     help="Reproducible training experiments: plugins of entry-point group hw3.trainers.",
     epilog="Examples:\n\n\b\n" + "\n".join(f"  {e}" for e in EXAMPLES))
@@ -144,6 +146,60 @@ run_app = typer.Typer(
     help="Run a plugin: hw3 run NAME [OPTIONS]; options come from its config (NAME --help).")
 app.add_typer(run_app, name="run")
 
+# The --format json documents' version: bump it when a key changes meaning or goes away.
+SCHEMA_VERSION = 1
+FormatOpt = Annotated[str, typer.Option(
+    "--format", metavar="FORMAT", help="table (for people) or json (for programs; "
+    "schema_version and warnings in every document).")]
+
+
+def emit_json(document: dict[str, Any], warnings: list[str] | None = None) -> None:
+    """One JSON document on stdout, versioned, with the warnings a person would have seen."""
+    typer.echo(json.dumps({"schema_version": SCHEMA_VERSION, **document,
+                           "warnings": warnings or []}, indent=1))
+
+
+def table_or_json(fmt: str) -> bool:
+    """True for json; a ConfigError for anything but table or json."""
+    if fmt not in ("table", "json"):
+        raise ConfigError(f"--format {fmt}: expected table or json")
+    return fmt == "json"
+
+
+def version() -> str:
+    """hw3's version: the installed distribution's, else pyproject.toml's in a source
+    checkout (said so, since nothing installed it)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    from trainers.registry import DISTRIBUTION
+
+    try:
+        return installed_version(DISTRIBUTION)
+    except PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        try:
+            found = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+        except (OSError, ValueError, KeyError):
+            return "unknown (not installed)"
+        return f"{found} (source checkout, not installed)"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"hw3 {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(show: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_show_version,
+        help="Print hw3's version and exit.")] = False) -> None:
+    pass
+
+
 RunsDir = Annotated[Path | None, typer.Option(
     "--runs-dir", metavar="DIR",
     help=f"Where runs live; default ${session.RUNS_ENV}, else ./runs.")]
@@ -151,22 +207,57 @@ RunsDir = Annotated[Path | None, typer.Option(
 
 # -- hw3 list ----------------------------------------------------------------------------
 @app.command("list")
-def list_cmd() -> None:
-    """The installed plugins, their package, status and summary (broken ones with errors)."""
-    console = Console()
+def list_cmd(fmt: FormatOpt = "table") -> None:
+    """The installed plugins: status, what each needs beyond the core, package, summary."""
+    as_json = table_or_json(fmt)
     entries = registry().entries()
+    defaults = cfg.Defaults.load()
+    notes = [_note(e) for e in entries if _note(e)]
+    if as_json:
+        emit_json({"plugins": [_plugin_record(e, _status(e.status, defaults, e.name))
+                               for e in entries]}, notes)
+        return
+    console = Console()
     if not entries:
         console.print("no plugins installed in entry-point group 'hw3.trainers'")
         return
-    defaults = cfg.Defaults.load()
-    rows = [{"plugin": e.name, "status": _status(e.status, defaults, e.name),
-             "package": e.package, "summary": e.summary} for e in entries]
-    console.print(make_table("hw3 plugins", rows))
-    for e in entries:
-        if e.status == "error":
-            console.print(f"error: {e.error}", markup=False, highlight=False, soft_wrap=True)
-        elif e.status == "blocked":
-            console.print(f"{e.name}: not loaded ({ENV} does not list it)", markup=False)
+    width = min(console.width, 100)
+    for e in entries:  # a block per plugin, not a table: nothing is cut at 80 columns
+        lines = [f"{e.name:<14} {_status(e.status, defaults, e.name):<9} {e.package}"]
+        for text in (e.summary, _needs_text(e)):
+            lines += textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="  ",
+                                   break_long_words=False, break_on_hyphens=False)
+        console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+    for note in notes:
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
+
+
+def _needs_text(entry: Entry) -> str:
+    """``needs [train]: torch, matplotlib (missing)``: the extra and each module's state."""
+    if entry.needs is None:
+        return "needs: nothing declared beyond hw3's core"
+    mods = [f"{m} (missing)" if m in entry.missing else m for m in entry.needs.modules]
+    state = "" if entry.missing else " (installed)"
+    return f"needs [{entry.needs.extra}]: {', '.join(mods)}{state}"
+
+
+def _note(entry: Entry) -> str:
+    if entry.status == "error":
+        return f"error: {entry.error}"
+    if entry.status == "blocked":
+        return f"{entry.name}: not loaded ({ENV} does not list it)"
+    if entry.missing and entry.needs is not None:
+        return f"{entry.name}: {', '.join(entry.missing)} not installed: {entry.needs.install}"
+    return ""
+
+
+def _plugin_record(entry: Entry, status: str) -> dict[str, Any]:
+    needs = entry.needs
+    return {"name": entry.name, "status": status, "entry_point": entry.value,
+            "package": entry.package, "summary": entry.summary, "error": entry.error,
+            "extra": needs.extra if needs else None,
+            "modules": {m: m not in entry.missing for m in needs.modules} if needs else {},
+            "install": needs.install if needs else None}
 
 
 def _status(status: str, defaults: cfg.Defaults, name: str) -> str:
@@ -205,6 +296,7 @@ def plugin_command(trainer: Trainer[Any]) -> Any:
                                  annotation=hint) for name, hint in HOST_OPTIONS.items()]
 
     def command(**values: Any) -> None:
+        registry().require(trainer.name, f"hw3 run {trainer.name}")
         options = session.Options(**{k: values.pop(k) for k in HOST_OPTIONS})
         given = {k: v for k, v in values.items() if v is not None}
         session.start(trainer, given, options, defaults)
@@ -240,18 +332,34 @@ def _shown(spec: cfg.FieldSpec, default: Any) -> str:
 
 # -- hw3 runs / hw3 report -----------------------------------------------------------------
 @app.command("runs")
-def runs_cmd(runs_dir: RunsDir = None) -> None:
+def runs_cmd(runs_dir: RunsDir = None, fmt: FormatOpt = "table") -> None:
     """Past runs: state (running, finished, failed, interrupted), data and key result."""
+    as_json = table_or_json(fmt)
     root = session.runs_root(runs_dir)
     found = RunStore(root).runs()
+    if as_json:
+        emit_json({"runs_dir": str(root), "runs": [_run_record(r) for r in found]},
+                  [f"{r.ref}: damaged: {r.error}" for r in found if r.state == "damaged"])
+        return
     console = Console()
     if not found:
         console.print(f"no runs under {root}", markup=False)
         return
-    rows = [{"run": r.ref, "state": r.state, "started": r.started,
-             "data": "stand-in" if r.stand_in else "real",
-             "result": r.headline or r.error} for r in found]
-    console.print(make_table(f"runs in {root}", rows))
+    console.print(f"runs in {root}", markup=False, highlight=False, soft_wrap=True)
+    width = min(console.width, 100)
+    for r in found:  # the id on a line of its own: never cut, whatever the width
+        lines = [r.ref, f"  {r.state}; data: {r.data}; started {r.started or '?'}"]
+        lines += textwrap.wrap(r.headline or r.error, width, initial_indent="  ",
+                               subsequent_indent="  ", break_long_words=False)
+        console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+
+
+def _run_record(info: RunInfo) -> dict[str, Any]:
+    return {"ref": info.ref, "plugin": info.plugin, "run_id": info.run_id,
+            "dir": str(info.dir), "state": info.state, "started": info.started,
+            "ended": info.ended, "data": info.data, "stand_in": info.stand_in,
+            "stand_in_why": info.stand_in_why, "model_only": info.model_only,
+            "headline": info.headline, "error": info.error}
 
 
 @app.command("report")
@@ -261,18 +369,32 @@ def report_cmd(run: Annotated[str, typer.Argument(
                to: Annotated[Path | None, typer.Option(
                    "--to", metavar="DOCS", help="Also copy the summary, under a provenance "
                    "header, and the plots to DOCS/results/PLUGIN/ (replacing what was "
-                   "there), e.g. --to docs.")] = None) -> None:
+                   "there), e.g. --to docs.")] = None,
+               fmt: FormatOpt = "table") -> None:
     """Regenerate a finished run's plots and Markdown summary from its stored results."""
+    as_json = table_or_json(fmt)
     if to is not None and to.exists() and not to.is_dir():
         raise ConfigError(f"--to {to}: not a directory")
     info = RunStore(session.runs_root(runs_dir)).find(run)
     trainer = registry().get(info.plugin)
+    needs = registry().needs(info.plugin)
+    if needs is not None:  # plots need matplotlib, nothing else of the run's frameworks
+        require(Needs(needs.extra, ("matplotlib",)), f"hw3 report {info.ref}")
     path, summary = session.write_summary(trainer, info, locked=False)
+    docs = session.export_to_docs(trainer, info, to) if to is not None else None
+    if as_json:
+        emit_json({"run": _run_record(info), "summary": str(path),
+                   "markdown": path.read_text(encoding="utf-8"),
+                   "plots": [str(p) for p in summary.plots],
+                   "docs": None if docs is None else str(docs)},
+                  [f"{info.ref}: stand-in data: {info.stand_in_why or 'synthetic'}"]
+                  if info.stand_in else [])
+        return
     typer.echo(path.read_text(encoding="utf-8"), nl=False)
     for plot in summary.plots:
         typer.echo(f"plot: {plot}", err=True)
-    if to is not None:
-        typer.echo(f"docs: {session.export_to_docs(trainer, info, to)}", err=True)
+    if docs is not None:
+        typer.echo(f"docs: {docs}", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:

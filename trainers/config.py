@@ -13,10 +13,8 @@ file (or option) and the key. The CLI options of ``hw3 run NAME`` are generated 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import re
 import tomllib
 import typing
 from collections.abc import Mapping, Sequence
@@ -291,40 +289,11 @@ def config_values(config: Any) -> dict[str, Any]:
             for f in dataclasses.fields(config)}
 
 
-# -- writing TOML (the simple subset hw3 needs) ------------------------------------------
-BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
+# -- writing TOML ------------------------------------------------------------------------
 def to_toml(tables: Mapping[str, Mapping[str, Any]]) -> str:
-    """``{"table": {"key": value}}`` as TOML; values are scalars or lists of scalars."""
-    chunks = []
-    for table, values in tables.items():
-        lines = [f"[{_key(table)}]"]
-        lines += [f"{_key(k)} = {_value(v)}" for k, v in values.items()]
-        chunks.append("\n".join(lines))
-    return "\n\n".join(chunks) + "\n"
+    """``{"table": {"key": value}}`` as TOML (tomli-w: quoting and escapes of any key or
+    string, nan and inf); values are scalars or lists of scalars. Imported here, on the one
+    path that writes a run's config.toml, so ``hw3 list`` never needs it."""
+    import tomli_w
 
-
-def _key(key: str) -> str:
-    return key if BARE_KEY.fullmatch(key) else _string(key)
-
-
-def _string(text: str) -> str:
-    """A TOML basic string: JSON's escapes are TOML's, and TOML also bans a raw DEL."""
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        return ("-inf" if value < 0 else "inf") if math.isinf(value) else repr(value)
-    if isinstance(value, str):
-        return _string(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} ({type(value).__name__}) as TOML")
+    return tomli_w.dumps({table: dict(values) for table, values in tables.items()})

@@ -5,11 +5,18 @@ when asked for, ``HW3_PLUGINS=a,b`` limits which may load (empty: none), and a p
 fails to import or does not fit the interface becomes a PluginError that names the plugin,
 its package and the interface expected, while every other plugin keeps working. Built-in
 plugins register in pyproject.toml exactly like a third-party package would.
+
+Plugins import their frameworks only inside ``run``, so a plugin loads (and ``hw3 list`` works)
+with only hw3's core installed. What each built-in plugin needs beyond the core is declared
+once, in :data:`NEEDS` (the pyproject extra and the modules it installs), and checked with
+``importlib.util.find_spec``, which imports nothing: ``hw3 list`` shows it and ``hw3 run``
+refuses, in one line naming the ``pip install`` to run, before any framework is imported.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import inspect
 import os
 from collections.abc import Iterable
@@ -21,6 +28,7 @@ from trainers.api import INTERFACE, OPTIONAL, Trainer
 from trainers.config import field_specs
 from trainers.errors import PluginError
 
+DISTRIBUTION = "archcalc-hw3"
 GROUP = "hw3.trainers"
 ENV = "HW3_PLUGINS"
 # Options of `hw3 run` itself; a config field with one of these names would shadow it.
@@ -28,9 +36,63 @@ RESERVED = frozenset({"config", "resume", "device", "seed", "deterministic", "da
                       "runs_dir", "help"})
 
 
+class MissingExtraError(PluginError):
+    """A plugin whose frameworks are not installed; the message names the pip install."""
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a plugin needs beyond hw3's core: the extra that installs it, and the top-level
+    modules checked for (the run machinery's torch and tensorboard included)."""
+
+    extra: str
+    modules: tuple[str, ...]
+
+    @property
+    def install(self) -> str:
+        return f"pip install '{DISTRIBUTION}[{self.extra}]'"
+
+    def missing(self) -> tuple[str, ...]:
+        """The modules that are not installed, found without importing any of them."""
+        return tuple(m for m in self.modules if not installed(m))
+
+
+# Each extra's modules (pyproject.toml's distributions by import name; a test keeps the two in
+# step). Every run needs torch (checkpoints) and tensorboard (the run's event files).
+EXTRAS = {
+    "train": ("torch", "matplotlib", "tensorboard"),
+    "scaling": ("tensorflow", "torch", "matplotlib", "tensorboard"),
+}
+# The built-in plugins' needs, by entry-point value; a third-party plugin's are its package's.
+NEEDS = {
+    "trainers.plugins.optimizers:plugin": Needs("train", EXTRAS["train"]),
+    "trainers.plugins.depth_width:plugin": Needs("train", EXTRAS["train"]),
+    "trainers.plugins.cutout:plugin": Needs("train", EXTRAS["train"]),
+    "trainers.plugins.scaling:plugin": Needs("scaling", EXTRAS["scaling"]),
+}
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported, asked of the import system without importing it
+    (``sys.modules[name] = None``, the way to block a module, counts as not installed)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require(needs: Needs | None, what: str) -> None:
+    """MissingExtraError for ``what`` (e.g. "hw3 run optimizers") if ``needs`` are not met."""
+    missing = needs.missing() if needs is not None else ()
+    if needs is not None and missing:
+        raise MissingExtraError(f"{what} needs {', '.join(missing)}, not installed: run "
+                                f"{needs.install}")
+
+
 @dataclass(frozen=True)
 class Entry:
-    """One plugin as ``hw3 list`` shows it; ``status`` is ok, error or blocked."""
+    """One plugin as ``hw3 list`` shows it; ``status`` is ok, missing (its frameworks are not
+    installed), error or blocked."""
 
     name: str
     value: str
@@ -38,6 +100,8 @@ class Entry:
     status: str
     summary: str = ""
     error: str = ""
+    needs: Needs | None = None
+    missing: tuple[str, ...] = ()
 
 
 def package_of(ep: EntryPoint) -> str:
@@ -100,15 +164,27 @@ class Registry:
             raise found
         return found
 
+    def needs(self, name: str) -> Needs | None:
+        """What plugin ``name`` needs beyond the core (None: not declared); imports nothing."""
+        eps = self.entry_points().get(name)
+        return NEEDS.get(eps[0].value) if eps else None
+
+    def require(self, name: str, what: str) -> None:
+        """MissingExtraError if plugin ``name``'s frameworks are not installed."""
+        require(self.needs(name), what)
+
     def entries(self) -> list[Entry]:
         """Every plugin with its status; loads the admitted ones, never raises for one."""
         rows = []
         for name in self.names():
             ep = self.entry_points()[name][0]
-            row = Entry(name, ep.value, package_of(ep), "blocked")
+            needs = self.needs(name)
+            missing = needs.missing() if needs else ()
+            row = Entry(name, ep.value, package_of(ep), "blocked", needs=needs, missing=missing)
             if not self.blocked(name):
                 try:
-                    row = dataclasses.replace(row, status="ok", summary=self.get(name).summary)
+                    row = dataclasses.replace(row, status="missing" if missing else "ok",
+                                              summary=self.get(name).summary)
                 except PluginError as exc:
                     row = dataclasses.replace(row, status="error", error=str(exc))
             rows.append(row)

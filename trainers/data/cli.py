@@ -1,11 +1,13 @@
 """``hw3 data``: fetch, fake and inspect datasets. Mounted by trainers.cli as ``data``.
 
 Imports stay light (no numpy, no torch) until a command actually needs them, so that
-``hw3 --help`` is quick. Errors are trainers.errors classes; the hw3 CLI edge prints them.
+``hw3 --help`` is quick; ``fake`` needs numpy, and says which extra installs it when it is
+missing. Errors are trainers.errors classes; the hw3 CLI edge prints them.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,6 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from trainers.data import catalog
+from trainers.registry import Needs, require
+
+# Writing stand-in data needs numpy (in the train and scaling extras, as every plugin's data).
+FAKE_NEEDS = Needs("train", ("numpy",))
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -69,6 +75,7 @@ def fake(name: Name,
          force: Annotated[bool, typer.Option(help="Overwrite real data too.")] = False,
          ) -> None:
     """Write synthetic stand-in data in the official on-disk format (for offline use)."""
+    require(FAKE_NEEDS, "hw3 data fake")
     from trainers.data import fake as faking
 
     folder = faking.write(name, data_dir, n, n_test=n_test, seed=seed, layout=layout,
@@ -77,8 +84,25 @@ def fake(name: Name,
 
 
 @app.command()
-def info(name: Name, data_dir: DataDir = None) -> None:
+def info(name: Name, data_dir: DataDir = None,
+         fmt: Annotated[str, typer.Option(
+             "--format", metavar="FORMAT",
+             help="table or json (schema_version, layouts, warnings).")] = "table") -> None:
     """Show what is on disk for a dataset: files, sizes, real or synthetic."""
+    from trainers.cli import SCHEMA_VERSION, table_or_json
+
+    if table_or_json(fmt):
+        layouts = [{"layout": st.layout.name, "folder": str(st.folder),
+                    "complete": st.complete, "synthetic": st.synthetic,
+                    "files": {f: st.sizes.get(f) for f in st.layout.files},
+                    "missing": list(st.missing), "bytes": sum(st.sizes.values())}
+                   for st in catalog.status(name, data_dir)]
+        warnings = [f"{d['layout']}: synthetic stand-in data, not the real dataset"
+                    for d in layouts if d["complete"] and d["synthetic"]]
+        typer.echo(json.dumps({"schema_version": SCHEMA_VERSION, "dataset": name,
+                               "data_dir": str(catalog.resolve_data_dir(data_dir)),
+                               "layouts": layouts, "warnings": warnings}, indent=1))
+        return
     table = Table(title=f"{name} under {catalog.resolve_data_dir(data_dir)}")
     for column in ("layout", "folder", "files", "size", "data"):
         table.add_column(column)

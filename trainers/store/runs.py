@@ -40,7 +40,7 @@ from trainers.store.files import atomic_write, read_json
 from trainers.store.lock import Lock, lock_holder
 
 STATES = ("running", "finished", "failed", "interrupted")
-DAMAGED = "damaged"  # a run whose state.json is not a JSON object: listed, never resumed
+DAMAGED = "damaged"  # a run whose state.json or config.toml is unreadable: listed, never resumed
 
 
 # -- reading runs ----------------------------------------------------------------------
@@ -58,36 +58,71 @@ class RunInfo:
     stand_in_why: str = ""
     error: str = ""
     headline: str = ""
+    model_only: bool = False  # results say no data was read at all (e.g. a cost model only)
 
     @property
     def ref(self) -> str:
         return f"{self.plugin}/{self.run_id}"
 
+    @property
+    def data(self) -> str:
+        """What the run's numbers come from, as ``hw3 runs`` labels it: real data only when
+        the run finished on it; "-" when the run stopped before saying."""
+        if self.model_only:
+            return "none (model only)"
+        if self.stand_in:
+            return "stand-in"
+        return "real" if self.state == "finished" else "-"
+
 
 def read_meta(folder: Path) -> dict[str, Any] | str:
-    """state.json as a dict (empty if missing or torn), or what is wrong with it."""
-    meta = read_json(folder / "state.json")
-    if meta is None:
+    """state.json as a dict (empty if there is none yet), or what is wrong with it. It is
+    always replaced whole, so text that is not JSON is damage, never a torn write."""
+    path = folder / "state.json"
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
         return {}
+    except OSError as exc:
+        return f"state.json cannot be read ({exc.strerror or type(exc).__name__})"
+    except UnicodeDecodeError:
+        return "state.json is not UTF-8 text"
+    try:
+        meta = json.loads(text)
+    except ValueError as exc:
+        return f"state.json is not valid JSON ({exc})"
     if not isinstance(meta, dict):
         return f"state.json is not a JSON object (got {type(meta).__name__})"
     return meta
 
 
+def config_problem(folder: Path) -> str:
+    """What is wrong with a run's config.toml as a file (empty: a regular file, or none;
+    a run without one is never found)."""
+    path = folder / "config.toml"
+    if path.is_file() or not path.exists():
+        return ""
+    return "config.toml is a directory, not a file" if path.is_dir() else \
+        "config.toml is not a regular file"
+
+
 def run_info(folder: Path) -> RunInfo:
     """Read a run directory; a 'running' run whose lock is free was interrupted, and one
-    whose state.json is not an object is 'damaged' (its error says why)."""
+    whose state.json or config.toml is unreadable is 'damaged' (its error says why)."""
     meta = read_meta(folder)
-    if isinstance(meta, str):
-        return RunInfo(folder.parent.name, folder.name, folder, DAMAGED, error=meta)
+    problem = meta if isinstance(meta, str) else config_problem(folder)
+    if problem or isinstance(meta, str):
+        return RunInfo(folder.parent.name, folder.name, folder, DAMAGED, error=problem)
     results = read_json(folder / "results.json")
     state = recorded_state(meta, results)
     if state == "running" and lock_holder(folder / ".lock") is None:
         state = "interrupted"
+    finished = state == "finished"
     return RunInfo(folder.parent.name, folder.name, folder, state, str(meta.get("started", "")),
                    str(meta.get("ended", "")), bool(meta.get("stand_in", False)),
                    str(meta.get("stand_in_why", "")), str(meta.get("error", "")),
-                   headline(results) if state == "finished" else "")
+                   headline(results) if finished else "",
+                   finished and isinstance(results, dict) and results.get("model_only") is True)
 
 
 def recorded_state(meta: Mapping[str, Any], results: Any) -> str:
@@ -158,11 +193,11 @@ class RunStore:
         if plugin:
             candidates.append(self.root / plugin / ref)
         for folder in candidates:
-            if (folder / "config.toml").is_file():
-                return folder
-        matches = [p for p in self.root.glob(f"*/{ref}") if (p / "config.toml").is_file()]
+            if (folder / "config.toml").exists():
+                return _checked(folder)
+        matches = [p for p in self.root.glob(f"*/{ref}") if (p / "config.toml").exists()]
         if len(matches) == 1:
-            return matches[0]
+            return _checked(matches[0])
         found = "several plugins have it" if matches else "no such run"
         raise RunError(f"run {ref!r}: {found} under {self.root} (see hw3 runs)")
 
@@ -171,13 +206,22 @@ class RunStore:
         return sorted((run_info(p) for p in folders), key=lambda r: (r.started, r.ref))
 
 
+def _checked(folder: Path) -> Path:
+    """``folder`` if its config.toml is a file; else the damage, named (not "no such run")."""
+    problem = config_problem(folder)
+    if problem:
+        raise damaged(folder / "config.toml", problem.removeprefix("config.toml "),
+                      "restore it from a backup; hw3 reads a run's settings from it")
+    return folder
+
+
 def _check_resumable(plugin: str, ref: str, owner: str, state: str) -> None:
     if owner != plugin:
         raise RunError(f"run {ref} belongs to plugin {owner!r}, not {plugin!r}")
     if state == "finished":
         raise RunError(f"run {ref} already finished; nothing to resume")
     if state == DAMAGED:
-        raise RunError(f"run {ref}: its state.json is damaged (not a JSON object); restore "
+        raise RunError(f"run {ref}: its state.json is damaged (hw3 runs says how); restore "
                        "it from a backup, or delete it to let --resume rewrite it")
 
 
