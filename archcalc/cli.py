@@ -7,6 +7,7 @@ only by the commands that need them.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -15,8 +16,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from typer._click.exceptions import NoArgsIsHelpError, UsageError
-from typer._click.types import IntRange
 from typer.core import TyperCommand, TyperGroup
 
 from archcalc import service, zoo
@@ -26,10 +25,13 @@ from archcalc.errors import ArchcalcError, SpecError, shorten
 from archcalc.render import (
     DTYPE_BYTES,
     FORMATS,
+    dumps,
+    inception_dict,
     inception_table,
     render,
     to_text,
 )
+from archcalc.schema import envelope, plain
 from archcalc.tabular import Column, Table
 
 if TYPE_CHECKING:  # rich.console is imported only when printing to a terminal
@@ -51,52 +53,99 @@ EXAMPLES = (
     "archcalc verify mlp-cifar",
 )
 
-def _usage_error(error: UsageError) -> NoReturn:
+# Click's UsageError, the base of every malformed command line, through typer's public
+# BadParameter: typer 0.28 vendors Click as the private ``typer._click``, older versions
+# depend on click itself, and the pinned range spans both.
+ClickUsageError: type[Any] = next(c for c in typer.BadParameter.__mro__
+                                  if c.__name__ == "UsageError")
+
+
+def _usage_error(error: Any) -> NoReturn:
     """A malformed command line in one line, as archcalc's own errors: Click would add the
-    usage and a hint, three or four lines in all."""
+    usage and a hint, three or four lines in all. A bare command that shows its help
+    (Click's NoArgsIsHelpError, matched by name as typer itself does) is left to Click."""
+    if type(error).__name__ == "NoArgsIsHelpError":
+        raise error
     typer.echo(f"error: {error.format_message()}", err=True)
     raise typer.Exit(error.exit_code)
 
 
+def stdout_to_devnull() -> None:
+    """The reader of our output went away (``archcalc list | head -1``): point stdout at
+    the null device, so that the interpreter's last flush cannot fail, as Python's
+    documentation on SIGPIPE recommends. The command then ends with success: the rest of
+    its output was not wanted."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no file descriptor: a test's buffer
+        pass
+
+
+def quiet_stdout() -> NoReturn:
+    stdout_to_devnull()
+    raise typer.Exit(0)
+
+
 class _Group(TyperGroup):
-    """The app: a usage error of any command is reported in one line."""
+    """The app: a usage error of any command is reported in one line; a closed pipe ends
+    it quietly."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().make_context(*args, **kwargs)
-        except NoArgsIsHelpError:
-            raise
-        except UsageError as exc:
+        except ClickUsageError as exc:
             _usage_error(exc)
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except NoArgsIsHelpError:
-            raise
-        except UsageError as exc:
+        except ClickUsageError as exc:
             _usage_error(exc)
+        except BrokenPipeError:
+            quiet_stdout()
 
 
 class _Command(TyperCommand):
-    """One command run as an app of its own (``archcalc MODEL``): usage errors in one line."""
+    """One command run as an app of its own (``archcalc MODEL``): usage errors in one line,
+    a closed pipe ends it quietly."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().make_context(*args, **kwargs)
-        except NoArgsIsHelpError:
-            raise
-        except UsageError as exc:
+        except ClickUsageError as exc:
             _usage_error(exc)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            quiet_stdout()
 
 
 app = typer.Typer(
     cls=_Group,
-    name="archcalc", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    name="archcalc", no_args_is_help=True, rich_markup_mode=None,
     help="Exact, explainable numbers about CNN architectures. 'archcalc MODEL_OR_SPEC_FILE "
          "[OPTIONS]' is short for 'archcalc analyze ...'.",
     epilog="Examples:\n\n\b\n" + "\n".join(f"  {e}" for e in EXAMPLES),
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"archcalc {service.version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool | None, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print archcalc's version and exit.")] = None,
+) -> None:
+    # Typer's help for the app is the one given above; this only adds --version.
+    pass
 
 
 # Choice lists come from their one registry: writers, conventions, number types.
@@ -111,21 +160,30 @@ TableOpt = Annotated[bool, typer.Option(
 BiasOpt = Annotated[bool, typer.Option("--bias", help="Count biases in the homework table.")]
 ConventionOpt = Annotated[ConventionName, typer.Option(
     help="How operations become MACs and FLOPs.")]
-class Whole(IntRange):
-    """A whole number option in a range, written in ASCII digits as a spec writes numbers
-    (``int()`` would also take '٣', '1_000' and 5,000 digits)."""
+class Whole:
+    """A whole number option from ``low`` to ``high``, written in ASCII digits as a spec
+    writes numbers (``int()`` would also take '٣', '1_000' and 5,000 digits): typer's
+    ``parser``, so no Click type is needed."""
 
-    name = "integer"
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+        self.__name__ = "integer"  # the metavar: INTEGER
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        if isinstance(value, str) and not re.fullmatch(r"[+-]?[0-9]{1,18}", value.strip()):
-            self.fail(f"{shorten(value)!r} is not a whole number (ASCII digits, at most 18)",
-                      param, ctx)
-        return super().convert(value, param, ctx)
+    def __call__(self, value: str | int) -> int:
+        if isinstance(value, int):  # a default
+            number = value
+        elif re.fullmatch(r"[+-]?[0-9]{1,18}", value.strip()):
+            number = int(value)
+        else:
+            raise typer.BadParameter(f"{shorten(value)!r} is not a whole number (ASCII "
+                                     "digits, at most 18)")
+        if not self.low <= number <= self.high:
+            raise typer.BadParameter(f"{number} is not in the range "
+                                     f"{self.low}<=x<={self.high}.")
+        return number
 
 
-BatchOpt = Annotated[int, typer.Option(click_type=Whole(1, 10**9),
-                                       help="Batch size for memory.")]
+BatchOpt = Annotated[int, typer.Option(parser=Whole(1, 10**9), help="Batch size for memory.")]
 MAX_RF_LAYERS, MAX_RF_SIZE = 10_000, 10_000  # archcalc rf's options; the field is also bounded
 DtypeOpt = Annotated[Dtype, typer.Option(help="Number type for memory.")]
 ArgOpt = Annotated[list[str] | None, typer.Option(
@@ -136,6 +194,8 @@ InputOpt = Annotated[str | None, typer.Option(
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", metavar="NAME=INT", help="Set a spec parameter; repeatable.")]
 FormatOpt = Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")]
+VerifyFmt = StrEnum("VerifyFmt", {"rich": "rich", "json": "json"})
+RICH_V = VerifyFmt("rich")  # a list of checks, not a table: no md, csv, latex, rst
 
 
 # -- the edge: user mistakes -> message + exit 2 ----------------------------------------
@@ -273,11 +333,15 @@ def to_spec_cmd(
 @app.command("list")
 def list_cmd(fmt: FormatOpt = RICH) -> None:
     """The zoo: every model name, its spec file, preset parameters and source."""
+    entries = zoo.entries()
     rows = tuple((e.name, e.file.name, " ".join(f"{k}={v}" for k, v in e.overrides), e.source)
-                 for e in zoo.entries())
+                 for e in entries)
     columns = (Column("Model", "left"), Column("Spec", "left"), Column("Preset", "left"),
                Column("Source", "left"))
-    emit(Table("archcalc zoo", columns, rows), fmt=fmt.value)
+    data = envelope({"models": [{"name": e.name, "spec": e.file.name,
+                                 "preset": dict(e.overrides), "source": e.source}
+                                for e in entries]})
+    emit(Table("archcalc zoo", columns, rows), data, fmt=fmt.value)
 
 
 def verbatim(text: str) -> str:
@@ -300,26 +364,33 @@ def inception_cmd(input_: InputOpt = None, set_: SetOpt = None,
     with edge():
         naive, reduced = service.inception_reports(service.parameters(set_ or ()),
                                                    service.input_shape(input_))
-        emit(inception_table(naive, reduced), fmt=fmt.value)
+        data = inception_dict(naive, reduced) if fmt.value == "json" else None
+        emit(inception_table(naive, reduced), data, fmt=fmt.value)
 
 
 @app.command("rf")
 def rf_cmd(
-    layers: Annotated[int, typer.Option(click_type=Whole(1, MAX_RF_LAYERS),
+    layers: Annotated[int, typer.Option(parser=Whole(1, MAX_RF_LAYERS),
                                         help="Number of stacked convolutions N.")],
-    kernel: Annotated[int, typer.Option(click_type=Whole(1, MAX_RF_SIZE),
+    kernel: Annotated[int, typer.Option(parser=Whole(1, MAX_RF_SIZE),
                                         help="Kernel size F (F x F).")],
-    stride: Annotated[int, typer.Option(click_type=Whole(1, MAX_RF_SIZE),
+    stride: Annotated[int, typer.Option(parser=Whole(1, MAX_RF_SIZE),
                                         help="Stride of every layer.")] = 1,
-    dilation: Annotated[int, typer.Option(click_type=Whole(1, MAX_RF_SIZE),
+    dilation: Annotated[int, typer.Option(parser=Whole(1, MAX_RF_SIZE),
                                           help="Dilation of every layer.")] = 1,
+    fmt: FormatOpt = RICH,
 ) -> None:
-    """Receptive field of N stacked FxF convolutions, derived in closed form."""
+    """Receptive field of N stacked FxF convolutions, derived in closed form and, for
+    stride 1, written in the homework's form NF - N + 1."""
     with edge():
         from archcalc.symbolic import rf_stack
 
-        for line in rf_stack(layers, kernel, stride=stride, dilation=dilation).lines():
-            typer.echo(line)
+        derivation = rf_stack(layers, kernel, stride=stride, dilation=dilation)
+        if fmt == RICH:
+            for line in derivation.lines():
+                typer.echo(line)
+            return
+        emit(derivation.table(), envelope(derivation.data()), fmt=fmt.value)
 
 
 @app.command("formula")
@@ -327,6 +398,7 @@ def formula_cmd(
     layer: Annotated[str, typer.Argument(help="One layer in spec notation, e.g. conv3-64.")],
     input_: Annotated[str, typer.Option("--input", metavar="HxWxC",
                                        help="The layer's input shape.")] = "224x224x3",
+    fmt: FormatOpt = RICH,
 ) -> None:
     """A layer's parameter and MAC formulas with its numbers substituted."""
     with edge():
@@ -334,8 +406,21 @@ def formula_cmd(
 
         shape = service.input_shape(input_)
         assert shape is not None  # the option has a default
-        for line in layer_formulas(layer, shape).lines():
-            typer.echo(line)
+        found = layer_formulas(layer, shape)
+        if fmt == RICH:
+            for line in found.lines():
+                typer.echo(line)
+            return
+        rows = tuple((r.name, "" if r.formula.is_number else str(r.formula), r.value)
+                     for r in found.rows)
+        table = Table(found.lines()[0], (Column("Quantity", "left"),
+                                         Column("Formula", "left"), Column("Value")), rows)
+        data = envelope({"layer": found.label, "input": list(found.in_shape),
+                         "output": list(found.out_shape),
+                         "formulas": [{"name": r.name, "formula": None if r.formula.is_number
+                                       else str(r.formula), "value": r.value}
+                                      for r in found.rows]})
+        emit(table, data, fmt=fmt.value)
 
 
 @app.command("verify")
@@ -350,6 +435,7 @@ def verify_cmd(
         "model it describes, layer by layer, instead (FILE.py:FACTORY too).")] = None,
     arg: Annotated[list[str] | None, typer.Option(
         "--arg", metavar="NAME=VALUE", help="An argument of --against's factory.")] = None,
+    fmt: Annotated[VerifyFmt, typer.Option("--format", "-f", help="Output format.")] = RICH_V,
 ) -> None:
     """Check archcalc's numbers against torchinfo, fvcore and a gradient RF probe (needs the
     verify extra); with --against, check that the spec describes a real torch model. Exit
@@ -364,9 +450,23 @@ def verify_cmd(
 
             result = verify_model(model, input_shape=shape, params=params or None,
                                   probe_rf=rf)
-        show(result)
+        if fmt == RICH_V:
+            show(result)
+        else:
+            typer.echo(dumps(verify_dict(result, "against" if against else "tools")), nl=False)
         if not result.ok:
             raise typer.Exit(1)
+
+
+def verify_dict(result: Any, mode: str) -> dict[str, Any]:
+    """``archcalc verify --format json``: every check, as the table shows them unfolded."""
+    return envelope({"mode": mode, "model": result.model, "input": list(result.input_shape),
+                     "ok": result.ok, "passed": len(result.checks) - len(result.failures),
+                     "failed": len(result.failures),
+                     "checks": [{"name": c.name, "path": c.path, "expected": plain(c.expected),
+                                 "actual": plain(c.actual), "ok": c.ok}
+                                for c in result.checks],
+                     "notes": list(result.notes)})
 
 
 # -- entry point ------------------------------------------------------------------------
@@ -374,9 +474,13 @@ COMMANDS = frozenset({"analyze", "torch", "keras", "to-spec", "list", "spec", "i
                       "rf", "formula", "verify"})
 
 
+APP_OPTIONS = frozenset({"--help", "-h", "--version", "--install-completion",
+                         "--show-completion"})
+
+
 def route(args: list[str]) -> list[str]:
     """``archcalc vgg19 --table`` -> ``archcalc analyze vgg19 --table``."""
-    if not args or args[0] in COMMANDS or args[0] in ("--help", "-h"):
+    if not args or args[0] in COMMANDS or args[0] in APP_OPTIONS:
         return args
     if args[0].lower().endswith(".keras"):  # a saved Keras model
         return ["keras", *args]
@@ -390,9 +494,16 @@ analyze_app.command(cls=_Command)(analyze_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The ``archcalc`` script."""
+    """The ``archcalc`` script (and ``python -m archcalc``)."""
     args = route(list(sys.argv[1:] if argv is None else argv))
-    if args[:1] == ["analyze"] and len(args) > 1:
-        analyze_app(args=args[1:], prog_name="archcalc analyze")
-    else:
-        app(args=args, prog_name="archcalc")
+    try:
+        try:
+            if args[:1] == ["analyze"] and len(args) > 1:
+                analyze_app(args=args[1:], prog_name="archcalc analyze")
+            else:
+                app(args=args, prog_name="archcalc")
+        finally:  # a reader that stopped early shows here, not in the interpreter's exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        stdout_to_devnull()
+        sys.exit(0)

@@ -21,6 +21,32 @@ from archcalc.zoo import load
 INCEPTION = ("inception-naive", "inception-reduction")  # seed Fig. 1, side by side
 
 
+def version() -> str:
+    """The installed distribution's version; from a source checkout that was never
+    installed, the version its pyproject.toml declares, marked as such."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed(DISTRIBUTION)
+    except PackageNotFoundError:
+        pass
+    import tomllib
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        project = {}
+    if project.get("name") == DISTRIBUTION and isinstance(project.get("version"), str):
+        return f"{project['version']} (source checkout, not installed)"
+    return "unknown (not installed)"
+
+
+DISTRIBUTION = "archcalc-hw3"  # the name pip knows archcalc by
+
+
 def input_shape(text: str | None, option: str = "--input") -> Shape | None:
     """``HxWxC`` -> (C, H, W); ``LxC`` -> (C, L); ``N`` -> (N,); None or "" -> None."""
     if not text:
