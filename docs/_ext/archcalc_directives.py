@@ -11,7 +11,8 @@
 ``:archcalc:`vgg19:params```          one total in running text (params, weights, biases,
                                       buffers, macs, flops, activations; input, output
                                       shape; ``units``: the fully connected chain, e.g.
-                                      3072-1000-1000-10; or a spec parameter's value, e.g.
+                                      3072-1000-1000-10; ``filters``: each convolution's
+                                      output channels; or a spec parameter's value, e.g.
                                       ``inception-reduction:r3``); parameters after the model:
                                       ``mlp layers=2:params``
 
@@ -96,12 +97,14 @@ def total_value(text: str) -> str:
         return fmt_shape(report.rows[-1].out_shape)
     if field == "units":
         return units_chain(report)
+    if field == "filters":
+        return ", ".join(str(r.out_shape[0]) for r in report.rows if r.kind == "conv")
     if field in TOTALS:
         return f"{getattr(report.totals, field):,}"
     params = dict(zoo.load(model, **settings).params)
     if field in params:
         return f"{params[field]:,}"
-    raise UsageError(f"unknown field {field!r} (fields: input, output, units, "
+    raise UsageError(f"unknown field {field!r} (fields: input, output, units, filters, "
                      f"{', '.join(TOTALS)}; parameters of {model}: {', '.join(params)})")
 
 

@@ -40,6 +40,47 @@ def results_dir(srcdir: str | Path, plugin: str) -> Path:
     return Path(srcdir) / RESULTS / plugin
 
 
+def file_links_as_downloads(tree: nodes.Element, resolve: Any, docname: str) -> None:
+    """A summary's link to one of its own files (``[SVG](plots/x.svg)``) as a Sphinx download,
+    which copies the file into the build: a plain relative link would point nowhere there."""
+    from sphinx import addnodes
+
+    for ref in list(tree.findall(nodes.reference)):
+        uri = str(ref.get("refuri", ""))
+        if not uri or uri.startswith("#") or re.match(r"[a-z]+:", uri):
+            continue
+        download = addnodes.download_reference("", "", reftarget=resolve(uri), refdoc=docname,
+                                               refexplicit=True, refdomain="", reftype="download")
+        download += nodes.literal("", "", *ref.children, classes=["xref", "download"])
+        ref.replace_self(download)
+
+
+def show_each_plot_once(tree: nodes.Element, srcdir: Path) -> None:
+    """Each plot once, as the best format the builder shows: a PNG with an SVG beside it
+    becomes ``plot.*`` (Sphinx picks SVG for HTML, PNG for LaTeX), and a later image of the
+    same plot in another format is dropped, with a list item or list it leaves empty."""
+    seen: set[str] = set()
+    for image in list(tree.findall(nodes.image)):
+        uri = str(image["uri"])
+        stem, ext = posixpath.splitext(uri)
+        if uri.startswith("/") and ext in (".png", ".svg") and \
+                all((srcdir / f"{stem[1:]}{e}").is_file() for e in (".png", ".svg")):
+            image["uri"] = f"{stem}.*"
+        if stem in seen:
+            parent = image.parent
+            image.parent.remove(image)
+            while isinstance(parent, nodes.Element) and not parent.children and \
+                    isinstance(parent, nodes.paragraph | nodes.list_item | nodes.bullet_list):
+                grand = parent.parent
+                grand.remove(parent)
+                parent = grand
+        seen.add(stem)
+    for heading in [n for n in tree.children if isinstance(n, nodes.rubric)]:
+        after = tree.children[tree.index(heading) + 1:]
+        if not after or isinstance(after[0], nodes.rubric):  # a heading left with nothing
+            tree.remove(heading)
+
+
 class ResultsDirective(SphinxDirective):
     """``.. hw3-results:: PLUGIN``: the exported summary and plots, or how to make them."""
 
@@ -66,10 +107,12 @@ class ResultsDirective(SphinxDirective):
 
         try:
             body = markdown_to_nodes(summary.read_text(encoding="utf-8"), image_uri)
+            box = nodes.container(classes=["hw3-results"])
+            box.extend(body)
+            file_links_as_downloads(box, image_uri, self.env.docname)
         except ValueError as exc:
             raise self.error(f"hw3-results {plugin}: {exc}") from None
-        box = nodes.container(classes=["hw3-results"])
-        box.extend(body)
+        show_each_plot_once(box, Path(self.env.srcdir))
         return [box]
 
     def missing(self, plugin: str) -> list[nodes.Node]:

@@ -97,10 +97,14 @@ def test_alexnet_tables_on_the_page_are_the_cli_json(built_docs: Build) -> None:
         assert int(rows[-1][column].replace(",", "")) == layers["totals"][key]
 
 
-# Pages that show archcalc numbers: the (model, total) each shows in its text.
+# Pages that show archcalc numbers: the (model [--set NAME=INT ...], total) each shows in its
+# text. Problem 2 shows the network the scaling plugin trains (test_protocol_numbers checks
+# that these settings are the plugin's).
+SCALING_NET = "resnet50-keras --set size=32 --set channels=1 --set classes=10"
 SHOWN = {
     "problems/problem1": [("mlp-cifar", "params")],
-    "problems/problem2": [("resnet50", "params"), ("resnet50", "macs")],
+    "problems/problem2": [(SCALING_NET, "params"), (SCALING_NET, "macs"),
+                          (SCALING_NET, "buffers")],
     "problems/problem3": [("alexnet", "params"), ("alexnet", "weights"), ("vgg19", "params"),
                           ("vgg19", "weights"), ("inception-naive", "macs"),
                           ("inception-reduction", "macs")],
@@ -113,7 +117,7 @@ def test_no_archcalc_number_is_typed_into_a_page(built_docs: Build, page: str) -
     source = (DOCS / f"{page}.rst").read_text(encoding="utf-8")
     html = built_docs.page(page)
     for model, key in SHOWN[page]:
-        totals = cli_json(model)["totals"]
+        totals = cli_json(*model.split())["totals"]
         for value in (totals[k] for k in ("params", "weights", "macs") if totals[k] >= 10_000):
             assert f"{value:,}" not in source and str(value) not in source, (model, value)
         assert f"{totals[key]:,}" in html, (page, model, key)  # ... yet the page shows it
