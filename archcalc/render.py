@@ -39,6 +39,7 @@ from archcalc.analysis import Memory, Report, Row, Totals
 from archcalc.errors import UsageError
 from archcalc.layers import Shape
 from archcalc.records import Record
+from archcalc.schema import SCHEMA_VERSION, envelope
 from archcalc.tabular import (
     Column,
     Table,
@@ -350,6 +351,25 @@ def _inception_footer(naive: Report, reduced: Report, macs: tuple[int, int]) -> 
     return tuple(lines)
 
 
+def inception_dict(naive: Report, reduced: Report) -> dict[str, Any]:
+    """``archcalc inception --format json``: the table's keys (title, columns, rows, total,
+    footer), then each module's branches, output and MACs, and the saving, as numbers."""
+    table = inception_table(naive, reduced)
+    modules = {}
+    for rep in (naive, reduced):
+        join = next(r for r in rep.rows if r.kind == "concat" and r.depth == 0)
+        modules[rep.model] = {
+            "input": list(rep.input_shape), "output": list(join.out_shape),
+            "macs": rep.totals.macs, "params": rep.totals.params,
+            "branches": [{"layers": [r.label for r in rows if r.kind != "act"],
+                          "macs": sum(r.macs for r in rows)} for rows in _branches(rep)]}
+    macs = (naive.totals.macs, reduced.totals.macs)
+    saving = {"ratio": macs[0] / macs[1], "fraction": 1 - macs[1] / macs[0]} if macs[1] else None
+    data = {k: v for k, v in to_dict(table).items() if k != "warnings"}
+    return envelope({**data, "modules": modules, "saving": saving},
+                    (*naive.warnings, *reduced.warnings))
+
+
 # -- JSON -------------------------------------------------------------------------------
 def _rf_dict(rf: RF | None, axes: int) -> dict[str, list[int | float]] | None:
     if rf is None:
@@ -375,8 +395,8 @@ def _totals_dict(t: Totals) -> dict[str, int]:
 def report_dict(report: Report) -> dict[str, Any]:
     """The documented JSON schema of the full view (see the module docstring)."""
     t = report.totals
-    return {"schema_version": 1, "model": report.model, "input": list(report.input_shape),
-            "convention": report.convention.name,
+    return {"schema_version": SCHEMA_VERSION, "model": report.model,
+            "input": list(report.input_shape), "convention": report.convention.name,
             "layers": [_layer_dict(r, _rf_axes(report)) for r in report.rows],
             "warnings": list(report.warnings),
             "heads": {name: _totals_dict(h) for name, h in report.heads.items()},

@@ -19,6 +19,7 @@ from archcalc.kinds.base import Block, output_at, rules_at, uncolumn
 from archcalc.layers import Shape
 from archcalc.records import Record
 from archcalc.spec import parse
+from archcalc.tabular import Column, Table
 
 N, F, S, D = sp.symbols("N F S D", positive=True, integer=True)
 
@@ -34,17 +35,64 @@ class RFDerivation(Record):
     closed_form: sp.Expr  # r(N) over N, F (and D, S where they are not 1)
     value: int
 
+    @property
+    def dilated(self) -> int:
+        """The side F' = D(F - 1) + 1 a dilated kernel spans (F itself without dilation)."""
+        return self.dilation * (self.kernel - 1) + 1
+
+    @property
+    def homework_form(self) -> str | None:
+        """The assignment's form of the closed form, NF - N + 1 (over the dilated side
+        F'); None with strides, where the field grows geometrically instead."""
+        if self.stride != 1:
+            return None
+        if self.dilation == 1:
+            return "NF - N + 1"
+        return f"NF' - N + 1, F' = D(F - 1) + 1 = {self.dilated}"
+
+    def steps(self) -> list[tuple[str, str]]:
+        """The derivation as (step, expression) pairs, the rows of every output format."""
+        n, f, v = self.layers, self.kernel, self.value
+        rows = [("per layer", "r(l+1) = r(l) + D*(F - 1)*S**l, r(0) = 1"),
+                (f"S={self.stride}, D={self.dilation}",
+                 f"{sp.sstr(self.recurrence.lhs)} = {sp.sstr(self.recurrence.rhs)}"),
+                ("closed form", f"r(N) = {sp.sstr(self.closed_form)}")]
+        value = f"r = {v}"
+        if self.homework_form is not None:
+            rows.append(("homework's form", f"r(N) = {self.homework_form}"))
+            value = f"r = {n}*{self.dilated} - {n} + 1 = {v}"
+        rows.append((f"N={n}, F={f}", f"{value}: one {v}x{v} convolution"))
+        return rows
+
     def lines(self) -> list[str]:
-        return [
-            f"Receptive field of {self.layers} stacked {self.kernel}x{self.kernel} "
-            f"convolutions (stride {self.stride}, dilation {self.dilation})",
-            "  per layer:   r(l+1) = r(l) + D*(F - 1)*S**l,  r(0) = 1   "
-            "(Araujo et al. 2019; S**l is the effective stride)",
-            f"  recurrence:  {sp.sstr(self.recurrence.lhs)} = {sp.sstr(self.recurrence.rhs)}",
-            f"  closed form: r(N) = {sp.sstr(self.closed_form)}",
-            f"  N={self.layers}, F={self.kernel}: r = {self.value}, the same field as one "
-            f"{self.value}x{self.value} convolution",
-        ]
+        width = max(len(step) for step, _ in self.steps()) + 1
+        return [self.title, *(f"  {step + ':':<{width}} {expr}" for step, expr in self.steps()),
+                *(f"  {note}" for note in self.notes)]
+
+    @property
+    def title(self) -> str:
+        return (f"Receptive field of {self.layers} stacked {self.kernel}x{self.kernel} "
+                f"convolutions (stride {self.stride}, dilation {self.dilation})")
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return ("r(l): the side of the input patch one unit after l layers sees (r(0) = 1).",
+                "Each layer adds D(F - 1) times S**l, the product of the strides before it.",
+                "Summed by sympy, checked by whole numbers (Araujo et al. 2019, Distill).")
+
+    def table(self) -> Table:
+        """The derivation as a table: the CLI writes it in every format the tables have."""
+        return Table(self.title, (Column("Step", "left"), Column("Expression", "left")),
+                     tuple(self.steps()), footer=self.notes)
+
+    def data(self) -> dict[str, Any]:
+        """The numbers and expressions for JSON (``archcalc rf --format json``)."""
+        return {"layers": self.layers, "kernel": self.kernel, "stride": self.stride,
+                "dilation": self.dilation,
+                "recurrence": f"{sp.sstr(self.recurrence.lhs)} = "
+                              f"{sp.sstr(self.recurrence.rhs)}",
+                "closed_form": sp.sstr(self.closed_form), "homework_form": self.homework_form,
+                "field": self.value, "steps": [list(step) for step in self.steps()]}
 
 
 def rf_stack(layers: int, kernel: int, stride: int = 1, dilation: int = 1) -> RFDerivation:
@@ -65,6 +113,9 @@ def rf_stack(layers: int, kernel: int, stride: int = 1, dilation: int = 1) -> RF
     closed = sp.collect(closed, N) if stride == 1 else closed
     value = int(closed.subs({N: layers, F: kernel}))
     assert value == field, (value, field)  # the closed form and the recurrence agree
+    if stride == 1:  # and the assignment's NF' - N + 1, F' = D(F - 1) + 1
+        homework = (N * F - N + 1).subs(F, dilation * (F - 1) + 1)
+        assert sp.expand(homework - closed) == 0, (homework, closed)
     return RFDerivation(layers, kernel, stride, dilation, recurrence, closed, value)
 
 
