@@ -81,6 +81,15 @@ def quiet_stdout() -> None:
         pass
 
 
+class PipeConsole(Console):
+    """A Console whose closed pipe (``hw3 runs | head -1``) reaches ``edge`` as the
+    BrokenPipeError it is (exit 0, quietly), not rich's own exit code 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def user_error(exc: BaseException) -> bool:
     """An Hw3Error, or an archcalc error (a bad spec, an unknown model). archcalc is never
     imported for this: if it is not loaded, the error cannot be one of its own."""
@@ -217,7 +226,7 @@ def list_cmd(fmt: FormatOpt = "table") -> None:
         emit_json({"plugins": [_plugin_record(e, _status(e.status, defaults, e.name))
                                for e in entries]}, notes)
         return
-    console = Console()
+    console = PipeConsole()
     if not entries:
         console.print("no plugins installed in entry-point group 'hw3.trainers'")
         return
@@ -341,7 +350,7 @@ def runs_cmd(runs_dir: RunsDir = None, fmt: FormatOpt = "table") -> None:
         emit_json({"runs_dir": str(root), "runs": [_run_record(r) for r in found]},
                   [f"{r.ref}: damaged: {r.error}" for r in found if r.state == "damaged"])
         return
-    console = Console()
+    console = PipeConsole()
     if not found:
         console.print(f"no runs under {root}", markup=False)
         return
