@@ -28,6 +28,7 @@ extensions = [
     "sphinx-mathjax-offline",  # copies its MathJax 3 into _static/mathjax: math works offline
     "sphinx_copybutton",
     "archcalc_directives",
+    "dataclass_fields",
     "hw3_directives",
     "source_text",
 ]
@@ -51,7 +52,10 @@ copybutton_prompt_is_regexp = True
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
-autodoc_default_options = {"members": True, "show-inheritance": False}
+autodoc_default_options = {"members": True}
+# The importers' frameworks are not part of the docs extra: autodoc reads their modules with
+# these imports mocked (the build stays framework-free and fast).
+autodoc_mock_imports = ["torch", "tensorflow", "keras", "onnx"]
 # rst_prolog is not used: every page says what it computes where it computes it.
 
 # Programs `.. cli-run::` may run in-process: name -> (Typer app, argument router or None).
