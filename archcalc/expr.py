@@ -65,17 +65,15 @@ def evaluate(text: str, names: dict[str, int], budget: Budget | None = None) -> 
         raise ExprError(f"expression longer than {MAX_LENGTH} characters")
     try:
         tree, size = _parse(text.strip())
-        if budget is not None:
-            budget.spend(size)
-        value = _eval(tree, names)
-    except ExprError:
-        raise
     except SyntaxError as exc:  # the parser's reason: "invalid syntax", "too many nested..."
         raise ExprError(f"malformed expression {shorten(text.strip())!r}: {exc.msg}") from exc
     except ValueError as exc:  # null bytes, literals past Python's 4300 digits
         raise ExprError(f"malformed expression {shorten(text.strip())!r}") from exc
     except (RecursionError, MemoryError) as exc:  # Python 3.11's parser: its stack limit
         raise ExprError("expression is nested more deeply than Python's parser allows") from exc
+    if budget is not None:
+        budget.spend(size)
+    value = _eval(tree, names)  # its own errors are ExprErrors; a MemoryError is a bug
     if not isinstance(value, int):  # a Fraction from '/'
         if value.denominator != 1:
             raise ExprError(f"{text.strip()} = {value} is not a whole number")

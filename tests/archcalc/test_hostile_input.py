@@ -356,3 +356,92 @@ def test_usage_errors_are_one_line_through_the_script(args: list[str]) -> None:
                            *args], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
+
+
+# -- expressions: limits that are hit are the limits named -----------------------------------
+def test_a_flat_sum_of_500_terms_is_evaluated(folder: Path) -> None:
+    """A sum of 500 terms fits the 1,000-character limit; it was refused as "nested too
+    deeply" (the evaluator recursed once per term). Its value is the channel count."""
+    expr = "+".join(["1"] * 500)
+    result, _ = invoke(spec_file(folder, f"input 8x8x3\nconv3-${{{expr}}}\n"), "--format",
+                       "json")
+    assert result.exit_code == 0, result.output
+    import json
+
+    (layer,) = json.loads(result.stdout)["layers"]
+    assert layer["output_shape"] == [500, 8, 8]
+    assert layer["weights"] == 3 * 3 * 3 * 500
+
+
+def test_an_expression_one_term_too_long_names_the_length_limit(folder: Path) -> None:
+    from archcalc.expr import MAX_LENGTH
+
+    expr = "+".join(["1"] * (MAX_LENGTH // 2 + 1))
+    line = refused(spec_file(folder, f"input 8x8x3\nconv3-${{{expr}}}\n"))
+    assert f"expression longer than {MAX_LENGTH} characters" in line
+
+
+# -- memory: the bad inputs above, in a process whose address space is capped ---------------
+MEMORY_CAP = 1536 * 2**20  # RLIMIT_AS of the child: past it an allocation fails
+PEAK_LIMIT = 250 * 2**20  # resident memory the child may reach (measured: 75 MiB, sympy in)
+
+_CHILD = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap}))
+from archcalc.cli import main
+codes = []
+for args in json.loads(sys.argv[1]):
+    try:
+        main(args)
+    except SystemExit as exc:
+        codes.append(exc.code)
+    else:
+        codes.append(0)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+print(json.dumps({{"codes": codes, "peak": peak}}))
+"""
+
+
+def _memory_cases(folder: Path) -> list[list[str]]:
+    """One input of each class above that made archcalc allocate: fraction towers, long
+    sums repeated, a 50 MB spec, a line of ~1 MB, huge words, huge numbers on options."""
+    tower = "(1/3)**64"
+    for _ in range(4):
+        tower = f"({tower})**64"
+    terms = "+".join(["1"] * 330)
+    huge = folder / "huge-mem.arch"
+    with huge.open("wb") as f:
+        f.truncate(50_000_000)
+    long_line = "relu;" * ((MAX_CHARS - 20) // 5)
+    files = {
+        "tower.arch": f"input 8x8x3\nconv3-${{{tower}}}\n",
+        "sums.arch": f"input 8x8x3\nrepeat 10000 {{ repeat 5 {{ conv1-${{{terms}}} }} }}\n",
+        "line.arch": f"input 8x8x3\n{long_line}@\n",
+        "word.arch": "input 8x8x3\nconv" + "9" * 3000 + "-64\n",
+        "many.arch": "input 8\n" + "relu x10000\n" * 10 + "relu\n",
+    }
+    cases = [[spec_file(folder, text, name)] for name, text in files.items()]
+    return [*cases, [str(huge)], ["rf", "--layers", "10000", "--kernel", "3", "--stride", "2"],
+            ["vgg19", "--batch", "1e310"], ["vgg19", "--set", "n5=" + "9" * 5000],
+            ["formula", "conv3-${" + tower + "}"]]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or os.uname().sysname != "Linux",
+                    reason="RLIMIT_AS and ru_maxrss in KiB are Linux's")
+def test_bad_inputs_are_refused_within_bounded_memory(folder: Path) -> None:
+    """Time is bounded above; this bounds memory. Each case runs in one child process whose
+    address space is capped at 1.5 GiB: an input that made archcalc allocate GBs would end
+    there in a MemoryError (a traceback, not exit code 2), and one that took hundreds of MB
+    shows in the child's peak resident memory."""
+    import json
+    import subprocess
+    import sys
+
+    cases = _memory_cases(folder)
+    proc = subprocess.run([sys.executable, "-c", _CHILD.format(cap=MEMORY_CAP),
+                           json.dumps(cases)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "MemoryError" not in proc.stderr
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert result["codes"] == [2] * len(cases), list(zip(cases, result["codes"], strict=True))
+    assert result["peak"] < PEAK_LIMIT, f"{result['peak'] / 2**20:.0f} MiB"
