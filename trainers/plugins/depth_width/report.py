@@ -13,6 +13,7 @@ from typing import Any
 
 from trainers import plots
 from trainers.api import ReportContext, Summary
+from trainers.reporting import RUN_SHOWN, human, seconds
 from trainers.runtime import hardware_text
 
 Record = Mapping[str, Any]
@@ -25,7 +26,18 @@ def report(results: Mapping[str, Any], ctx: ReportContext) -> Summary:
     note = _footnote(results, ctx)
     saved = [_rmse_vs_units(records, ctx, note), _rmse_vs_params(records, ctx, note),
              _time_vs_params(records, ctx, note)]
-    return Summary(markdown(results, records), tuple(saved))
+    return Summary(markdown(results, records, settings(ctx.config)), tuple(saved))
+
+
+def settings(config: Any) -> str:
+    """The training the homework prescribes, as this run applied it."""
+    return (f"Training: SGD with Nesterov momentum {config.momentum:g}, learning rate "
+            f"{config.lr:g} ({config.schedule} schedule), batch {config.batch_size:,}, "
+            f"{config.epochs:,} epochs, MSE on standardised targets. Batch normalisation "
+            "after every hidden layer of the 2- and 3-layer networks, none in the 1-layer "
+            "ones (archcalc spec `mlp`). Networks of 1-3 hidden layers of widths "
+            f"{', '.join(map(str, config.widths))}, at most {config.unit_budget} hidden "
+            "units in all.")
 
 
 def _footnote(results: Mapping[str, Any], ctx: ReportContext) -> str:
@@ -64,13 +76,17 @@ def _rmse_vs_units(records: Sequence[Record], ctx: ReportContext, note: str) -> 
     with plots.style():
         for depth, mine in by_depth(records).items():
             rows = averaged(mine)
-            ax.plot([u for u, *_ in rows], [m for _, m, *_ in rows], marker="o",
-                    label=DEPTH_LABEL[depth])
+            ax.plot([u for u, *_ in rows], [m for _, m, *_ in rows],
+                    label=DEPTH_LABEL[depth], **plots.series_style(depth - 1))
+        units = sorted({int(r["units"]) for r in records})
         ax.set_xscale("log", base=2)
+        ax.set_xticks([u for u in units if u & (u - 1) == 0],
+                      [str(u) for u in units if u & (u - 1) == 0])
+        ax.minorticks_off()
         ax.set_xlabel("total hidden units")
         ax.set_ylabel("test RMSE (mean over networks with that total)")
         ax.set_title("Test RMSE against hidden units")
-        ax.legend()
+        plots.place_legend(ax)
     return _save(fig, ctx, "rmse_vs_units", note)
 
 
@@ -81,15 +97,16 @@ def _rmse_vs_params(records: Sequence[Record], ctx: ReportContext, note: str) ->
             colour = plots.PALETTE[i % len(plots.PALETTE)]
             ax.scatter([r["params"] for r in mine], [r["test_rmse"] for r in mine], s=12,
                        alpha=0.35, color=colour)
-            rows = averaged(mine)
-            ax.plot([p for *_, p, _ in rows], [m for _, m, *_ in rows], marker="o",
-                    color=colour, label=DEPTH_LABEL[depth])
-        ax.set_xscale("log")
+            rows = sorted(averaged(mine), key=lambda row: row[2])  # by parameters: no backtrack
+            ax.plot([p for *_, p, _ in rows], [m for _, m, *_ in rows],
+                    label=DEPTH_LABEL[depth], **{**plots.series_style(depth - 1),
+                                                "color": colour})
+        plots.log_axis(ax, "x", values=[r["params"] for r in records])
         ax.set_xlabel("parameters (archcalc)")
         ax.set_ylabel("test RMSE")
-        ax.set_title("Test RMSE against parameters (dots: networks; lines: same-total means)",
-                     fontsize="medium")
-        ax.legend()
+        ax.set_title("Test RMSE against parameters (dots: networks; lines: same-total "
+                     "means, by parameters)", fontsize="medium")
+        plots.place_legend(ax)
     return _save(fig, ctx, "rmse_vs_params", note)
 
 
@@ -97,20 +114,23 @@ def _time_vs_params(records: Sequence[Record], ctx: ReportContext, note: str) ->
     fig, ax = plots.subplots()
     with plots.style():
         for depth, mine in by_depth(records).items():
+            look = plots.series_style(depth - 1)
             ax.scatter([r["params"] for r in mine], [r["train_time_s"] for r in mine], s=14,
-                       label=DEPTH_LABEL[depth])
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+                       marker=look["marker"], color=look["color"], label=DEPTH_LABEL[depth])
+        plots.log_axis(ax, "x", values=[r["params"] for r in records])
+        plots.log_axis(ax, "y", values=[r["train_time_s"] for r in records])
         ax.set_xlabel("parameters (archcalc)")
         ax.set_ylabel("training wall time (s)")
         ax.set_title("Training time against parameters")
-        ax.legend()
+        plots.place_legend(ax)
     return _save(fig, ctx, "time_vs_params", note)
 
 
 # -- text -----------------------------------------------------------------------------------
-def markdown(results: Mapping[str, Any], records: Sequence[Record]) -> str:
+def markdown(results: Mapping[str, Any], records: Sequence[Record], training: str = "") -> str:
     parts = ["# depth-width: depth against width on the Eggholder function", _intro(results)]
+    if training:
+        parts.append(training)
     if results["reduced"]:
         parts.append("> **Reduced run** (not the seed's protocol): "
                      + "; ".join(results["reduced"]) + ". Its numbers show the pipeline "
@@ -123,7 +143,9 @@ def markdown(results: Mapping[str, Any], records: Sequence[Record]) -> str:
                   "## Test RMSE by total hidden units (mean over same-total networks)",
                   _units_table(records), "![test RMSE vs hidden units](plots/rmse_vs_units.png)",
                   "![test RMSE vs parameters](plots/rmse_vs_params.png)",
-                  "## Trade-off", tradeoff(records, results["device"] == "cpu"),
+                  "## Trade-off",
+                  f"{RUN_SHOWN} (the answer depends on these numbers; a full run replaces "
+                  "them):", tradeoff(records, results["device"] == "cpu"),
                   "![training time vs parameters](plots/time_vs_params.png)"]
     return "\n\n".join(parts) + "\n"
 
@@ -135,7 +157,7 @@ def _intro(results: Mapping[str, Any]) -> str:
             f"{d['noise_std']}; targets standardised (mean {d['y_mean']:.2f}, std "
             f"{d['y_std']:.2f}), RMSE in the original units of f. Hardware: "
             f"{hardware_text(results['hardware'])}. Last session trained {s['configs']} "
-            f"networks in {s['wall_s']:.1f} s{rate}.")
+            f"networks in {seconds(s['wall_s'])}{rate}.")
 
 
 def _depth_table(results: Mapping[str, Any], records: Sequence[Record]) -> str:
@@ -146,7 +168,7 @@ def _depth_table(results: Mapping[str, Any], records: Sequence[Record]) -> str:
         lines.append(f"| {depth} | {results['networks_per_depth'].get(str(depth), len(mine))} "
                      f"| {best['key']} | {best['test_rmse']:.2f} | {best['train_rmse']:.2f} | "
                      f"{best['params']:,} | "
-                     f"{statistics.median(r['train_time_s'] for r in mine):,.2f} |")
+                     f"{human(statistics.median(r['train_time_s'] for r in mine))} |")
     return "\n".join(lines)
 
 
