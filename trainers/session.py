@@ -31,6 +31,7 @@ from trainers.errors import (
     RunError,
     RunInterrupted,
 )
+from trainers.plan import Plan
 from trainers.progress import Progress
 from trainers.store import (
     Checkpoints,
@@ -146,6 +147,31 @@ def start(trainer: Trainer[Any], given: Mapping[str, Any], options: Options,
     return launch(trainer, run, config, settings)
 
 
+def plan(trainer: Trainer[Any], given: Mapping[str, Any], options: Options,
+         defaults: cfg.Defaults | None = None) -> Plan | None:
+    """``hw3 run NAME --plan``: the run these options would start, resolved and checked as
+    :func:`start` does, counted and timed on a few steps; no run directory is made. None:
+    the settings train nothing (``--show``, ``--model-only``)."""
+    if options.resume is not None:
+        raise ConfigError("--plan states a new run's cost; drop --resume")
+    config = build_config(trainer, given, options.config, defaults or cfg.Defaults.load())
+    settings = HostSettings.resolve(options, {})
+    preflight(trainer, config, settings)
+    if getattr(trainer, "plan", None) is None:
+        raise PluginError(f"plugin {trainer.name!r} cannot project its cost (it has no plan)")
+    return make_plan(trainer, config, settings)
+
+
+def make_plan(trainer: Trainer[Any], config: Any, settings: HostSettings) -> Plan | None:
+    """The plugin's plan for ``config`` on the run's device (None: no plan member, or
+    settings that train nothing)."""
+    planner = getattr(trainer, "plan", None)
+    if planner is None:
+        return None
+    found = planner(config, settings.device, settings.data_dir)
+    return found if isinstance(found, Plan) else None
+
+
 def resume(trainer: Trainer[Any], store: RunStore, given: Mapping[str, Any], options: Options,
            *, leader: bool = True) -> Path | None:
     """Continue a run with its saved config; --device and --data-dir may change.
@@ -208,6 +234,7 @@ def launch(trainer: Trainer[Any], run: Run, config: Any, settings: HostSettings)
         if not run.resumed:
             run.write_config(cfg.to_toml({"hw3": {"plugin": trainer.name, **asdict(settings)},
                                           trainer.name: cfg.config_values(config)}))
+        cost = make_plan(trainer, config, settings) if run.writer else None  # before seeding
         runtime.seed_everything(settings.seed, settings.deterministic)
         progress = Progress(console, sink=run.append_metric)
         ctx = RunContext(progress, Checkpoints(run), run.dir / WORKDIR, run.ref,
@@ -215,7 +242,15 @@ def launch(trainer: Trainer[Any], run: Run, config: Any, settings: HostSettings)
                          resumed=run.resumed, on_stand_in=run.mark_stand_in)
         progress.note(f"{'resuming' if run.resumed else 'starting'} run {run.ref} "
                       f"({run.dir}) on {settings.device}, seed {settings.seed}")
+        if cost is not None:
+            progress.note(cost.line())
+            for message in cost.warnings:
+                progress.warn(message)
         results = train(trainer, config, ctx, run)
+        if cost is not None:
+            results["plan"] = cost.record()
+        if progress.warnings:
+            results["warnings"] = list(progress.warnings)
         run.finish(results)
         if not run.writer:
             return None
@@ -242,15 +277,16 @@ def train(trainer: Trainer[Any], config: Any, ctx: RunContext, run: Run) -> dict
         run.restore()  # a checkpoint that cannot be resumed from: the run is as it was
         raise
     except BrokenPipeError:  # hw3 run ... | head: the reader left, the run is intact
-        run.set_state("interrupted", error="stopped: its output pipe was closed")
+        run.set_state("interrupted", error="stopped: its output pipe was closed",
+                      **_warned(ctx))
         raise
     except KeyboardInterrupt:
-        run.set_state("interrupted")
+        run.set_state("interrupted", **_warned(ctx))
         ctx.progress.note(f"interrupted; continue with: hw3 run {trainer.name} "
                           f"--resume {run.run_id}")
         raise RunInterrupted(run.ref) from None
     except Exception as exc:
-        run.set_state("failed", error=f"{type(exc).__name__}: {exc}")
+        run.set_state("failed", error=f"{type(exc).__name__}: {exc}", **_warned(ctx))
         if isinstance(exc, OSError) and exc.filename is not None:  # a full disk, say
             raise RunError(f"{exc.filename}: {exc.strerror or type(exc).__name__}; the run "
                            "keeps its last checkpoint: once fixed, continue with hw3 run "
@@ -260,6 +296,11 @@ def train(trainer: Trainer[Any], config: Any, ctx: RunContext, run: Run) -> dict
         raise PluginError(f"plugin {trainer.name!r}: run() returned "
                           f"{type(results).__name__}, expected a dict of results")
     return results
+
+
+def _warned(ctx: RunContext) -> dict[str, Any]:
+    """The run's warnings so far, for state.json when it stops without results."""
+    return {"warnings": list(ctx.progress.warnings)} if ctx.progress.warnings else {}
 
 
 # -- summaries and the docs ------------------------------------------------------------------

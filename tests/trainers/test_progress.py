@@ -43,7 +43,7 @@ def test_plain_mode_prints_log_lines_with_position_and_no_animation() -> None:
     assert not ANSI.search(text)
     lines = text.splitlines()
     assert "[runs 0/2 | epochs adam 0/2] method=adam epoch=1 loss=0.1667" in lines
-    assert any(line.startswith("[runs 1/2 | epochs sgd 1/2 ETA ") for line in lines)
+    assert any(line.startswith("[runs 1/2 | epochs sgd 1/2 | run ETA ") for line in lines)
     assert any(re.fullmatch(r"epochs adam: 2/2 epoch in [\d.]+s(, [\d,.]+ epoch/s)?", line)
                for line in lines)
     assert any(line.startswith("runs: 2/2 run in ") for line in lines)

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trainers.api import ReportContext, RunContext, Summary
+from trainers.plan import Plan
 from trainers.plugins.cutout.config import Config
 
 
@@ -39,6 +40,12 @@ class Cutout:
         from trainers.plugins.cutout.run import run_all
 
         return run_all(config, ctx)
+
+    def plan(self, config: Config, device: str, data_dir: str) -> Plan | None:
+        """The protocol's size and a projected wall time from a few timed steps."""
+        from trainers.plugins.cutout.run import plan
+
+        return plan(config, device, data_dir)
 
     def report(self, results: Mapping[str, Any], ctx: ReportContext) -> Summary:
         from trainers.plugins.cutout.report import summarize

@@ -9,6 +9,7 @@ gloo on CPU), wraps the model in DDP and augments its share of every step.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -18,6 +19,7 @@ from trainers import data as datasets
 from trainers.api import RunContext
 from trainers.counts import model_counts
 from trainers.data import DeviceData
+from trainers.plan import TRAIN_FLOPS_PER_FORWARD, Calibration, Plan, time_steps
 from trainers.plugins.cutout.augment import Augment, cutout_boxes
 from trainers.plugins.cutout.config import Config
 from trainers.plugins.cutout.train import (
@@ -29,7 +31,9 @@ from trainers.plugins.cutout.train import (
     graph,
     make_optimizer,
     train_epoch,
+    train_step,
 )
+from trainers.progress import Bar
 from trainers.runtime import Timer, hardware, keep_freed_memory
 
 Opt = tuple[torch.optim.SGD, torch.optim.lr_scheduler.MultiStepLR]
@@ -53,12 +57,13 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
         keep_freed_memory()
     data = datasets.on_device(ds, ctx.device)
     done, pending = restore(config, ctx, world)
+    if config.epochs > EPOCH_LIMIT:
+        ctx.progress.warn(epoch_warning(config.epochs))
     with ctx.progress.bar("trainings", total=len(config.M), unit="run") as bar:
-        bar.advance(len(done))
+        bar.skip(len(done))
         for k in range(len(done), len(config.M)):
             start = pending if pending is not None and pending[0] == k else None
-            done.append(train_one(config, ctx, data, k, done, start, world, cuda))
-            bar.advance()
+            done.append(train_one(config, ctx, data, k, done, start, world, cuda, bar))
     return assemble(config, ctx, ds.summary, done)
 
 
@@ -110,8 +115,10 @@ def restore(config: Config, ctx: RunContext,
 
 def train_one(config: Config, ctx: RunContext, data: DeviceData, k: int,
               done: list[dict[str, Any]], pending: Pending | None, world: World,
-              cuda: bool) -> dict[str, Any]:
-    """Train M = config.M[k] for every epoch, checkpointing after each; return its record."""
+              cuda: bool, trainings: Bar) -> dict[str, Any]:
+    """Train M = config.M[k] for every epoch, checkpointing after each; return its record.
+    ``trainings`` advances before the last checkpoint, so a Ctrl-C there (which stops at
+    it) shows the count the checkpoint holds."""
     m = config.M[k]
     if pending is None:
         model, (opt, sched) = new_training(config, ctx, world, cuda)
@@ -122,19 +129,24 @@ def train_one(config: Config, ctx: RunContext, data: DeviceData, k: int,
     plan = StepPlan(m, recipe(config, m), config.micro_batch, cuda and config.amp,
                     cuda and config.amp)
     record: dict[str, Any] | None = None
+    steps = config.steps or len(data.y_train) // config.batch_size
     with ctx.progress.bar(f"M={m}", total=config.epochs, unit="epoch") as bar:
-        bar.advance(len(history))
+        bar.skip(len(history))
         for epoch in range(len(history) + 1, config.epochs + 1):
             draws = augmentation_generator(ctx.device, ctx.seed, world.rank, k, epoch)
-            with Timer(ctx.device) as timer:
+            with ctx.progress.bar("steps", total=steps, unit="step") as step_bar, \
+                    Timer(ctx.device) as timer:
                 loss = train_epoch(net, opt, data.x_train, data.y_train, config.batch_size,
-                                   plan, config.steps, world, draws)
+                                   plan, config.steps, world, draws, step_bar.advance)
             sched.step()
             history.append(measure(net, data, config, plan, epoch, loss, timer.seconds,
                                    history))
-            ctx.progress.log({"M": m, **history[-1]})
+            ctx.progress.log({"M": m, **history[-1]}, text=epoch_text(history[-1]))
+            warn_if_diverged(ctx, m, history[-1])
             bar.advance()
             record = training_record(config, m, history) if epoch == config.epochs else None
+            if record is not None:
+                trainings.advance()
             extra = {"done": [*done, record], "history": []} if record is not None \
                 else {"done": done, "history": history}
             ctx.checkpoints.save(k * config.epochs + epoch, model, opt, sched, extra)
@@ -151,6 +163,28 @@ def measure(model: nn.Module, data: DeviceData, config: Config, plan: StepPlan, 
     before = history[-1]["train_time_s"] if history else 0.0
     return {"epoch": epoch, "train_loss": loss, "val_loss": val_loss, "val_acc": val_acc,
             "val_error": 1 - val_acc, "train_time_s": before + seconds}
+
+
+DIVERGED_LOSS = 1e3  # cross-entropy over 10 classes starts at ln 10 = 2.3; far above: diverged
+
+
+def epoch_text(h: dict[str, Any]) -> str:
+    """An epoch as people read it: the losses, the accuracy and the time."""
+    return (f"epoch {h['epoch']}: train loss {h['train_loss']:.4g}, val loss "
+            f"{h['val_loss']:.4g}, val acc {h['val_acc']:.1%}, {h['train_time_s']:.1f} s "
+            "training so far")
+
+
+def warn_if_diverged(ctx: RunContext, m: int, h: dict[str, Any]) -> None:
+    """Flag a training whose loss is not finite or far above chance's: its errors and its
+    time to target would otherwise read as results."""
+    bad = [f"{name} {h[key]:.3g}" for key, name in (("train_loss", "training loss"),
+                                                   ("val_loss", "validation loss"))
+           if not math.isfinite(h[key]) or h[key] > DIVERGED_LOSS]
+    if bad:
+        ctx.progress.warn(f"M={m} diverged at epoch {h['epoch']} ({', '.join(bad)}; chance "
+                          "is 2.3): its results are not a measurement of Cutout; lower "
+                          "--lr or check the data")
 
 
 def time_to_target(history: list[dict[str, Any]], target: float) -> dict[str, Any]:
@@ -192,3 +226,50 @@ def show_examples(x: torch.Tensor, config: Config, data_summary: str) -> dict[st
     return {"headline": f"{len(pick)} Cutout examples", "data": data_summary,
             "examples": {"index": pick.tolist(), "images": x[pick].tolist(),
                          "boxes": boxes.tolist(), "size": config.cutout_size or 16}}
+
+
+def plan(config: Config, device: str, data_dir: str) -> Plan | None:
+    """The trainings' size, archcalc's FLOPs and a projection timed on a few real steps of
+    the real ResNet at M = 1 (Cutout on) on ``device``; None for ``--show``."""
+    if config.show:
+        return None
+    ds = datasets.load("cifar10", data_dir)
+    n_train, n_test = len(ds.train), len(ds.test)
+    steps = config.steps or n_train // config.batch_size
+    train_images = config.epochs * steps * config.batch_size * sum(config.M)
+    eval_images = len(config.M) * config.epochs * n_test
+    forward = model_counts(graph(config.depth, config.shortcut)).flops
+    model = build(config.depth, config.shortcut, device)
+    opt, _ = make_optimizer(model, config.lr, config.momentum, config.weight_decay,
+                            config.milestones, config.lr_decay)
+    step_plan = StepPlan(1, recipe(config, 2), config.micro_batch)
+    x = ds.train.x[:config.batch_size].to(device)
+    y = ds.train.y[:config.batch_size].to(device)
+
+    def step() -> int:
+        train_step(model, opt, x, y, step_plan)
+        return len(y)
+
+    images, seconds = time_steps(step, device)
+    notes = [f"{'stand-in' if ds.synthetic else 'real'} data: {n_train:,} training and "
+             f"{n_test:,} test images" + (f" (CIFAR-10 has {CIFAR10_SIZES[0]:,} and "
+                                          f"{CIFAR10_SIZES[1]:,}: the real protocol is "
+                                          "larger)" if ds.synthetic else "")]
+    notes += [f"evaluation counted as 1/{TRAIN_FLOPS_PER_FORWARD} of a training image"
+              " per image; each M's step costs M x B images"]
+    cal = Calibration(f"train_step of ResNet-{config.depth} at B = {len(y)}, M = 1",
+                      "image", images, seconds, 1, hardware(device).description)
+    return Plan("cutout", len(config.M), len(config.M) * config.epochs, train_images,
+                eval_images, float(forward) * (TRAIN_FLOPS_PER_FORWARD * train_images +
+                                               eval_images),
+                train_images + eval_images / TRAIN_FLOPS_PER_FORWARD, cal, notes=tuple(notes),
+                warnings=(epoch_warning(config.epochs),) if config.epochs > EPOCH_LIMIT else ())
+
+
+CIFAR10_SIZES = (50_000, 10_000)  # training and test images (Krizhevsky 2009)
+EPOCH_LIMIT = 100  # the homework: "Do not run any experiment for more than 100 epochs"
+
+
+def epoch_warning(epochs: int) -> str:
+    return (f"--epochs {epochs} is above the homework's limit of {EPOCH_LIMIT} epochs per "
+            "training: its results answer a different question")

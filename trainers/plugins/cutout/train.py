@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -143,11 +143,13 @@ def _autocast(device_type: str, enabled: bool) -> contextlib.AbstractContextMana
 
 def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
                 y: torch.Tensor, batch: int, plan: StepPlan, steps: int = 0,
-                world: World = World(), generator: torch.Generator | None = None) -> float:
+                world: World = World(), generator: torch.Generator | None = None,
+                on_step: Callable[[int], None] | None = None) -> float:
     """One epoch: N // batch steps (or ``steps``) over a fresh permutation; mean loss.
 
     The permutation comes from torch's CPU generator, so ranks seeded alike agree on it;
-    augmentation draws from ``generator`` (:func:`augmentation_generator`)."""
+    augmentation draws from ``generator`` (:func:`augmentation_generator`); ``on_step`` is
+    told of each step (the progress bar)."""
     model.train()
     order = torch.randperm(len(y)).to(x.device)
     count = steps or len(y) // batch
@@ -158,6 +160,8 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
         # index_select: a row copy per image, faster than advanced indexing on uint8
         losses.append(train_step(model, opt, x.index_select(0, index), y.index_select(0, index),
                                  plan, generator))
+        if on_step is not None:
+            on_step(1)
     return float(torch.stack(losses).mean()) if losses else float("nan")
 
 

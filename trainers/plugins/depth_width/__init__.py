@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trainers.api import ReportContext, RunContext, Summary
+from trainers.plan import Plan
 from trainers.plugins.depth_width.config import Config
 
 
@@ -35,6 +36,12 @@ class DepthWidth:
         from trainers.plugins.depth_width.run import run
 
         return run(config, ctx)
+
+    def plan(self, config: Config, device: str, data_dir: str) -> Plan:
+        """The sweep's size and a projected wall time from a few timed steps."""
+        from trainers.plugins.depth_width.run import plan
+
+        return plan(config, device, data_dir)
 
     def report(self, results: Mapping[str, Any], ctx: ReportContext) -> Summary:
         from trainers.plugins.depth_width.report import report

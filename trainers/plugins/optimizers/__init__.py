@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trainers.api import ReportContext, RunContext, Summary
+from trainers.plan import Plan
 from trainers.plugins.optimizers.config import Config
 
 
@@ -45,6 +46,12 @@ class Optimizers:
         from trainers.plugins.optimizers.run import run_all
 
         return run_all(config, ctx)
+
+    def plan(self, config: Config, device: str, data_dir: str) -> Plan:
+        """The protocol's size and a projected wall time from a few timed steps."""
+        from trainers.plugins.optimizers.run import plan
+
+        return plan(config, device, data_dir)
 
     def report(self, results: Mapping[str, Any], ctx: ReportContext) -> Summary:
         from trainers.plugins.optimizers.report import summarize

@@ -22,6 +22,7 @@ from trainers import data as datasets
 from trainers.api import RunContext
 from trainers.counts import model_counts
 from trainers.data import DeviceData
+from trainers.plan import TRAIN_FLOPS_PER_FORWARD, Calibration, Plan, time_steps
 from trainers.plugins.optimizers.config import Config, hyperparameters
 from trainers.plugins.optimizers.report import best_by_variant, result_rows
 from trainers.plugins.optimizers.train import (
@@ -36,6 +37,7 @@ from trainers.plugins.optimizers.train import (
     to_device,
     train_epoch,
 )
+from trainers.progress import Bar
 from trainers.runtime import Timer, compile_seconds, hardware, keep_freed_memory
 
 Job = tuple[str, str]  # (variant, method)
@@ -77,11 +79,10 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
     plan = jobs(config)
     done, pending = restore(config, ctx, plan)
     with ctx.progress.bar("trainings", total=len(plan), unit="run") as bar:
-        bar.advance(len(done))
+        bar.skip(len(done))
         for k in range(len(done), len(plan)):
             start = pending if pending is not None and pending.index == k else None
-            done.append(train_one(config, ctx, data, plan, k, done, start))
-            bar.advance()
+            done.append(train_one(config, ctx, data, plan, k, done, start, bar))
     results = assemble(config, ctx, ds.summary, done)
     for title, rows in result_rows(done):
         ctx.progress.table(title, rows)
@@ -104,8 +105,10 @@ def restore(config: Config, ctx: RunContext, plan: list[Job]) -> tuple[list[Any]
 
 
 def train_one(config: Config, ctx: RunContext, data: DeviceData, plan: list[Job], k: int,
-              done: list[Any], pending: Pending | None) -> dict[str, Any]:
-    """Train ``plan[k]`` to the last epoch, checkpointing after each; return its record."""
+              done: list[Any], pending: Pending | None, trainings: Bar) -> dict[str, Any]:
+    """Train ``plan[k]`` to the last epoch, checkpointing after each; return its record.
+    ``trainings`` advances before the last checkpoint, so a Ctrl-C there (which stops at
+    it) shows the count the checkpoint holds."""
     variant, method = plan[k]
     if pending is None:
         model, optimizer = build(config, plan[k], ctx.device)
@@ -120,7 +123,7 @@ def train_one(config: Config, ctx: RunContext, data: DeviceData, plan: list[Job]
 
     n, record = data.x_train.shape[0], None
     with ctx.progress.bar(f"{variant} {method}", total=config.epochs, unit="epoch") as bar:
-        bar.advance(len(history))
+        bar.skip(len(history))
         for epoch in range(len(history) + 1, config.epochs + 1):
             compiled_before = compile_seconds()
             with ctx.progress.bar("steps", total=n, unit="img") as steps, \
@@ -130,10 +133,14 @@ def train_one(config: Config, ctx: RunContext, data: DeviceData, plan: list[Job]
             compiling = compile_seconds() - compiled_before  # first epoch: building kernels
             history.append({**measure(model, data, config, penalty, epoch, loss, objective,
                                       timer.seconds - compiling), "compile_s": compiling})
-            ctx.progress.log({"variant": variant, "method": method, **history[-1]})
+            ctx.progress.log({"variant": variant, "method": method, **history[-1]},
+                             text=epoch_text(history[-1]))
+            warn_if_diverged(ctx, f"{variant} {method}", history[-1])
             bar.advance()
             record = training_record(config, plan[k], history, how) \
                 if epoch == config.epochs else None
+            if record is not None:
+                trainings.advance()
             extra = {"done": [*done, record], "history": []} if record is not None \
                 else {"done": done, "history": history}
             ctx.checkpoints.save(k * config.epochs + epoch, model, optimizer, extra=extra)
@@ -157,6 +164,28 @@ def measure(model: nn.Sequential, data: DeviceData, config: Config,
             "train_s": seconds}
 
 
+DIVERGED_LOSS = 1e3  # cross-entropy over 10 classes starts at ln 10 = 2.3; far above: diverged
+
+
+def epoch_text(h: dict[str, Any]) -> str:
+    """An epoch as people read it. Two training losses, named for what they are: the mean
+    over the epoch's minibatches (dropout on, weights moving) and one full pass of the
+    finished epoch's deterministic network (``train_loss`` and ``full_train_loss``)."""
+    return (f"epoch {h['epoch']}: minibatch loss {h['train_loss']:.4g}, full-pass train "
+            f"loss {h['full_train_loss']:.4g}, test acc {h['test_acc']:.1%}, "
+            f"{h['train_s']:.1f} s")
+
+
+def warn_if_diverged(ctx: RunContext, name: str, h: dict[str, Any]) -> None:
+    """Flag a training whose loss is not finite or far above chance's (2.3)."""
+    bad = [f"{label} {h[key]:.3g}" for key, label in (("train_loss", "minibatch loss"),
+                                                     ("test_loss", "test loss"))
+           if not math.isfinite(h[key]) or h[key] > DIVERGED_LOSS]
+    if bad:
+        ctx.progress.warn(f"{name} diverged at epoch {h['epoch']} ({', '.join(bad)}; chance "
+                          "is 2.3): its curves are not a comparison of optimizers")
+
+
 def training_record(config: Config, job: Job, history: list[dict[str, Any]],
                     step: str) -> dict[str, Any]:
     variant, method = job
@@ -176,3 +205,40 @@ def assemble(config: Config, ctx: RunContext, data_summary: str,
             "model": {"spec": SPEC, "hidden": config.hidden, "params": counts.params,
                       "flops_per_sample": counts.flops},
             "trainings": done}
+
+
+def plan(config: Config, device: str, data_dir: str) -> Plan:
+    """The trainings' size, archcalc's FLOPs of the MLP and a projection timed on a few
+    real minibatch steps of the first training's model (eager optimizer step)."""
+    ds = datasets.load("cifar10", data_dir)
+    data = to_device(ds, device)
+    n_train, n_test = data.x_train.shape[0], data.x_test.shape[0]
+    trainings = jobs(config)
+    epochs = len(trainings) * config.epochs
+    train_images = epochs * n_train
+    eval_images = epochs * (n_train + n_test)  # the full training pass and the test set
+    forward = model_counts(SPEC, params={"hidden": config.hidden}).flops
+    model, optimizer = build(config, trainings[0], device)
+    weights = penalised_weights(model)
+    batch = min(config.batch_size, n_train)
+    x, y = data.x_train[:batch], data.y_train[:batch]
+
+    def step() -> int:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.detach() + l2_penalty(weights, config.weight_decay)  # the loop's objective
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return batch
+
+    images, seconds = time_steps(step, device, steps=5)
+    cal = Calibration(f"minibatch steps of the {config.hidden}-unit MLP at batch {batch} "
+                      f"({trainings[0][1]}, eager)", "image", images, seconds, 1,
+                      hardware(device).description)
+    notes = (f"{'stand-in' if ds.synthetic else 'real'} data: {n_train:,} training and "
+             f"{n_test:,} test images",
+             f"each epoch also evaluates the full training set and the test set "
+             f"(forward only, counted as 1/{TRAIN_FLOPS_PER_FORWARD} of a training image)")
+    return Plan("optimizers", len(trainings), epochs, train_images, eval_images,
+                float(forward) * (TRAIN_FLOPS_PER_FORWARD * train_images + eval_images),
+                train_images + eval_images / TRAIN_FLOPS_PER_FORWARD, cal, notes=notes)

@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,12 +98,19 @@ def local_configs(n: int) -> dict[int, str | None]:
     return {i: hosts.tf_config(addresses, i) for i in range(n)}
 
 
-def wait_all(workers: list[Worker], timeout: float | None = TIMEOUT_S) -> None:
-    """Wait for every worker (``timeout`` None: no limit). On a failure, a timeout or an
-    interrupt, kill the rest; a failure or timeout raises, naming the worker's log."""
+Watch = Callable[[], None]
+
+
+def wait_all(workers: list[Worker], timeout: float | None = TIMEOUT_S,
+             watch: Watch | None = None) -> None:
+    """Wait for every worker (``timeout`` None: no limit), calling ``watch`` as it polls
+    (progress). On a failure, a timeout or an interrupt, kill the rest; a failure or timeout
+    raises, naming the worker's log."""
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while any(w.proc.poll() is None for w in workers):
+            if watch is not None:
+                watch()
             bad = [w for w in workers if w.proc.returncode not in (None, 0)]
             if bad:
                 raise ClusterError(f"worker {bad[0].task} failed; {_log_hint(bad[0])}")
@@ -135,26 +142,67 @@ def stop(workers: list[Worker]) -> None:
 
 
 def run_job(folder: Path, doc: dict[str, Any], workers: int,
-            timeout: float | None = TIMEOUT_S) -> dict[str, Any]:
+            timeout: float | None = TIMEOUT_S,
+            on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Run one multi-worker job on ``workers`` local processes to the end; the chief's
     result."""
-    return run_tasks(folder, doc, local_configs(workers), timeout)
+    return run_tasks(folder, doc, local_configs(workers), timeout, on_step)
+
+
+PROGRESS = "progress.json"  # the chief's {"step": k}, rewritten at most every STEP_EVERY_S
+STEP_EVERY_S = 0.5
+
+
+def step_reporter(folder: Path) -> Callable[[int], None]:
+    """In a worker: record the steps done in ``folder``'s progress file (throttled), so
+    the parent can show progress inside a job that runs in another process."""
+    last = [0.0]
+
+    def report(step: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= STEP_EVERY_S:
+            last[0] = now
+            tmp = folder / (PROGRESS + ".tmp")
+            tmp.write_text(json.dumps({"step": step}), encoding="utf-8")
+            tmp.replace(folder / PROGRESS)
+
+    return report
+
+
+def step_watch(folder: Path, on_step: Callable[[int], None] | None) -> Watch | None:
+    """In the parent: pass the chief's last recorded step to ``on_step`` as it polls."""
+    if on_step is None:
+        return None
+    path = folder / PROGRESS
+    path.unlink(missing_ok=True)
+
+    def watch() -> None:
+        try:
+            step = int(json.loads(path.read_text(encoding="utf-8"))["step"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # not written yet
+        on_step(step)
+
+    return watch
 
 
 def run_tasks(folder: Path, doc: dict[str, Any], configs: Mapping[int, str | None],
-              timeout: float | None = TIMEOUT_S) -> dict[str, Any]:
+              timeout: float | None = TIMEOUT_S,
+              on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Run the given tasks of a multi-worker job; the chief's result when task 0 ran here,
     else only which task this host served (the chief's host stores the numbers)."""
     result = folder / "result.json"
     result.unlink(missing_ok=True)
-    wait_all(launch(folder, {**doc, "result": str(result)}, configs), timeout)
+    folder.mkdir(parents=True, exist_ok=True)
+    wait_all(launch(folder, {**doc, "result": str(result)}, configs), timeout,
+             step_watch(folder, on_step))
     if 0 not in configs:
         return {"served_task": sorted(configs)}
     return dict(json.loads(result.read_text(encoding="utf-8")))
 
 
-def run_mirrored(folder: Path, doc: dict[str, Any],
-                 timeout: float | None = None) -> dict[str, Any]:
+def run_mirrored(folder: Path, doc: dict[str, Any], timeout: float | None = None,
+                 on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Run one MirroredStrategy job in a fresh process (its own TF runtime and devices).
 
     ``doc`` holds ``spec`` and ``job`` (learners, comm, global_batch). Returns the result,
@@ -164,8 +212,9 @@ def run_mirrored(folder: Path, doc: dict[str, Any],
 
     result = folder / "result.json"
     result.unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     wait_all(launch(folder, {**doc, "strategy": "mirrored", "result": str(result)}, {0: None}),
-             timeout)
+             timeout, step_watch(folder, on_step))
     out = dict(json.loads(result.read_text(encoding="utf-8")))
     if "not_available" in out:
         raise NotAvailableError(out["not_available"])
@@ -215,7 +264,8 @@ def mirrored_main(doc: dict[str, Any]) -> None:
         out: dict[str, Any] = {"not_available": str(exc), "hardware": hardware}
     else:
         x, y, _, _ = train.load_arrays(spec.data_dir, spec.train_samples)
-        out = train.train(strategy, spec, x, y, int(job["global_batch"]))
+        out = train.train(strategy, spec, x, y, int(job["global_batch"]),
+                          step_reporter(Path(doc["result"]).parent))
         out.update(cross_device_ops=resolved, hardware=hardware)
     Path(doc["result"]).write_text(json.dumps(out), encoding="utf-8")
 
@@ -243,7 +293,9 @@ def worker_main(job_file: str) -> None:
     if doc.get("backup_dir"):
         backup = train.Backup(Path(doc["backup_dir"]), int(doc["backup_every"]), task == 0,
                                task)
-    out = train.train(strategy, spec, x, y, int(doc["job"]["global_batch"]), backup=backup)
+    report = step_reporter(Path(doc["result"]).parent) if task == 0 else None
+    out = train.train(strategy, spec, x, y, int(doc["job"]["global_batch"]), report,
+                      backup=backup)
     if task == 0:
         out.update(implementation_requested=IMPLEMENTATIONS[requested],
                    implementation_used=effective_implementation(requested, kind),

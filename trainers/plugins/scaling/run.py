@@ -9,6 +9,7 @@ each multi-worker job; single-node jobs and the numbers belong to the chief (tas
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -84,15 +85,17 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
     if ledger.records:
         ctx.progress.note(f"resuming: {len(ledger.records)} of {len(jobs)} jobs done before")
     with ctx.progress.bar("jobs", total=len(jobs), unit="job") as bar:
-        bar.advance(len(ledger.records))
+        bar.skip(len(ledger.records))
         for job in jobs[len(ledger.records):]:
-            record = run_one(job, spec, config, ctx, hardware, where)
+            steps = train.total_steps(spec, len(y), job.global_batch)
+            with ctx.progress.bar(job.key, total=steps, unit="step") as job_bar:
+                record = run_one(job, spec, config, ctx, hardware, where, job_bar.advance_to)
             ctx.progress.log({k: v for k, v in record.items() if _scalar(v)}, show=False)
-            ctx.progress.note(f"{job.key}: {record['status']} "
-                              f"{_num(record.get('images_per_s'))} img/s")
+            ctx.progress.note(job_text(record))
+            warn_if_short(ctx, record, config.warmup_steps)
             ledger.records.append(record)
+            bar.advance()  # before the checkpoint, where a first Ctrl-C stops the run
             ctx.checkpoints.save(len(ledger.records), ledger)
-            bar.advance()
     records = ledger.records
     hardware = measured_hardware(records) or hardware
     results = assemble(config, records, hardware, summary, len(y))
@@ -103,8 +106,27 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
     return results
 
 
+def job_text(record: dict[str, Any]) -> str:
+    """A finished job in one line: its status, throughput and time."""
+    if record["status"] != "ok":
+        return f"{record['key']}: {record['status']} ({record.get('reason', '')})"
+    return (f"{record['key']}: {_num(record.get('images_per_s'))} img/s over "
+            f"{record.get('timed_steps', 0)} timed steps, {record.get('train_s', 0):.1f} s")
+
+
+def warn_if_short(ctx: RunContext, record: dict[str, Any], warmup: int) -> None:
+    """Flag throughput timed on fewer steps than the warm-up left out: one or two steps
+    after tracing and cache warm-up are mostly noise."""
+    timed = record.get("timed_steps")
+    if record["status"] == "ok" and timed is not None and timed < max(warmup, 1):
+        ctx.progress.warn(f"{record['key']}: throughput timed on {timed} step(s), fewer "
+                          f"than the {warmup} warm-up steps: a noisy figure (raise --steps "
+                          "or --epochs)")
+
+
 def run_one(job: Job, spec: train.TrainSpec, config: Config, ctx: RunContext,
-            hardware: dict[str, Any], where: hosts.ClusterFile | None) -> dict[str, Any]:
+            hardware: dict[str, Any], where: hosts.ClusterFile | None,
+            on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
     """One job in fresh worker process(es), so each starts from a clean TensorFlow runtime
     (MirroredStrategy jobs of different sizes in one process collide in TF's collective
     group keys). A method the hardware cannot run is recorded as not available, any other
@@ -116,13 +138,14 @@ def run_one(job: Job, spec: train.TrainSpec, config: Config, ctx: RunContext,
         if job.strategy == "mirrored":
             train.require_available(hardware["devices"][:job.learners], job.comm)
             doc = {"spec": spec.as_dict(), "job": job.as_dict()}
-            out = cluster.run_mirrored(ctx.workdir / "workers" / job.key, doc)
+            out = cluster.run_mirrored(ctx.workdir / "workers" / job.key, doc,
+                                       on_step=on_step)
             record["hardware"] = out["hardware"]["description"]
             record["_hardware"] = out.pop("hardware")
         elif where is not None:
-            out = on_hosts(job, spec, ctx, where)
+            out = on_hosts(job, spec, ctx, where, on_step)
         else:
-            out = multi_worker(job, spec, ctx, hardware)
+            out = multi_worker(job, spec, ctx, hardware, on_step)
     except train.NotAvailableError as exc:
         return {**record, "status": "not available", "reason": str(exc)}
     except (cluster.ClusterError, RuntimeError, ValueError, OSError) as exc:
@@ -140,18 +163,19 @@ def measured_hardware(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(found, key=lambda h: len(h["devices"]), default=None)
 
 
-def multi_worker(job: Job, spec: train.TrainSpec, ctx: RunContext,
-                 hardware: dict[str, Any]) -> dict[str, Any]:
+def multi_worker(job: Job, spec: train.TrainSpec, ctx: RunContext, hardware: dict[str, Any],
+                 on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
     """A MultiWorkerMirroredStrategy job on local worker processes (one per CPU learner)."""
     workers = job.learners if hardware["device_kind"] == "CPU" else job.nodes
     doc = {"spec": spec.as_dict(), "job": job.as_dict()}
-    out = cluster.run_job(ctx.workdir / "workers" / job.key, doc, workers, timeout=None)
+    out = cluster.run_job(ctx.workdir / "workers" / job.key, doc, workers, timeout=None,
+                          on_step=on_step)
     out["hardware_note"] = f"{workers} worker processes on 127.0.0.1 ({hardware['device_kind']})"
     return out
 
 
-def on_hosts(job: Job, spec: train.TrainSpec, ctx: RunContext,
-             where: hosts.ClusterFile) -> dict[str, Any]:
+def on_hosts(job: Job, spec: train.TrainSpec, ctx: RunContext, where: hosts.ClusterFile,
+             on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
     """This host's task of a multi-worker job on the first ``job.nodes`` hosts of the file."""
     if len(where.workers) < job.nodes:
         raise train.NotAvailableError(f"{where.path} lists {len(where.workers)} worker(s); "
@@ -161,7 +185,8 @@ def on_hosts(job: Job, spec: train.TrainSpec, ctx: RunContext,
     addresses = where.workers[:job.nodes]
     doc = {"spec": spec.as_dict(), "job": job.as_dict()}
     out = cluster.run_tasks(ctx.workdir / "workers" / job.key, doc,
-                            {where.task: hosts.tf_config(addresses, where.task)}, timeout=None)
+                            {where.task: hosts.tf_config(addresses, where.task)}, timeout=None,
+                            on_step=on_step)
     out["hardware_note"] = f"{job.nodes} hosts of {where.path}: {', '.join(addresses)}"
     return {**out, "hosts": list(addresses)}
 
