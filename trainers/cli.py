@@ -303,12 +303,23 @@ def plugin_command(trainer: Trainer[Any]) -> Any:
     params = [_option(s, getattr(shown, s.name)) for s in specs]
     params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                                  annotation=hint) for name, hint in HOST_OPTIONS.items()]
+    params += [inspect.Parameter("plan", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                 annotation=PlanOpt),
+               inspect.Parameter("fmt", inspect.Parameter.KEYWORD_ONLY, default="table",
+                                 annotation=FormatOpt)]
 
     def command(**values: Any) -> None:
         registry().require(trainer.name, f"hw3 run {trainer.name}")
+        as_json, show_plan = table_or_json(values.pop("fmt")), values.pop("plan")
         options = session.Options(**{k: values.pop(k) for k in HOST_OPTIONS})
         given = {k: v for k, v in values.items() if v is not None}
-        session.start(trainer, given, options, defaults)
+        if show_plan:
+            print_plan(trainer.name, session.plan(trainer, given, options, defaults), as_json)
+        elif as_json:
+            raise ConfigError("hw3 run prints its progress for people; --format json goes "
+                              "with --plan (a finished run: hw3 report RUN)")
+        else:
+            session.start(trainer, given, options, defaults)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
@@ -316,6 +327,22 @@ def plugin_command(trainer: Trainer[Any]) -> Any:
     sub.command(trainer.name, help=f"{trainer.summary}\n\nDefaults: the dataclass, then "
                 f"plugins.toml [{trainer.name}], then --config, then these options.")(command)
     return typer.main.get_command(sub)
+
+
+PlanOpt = Annotated[bool, typer.Option(
+    "--plan", help="Only state the protocol (trainings, epochs, images, FLOPs) and its "
+    "projected wall time from a few timed steps; trains nothing, stores nothing.")]
+
+
+def print_plan(name: str, plan: Any, as_json: bool) -> None:
+    """``hw3 run NAME --plan``: the plan's lines, or its record as JSON."""
+    if as_json:
+        emit_json({"plugin": name, "plan": None if plan is None else plan.record()},
+                  [] if plan is None else list(plan.warnings))
+    elif plan is None:
+        typer.echo(f"{name}: these settings train nothing; there is no cost to project")
+    else:
+        typer.echo("\n".join(plan.lines()))
 
 
 def _option(spec: cfg.FieldSpec, default: Any) -> inspect.Parameter:
