@@ -393,6 +393,54 @@ def rf_cmd(
         emit(derivation.table(), envelope(derivation.data()), fmt=fmt.value)
 
 
+ExplainFmt = StrEnum("ExplainFmt", {n: n for n in ("rich", "md", "json")})  # type: ignore[misc]
+EXPLAIN_RICH = ExplainFmt("rich")
+EXPLAIN_WIDTH = 80  # prose reads best at 80 columns, however wide the terminal
+
+
+@app.command("explain")
+def explain_cmd(
+    topic: Annotated[str | None, typer.Argument(
+        metavar="[TOPIC]", help="rf (3.3) or inception (3.4); without it, the list.")] = None,
+    fmt: Annotated[ExplainFmt, typer.Option("--format", "-f", help="Output format.")
+                   ] = EXPLAIN_RICH,
+) -> None:
+    """The written answers of Problem 3 (3.3's proof, 3.4's explanations): the same text
+    the documentation's Problem 3 page shows."""
+    with edge():
+        from archcalc import explain
+
+        if topic is None:
+            topics = explain.TOPICS.values()
+            columns = (Column("Topic", "left"), Column("Question", "left"),
+                       Column("Written answer", "left"))
+            data = envelope({"topics": [{"name": t.name, "question": t.question,
+                                         "title": t.title, "numbers": t.numbers}
+                                        for t in topics]})
+            emit(Table("archcalc explain TOPIC", columns,
+                       tuple((t.name, t.question, t.title) for t in topics)), data, fmt.value)
+            return
+        found = explain.topic(topic)
+        if fmt.value == "json":
+            typer.echo(dumps(envelope({
+                "topic": found.name, "question": found.question, "title": found.title,
+                "parts": [{"heading": p.heading, "file": p.file, "text": p.text()}
+                          for p in found.parts], "numbers": found.numbers,
+                "result": explain.RESULTS[found.name]()})), nl=False)
+        elif fmt.value == "md":
+            typer.echo(found.markdown(), nl=False)
+        else:
+            from rich.markdown import Markdown
+
+            text = Markdown(found.markdown())
+            if sys.stdout.isatty():
+                from rich.console import Console
+
+                Console(width=min(EXPLAIN_WIDTH, Console().width)).print(text)
+            else:
+                typer.echo(to_text(text, width=EXPLAIN_WIDTH), nl=False)
+
+
 @app.command("formula")
 def formula_cmd(
     layer: Annotated[str, typer.Argument(help="One layer in spec notation, e.g. conv3-64.")],
@@ -471,7 +519,7 @@ def verify_dict(result: Any, mode: str) -> dict[str, Any]:
 
 # -- entry point ------------------------------------------------------------------------
 COMMANDS = frozenset({"analyze", "torch", "keras", "to-spec", "list", "spec", "inception",
-                      "rf", "formula", "verify"})
+                      "rf", "explain", "formula", "verify"})
 
 
 APP_OPTIONS = frozenset({"--help", "-h", "--version", "--install-completion",
