@@ -11,11 +11,12 @@ during a run) become one line on stderr and exit code 2; Ctrl-C exits 130.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,9 +47,9 @@ def edge() -> Iterator[None]:
         yield
     except RunInterrupted:
         raise typer.Exit(130) from None
-    except BrokenPipeError:  # hw3 ... | head: the reader left, as asked; not a failure
+    except BrokenPipeError:  # hw3 run ... | head: the reader left; say nothing more
         quiet_stdout()
-        raise typer.Exit(0) from None
+        raise typer.Exit(141) from None
     except Exception as exc:
         if isinstance(exc, OSError) and exc.filename is not None:
             typer.echo(f"error: {os_problem(exc)}", err=True)
@@ -82,12 +83,28 @@ def quiet_stdout() -> None:
 
 
 class PipeConsole(Console):
-    """A Console whose closed pipe (``hw3 runs | head -1``) reaches ``edge`` as the
-    BrokenPipeError it is (exit 0, quietly), not rich's own exit code 1."""
+    """A Console whose closed pipe raises the BrokenPipeError it is (rich's own handler
+    exits 1), for :func:`listing` and ``edge`` to handle."""
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
         raise BrokenPipeError
+
+
+def listing(command: Callable[..., None]) -> Callable[..., None]:
+    """A command that only prints (list, runs, report): ``hw3 runs | head -1`` got what it
+    asked for, so a reader that leaves early is exit 0, quietly. (A run stopped that way
+    did not finish: ``edge`` exits 141.)"""
+
+    @functools.wraps(command)
+    def printing(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except BrokenPipeError:
+            quiet_stdout()
+            raise typer.Exit(0) from None
+
+    return printing
 
 
 def user_error(exc: BaseException) -> bool:
@@ -216,6 +233,7 @@ RunsDir = Annotated[Path | None, typer.Option(
 
 # -- hw3 list ----------------------------------------------------------------------------
 @app.command("list")
+@listing
 def list_cmd(fmt: FormatOpt = "table") -> None:
     """The installed plugins: status, what each needs beyond the core, package, summary."""
     as_json = table_or_json(fmt)
@@ -303,23 +321,12 @@ def plugin_command(trainer: Trainer[Any]) -> Any:
     params = [_option(s, getattr(shown, s.name)) for s in specs]
     params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                                  annotation=hint) for name, hint in HOST_OPTIONS.items()]
-    params += [inspect.Parameter("plan", inspect.Parameter.KEYWORD_ONLY, default=False,
-                                 annotation=PlanOpt),
-               inspect.Parameter("fmt", inspect.Parameter.KEYWORD_ONLY, default="table",
-                                 annotation=FormatOpt)]
 
     def command(**values: Any) -> None:
         registry().require(trainer.name, f"hw3 run {trainer.name}")
-        as_json, show_plan = table_or_json(values.pop("fmt")), values.pop("plan")
         options = session.Options(**{k: values.pop(k) for k in HOST_OPTIONS})
         given = {k: v for k, v in values.items() if v is not None}
-        if show_plan:
-            print_plan(trainer.name, session.plan(trainer, given, options, defaults), as_json)
-        elif as_json:
-            raise ConfigError("hw3 run prints its progress for people; --format json goes "
-                              "with --plan (a finished run: hw3 report RUN)")
-        else:
-            session.start(trainer, given, options, defaults)
+        session.start(trainer, given, options, defaults)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
@@ -327,22 +334,6 @@ def plugin_command(trainer: Trainer[Any]) -> Any:
     sub.command(trainer.name, help=f"{trainer.summary}\n\nDefaults: the dataclass, then "
                 f"plugins.toml [{trainer.name}], then --config, then these options.")(command)
     return typer.main.get_command(sub)
-
-
-PlanOpt = Annotated[bool, typer.Option(
-    "--plan", help="Only state the protocol (trainings, epochs, images, FLOPs) and its "
-    "projected wall time from a few timed steps; trains nothing, stores nothing.")]
-
-
-def print_plan(name: str, plan: Any, as_json: bool) -> None:
-    """``hw3 run NAME --plan``: the plan's lines, or its record as JSON."""
-    if as_json:
-        emit_json({"plugin": name, "plan": None if plan is None else plan.record()},
-                  [] if plan is None else list(plan.warnings))
-    elif plan is None:
-        typer.echo(f"{name}: these settings train nothing; there is no cost to project")
-    else:
-        typer.echo("\n".join(plan.lines()))
 
 
 def _option(spec: cfg.FieldSpec, default: Any) -> inspect.Parameter:
@@ -368,6 +359,7 @@ def _shown(spec: cfg.FieldSpec, default: Any) -> str:
 
 # -- hw3 runs / hw3 report -----------------------------------------------------------------
 @app.command("runs")
+@listing
 def runs_cmd(runs_dir: RunsDir = None, fmt: FormatOpt = "table") -> None:
     """Past runs: state (running, finished, failed, interrupted), data and key result."""
     as_json = table_or_json(fmt)
@@ -399,6 +391,7 @@ def _run_record(info: RunInfo) -> dict[str, Any]:
 
 
 @app.command("report")
+@listing
 def report_cmd(run: Annotated[str, typer.Argument(
         metavar="RUN", help="plugin/run-id, a run id, or a run directory.")],
                runs_dir: RunsDir = None,

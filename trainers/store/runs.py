@@ -38,6 +38,7 @@ from trainers.store.checkpoints import (
 )
 from trainers.store.files import atomic_write, read_json
 from trainers.store.lock import Lock, lock_holder
+from trainers.store.logs import MetricLogs, read_records
 
 STATES = ("running", "finished", "failed", "interrupted")
 DAMAGED = "damaged"  # a run whose state.json or config.toml is unreadable: listed, never resumed
@@ -252,6 +253,7 @@ class Run:
         self._old: bytes | None = None  # state.json as this process found it
         self._cut_to: int | None = None  # metric lines to keep, once the resume is sure
         self._restored = False
+        self._logs: MetricLogs | None = None  # metrics.csv and TensorBoard, made on first use
 
     @property
     def ref(self) -> str:
@@ -274,6 +276,9 @@ class Run:
         if self._metrics_fd is not None:
             os.close(self._metrics_fd)
             self._metrics_fd = None
+        if self._logs is not None:
+            self._logs.close()
+            self._logs = None
         self._lock.release()
 
     def _open(self) -> None:
@@ -321,6 +326,10 @@ class Run:
         metrics = self.dir / "metrics.jsonl"
         self._metrics_fd = os.open(metrics, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._lines, self._cut_to = self._cut_to, None
+        if self._logs is not None:
+            self._logs.close()
+            self._logs = None
+        self._metric_logs()  # metrics.csv and TensorBoard cut back with it
 
     def restore(self) -> None:
         """Put state.json back as this process found it (a resume that could not start)."""
@@ -346,8 +355,17 @@ class Run:
         assert self._metrics_fd is not None, "run not open"
         self._settle()
         assert self._metrics_fd is not None
+        logs = self._metric_logs()  # built from the lines before this one
         os.write(self._metrics_fd, (json.dumps(record) + "\n").encode("utf-8"))
         self._lines += 1
+        logs.append(record)
+
+    def _metric_logs(self) -> MetricLogs:
+        """metrics.csv and the TensorBoard files, rebuilt from metrics.jsonl when this process
+        first writes (or cuts) it, so they always show what metrics.jsonl holds."""
+        if self._logs is None:
+            self._logs = MetricLogs(self.dir, read_records(self.dir / "metrics.jsonl"))
+        return self._logs
 
     def _cut_metrics(self, lines: int) -> None:
         path = self.dir / "metrics.jsonl"
