@@ -1,9 +1,11 @@
-"""Run directories: ``runs/<plugin>/<run-id>/`` with config.toml, state.json, metrics.jsonl,
-results.json, summary.md, checkpoints/ and plots/.
+"""Run directories: ``runs/<plugin>/<run-id>/`` with config.toml, state.json, metrics.jsonl
+(and its views metrics.csv and tensorboard/), results.json, summary.md, checkpoints/ and
+plots/.
 
 files (atomic replacement, tolerant JSON reads), lock (one writer per run directory), runs
-(create, resume, find and list runs; the Run a process writes), checkpoints (model,
-optimizer and RNG states on disk), interrupt (Ctrl-C once: stop at the next checkpoint).
+(create, resume, find and list runs; the Run a process writes), logs (metrics.csv and
+TensorBoard event files, kept equal to metrics.jsonl), checkpoints (model, optimizer and RNG
+states on disk), interrupt (Ctrl-C once: stop at the next checkpoint).
 """
 
 from trainers.store.checkpoints import Checkpoint

@@ -18,12 +18,15 @@ the process started) is left out: it restarts on a resume.
 
 The event files are written with tensorboard's own record writer and protocol buffers, not
 its EventFileWriter or torch's SummaryWriter: those reach ``tensorboard.compat.tf``, which
-imports TensorFlow when it is installed (28 s measured here) just to open a file.
+imports TensorFlow when it is installed (28 s measured here) just to open a file. Without
+tensorboard installed (a third-party plugin's run; the built-in ones need it, see
+trainers.registry.EXTRAS) only metrics.csv is written.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -124,6 +127,7 @@ class MetricLogs:
         self._columns: list[str] = []
         self._points: dict[str, int] = {}  # points so far, per TensorBoard run
         self._events: dict[str, EventFile] = {}
+        self._tensorboard = importlib.util.find_spec("tensorboard") is not None
         shutil.rmtree(folder / TENSORBOARD, ignore_errors=True)
         self._write_csv()
         for record in self._records:
@@ -163,7 +167,7 @@ class MetricLogs:
         self._points[series] = index + 1
         inside = isinstance(record.get(SUBSTEP), int) and not isinstance(record[SUBSTEP], bool)
         step = int(record[STEP]) if has_step(record) and not inside else index
-        if not values:
+        if not values or not self._tensorboard:
             return
         if series not in self._events:
             self._events[series] = EventFile(self.folder / TENSORBOARD / series)
