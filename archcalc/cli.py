@@ -194,6 +194,9 @@ InputOpt = Annotated[str | None, typer.Option(
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", metavar="NAME=INT", help="Set a spec parameter; repeatable.")]
 FormatOpt = Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")]
+SkipOpt = Annotated[bool, typer.Option(
+    "--skip-unknown", help="An imported model's operations without a rule that keep their "
+    "input's shape count as zero (each named in a warning) instead of being an error.")]
 VerifyFmt = StrEnum("VerifyFmt", {"rich": "rich", "json": "json"})
 RICH_V = VerifyFmt("rich")  # a list of checks, not a table: no md, csv, latex, rst
 
@@ -254,11 +257,13 @@ def analyze_cmd(
     fmt: FormatOpt = RICH,
     batch: BatchOpt = 1,
     dtype: DtypeOpt = FLOAT32,
+    skip_unknown: SkipOpt = False,
 ) -> None:
     """Per-layer shapes, parameters, MACs/FLOPs, receptive fields and memory of a model."""
     with edge():
         report = service.report(model, service.input_shape(input_),
-                                service.parameters(set_ or ()), convention.value)
+                                service.parameters(set_ or ()), convention.value,
+                                skip_unknown)
         show_report(report, fmt, table, bias, dtype, batch)
 
 
@@ -277,12 +282,13 @@ def torch_cmd(
     fmt: FormatOpt = RICH,
     batch: BatchOpt = 1,
     dtype: DtypeOpt = FLOAT32,
+    skip_unknown: SkipOpt = False,
 ) -> None:
     """Read a torch module (traced with torch.fx: no weights are run) and show what
     'archcalc MODEL' shows for a spec. Needs torch (the verify extra)."""
     with edge():
         report = service.torch_report(factory, arg or (), service.input_shape(input_),
-                                      convention.value)
+                                      convention.value, skip_unknown)
         show_report(report, fmt, table, bias, dtype, batch)
 
 
@@ -302,12 +308,13 @@ def keras_cmd(
     fmt: FormatOpt = RICH,
     batch: BatchOpt = 1,
     dtype: DtypeOpt = FLOAT32,
+    skip_unknown: SkipOpt = False,
 ) -> None:
     """Read a Keras model (its layer graph: no weights are run) and show what 'archcalc
     MODEL' shows for a spec. Needs tensorflow. 'archcalc MODEL.keras' is short for it."""
     with edge():
         report = service.keras_report(target, arg or (), service.input_shape(input_),
-                                      convention.value)
+                                      convention.value, skip_unknown)
         show_report(report, fmt, table, bias, dtype, batch)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archcalc.analysis import Report, analyze
 from archcalc.errors import UsageError, shorten
@@ -17,6 +17,9 @@ from archcalc.notation import INPUT_FORMS, channels_first, parse_dims
 from archcalc.render import homework_table, layer_table, report_dict
 from archcalc.tabular import Table
 from archcalc.zoo import load
+
+if TYPE_CHECKING:  # the importers load only when a model is imported
+    from archcalc.importers.dataflow import Imported
 
 INCEPTION = ("inception-naive", "inception-reduction")  # seed Fig. 1, side by side
 
@@ -72,18 +75,29 @@ def parameters(items: Iterable[str], option: str = "--set") -> dict[str, int]:
 
 
 def report(model: str, shape: Shape | None = None, params: dict[str, int] | None = None,
-           convention: str = "full") -> Report:
+           convention: str = "full", skip_unknown: bool = False) -> Report:
     """A zoo model, spec file or ONNX file with parameters set, analysed at ``shape``
-    (None: its own)."""
+    (None: its own); ``skip_unknown`` passes over an ONNX file's nodes without a rule that
+    keep their input's shape (the report's warnings name them)."""
     if model.lower().endswith(".onnx"):
-        return analyze(onnx_graph(model, shape), convention)
+        return read_onnx(model, shape, skip_unknown).report(convention)
+    if skip_unknown:
+        raise UsageError("--skip-unknown is for imported models (an ONNX file, archcalc "
+                         f"torch, archcalc keras); {shorten(model)!r} is read by archcalc's "
+                         "own rules")
     return analyze(load(model, **(params or {})), convention, shape)
 
 
 def onnx_graph(path: str, shape: Shape | None) -> Graph:
     """``archcalc model.onnx``: :func:`archcalc.importers.onnx.onnx_graph`."""
+    return read_onnx(path, shape).graph
+
+
+def read_onnx(path: str, shape: Shape | None, skip_unknown: bool = False) -> Imported:
+    """:func:`archcalc.importers.onnx.read_onnx` of a file, with a clear error without the
+    onnx package or the file."""
     try:
-        from archcalc.importers.onnx import onnx_graph as read
+        from archcalc.importers.onnx import read_onnx as read
     except ImportError:
         raise UsageError("reading ONNX needs the onnx package: pip install "
                          "'archcalc-hw3[onnx]'") from None
@@ -91,7 +105,7 @@ def onnx_graph(path: str, shape: Shape | None) -> Graph:
 
     if not Path(path).is_file():
         raise UsageError(f"no ONNX file {path!r}")
-    return read(path, shape)
+    return read(path, shape, skip_unknown=skip_unknown)
 
 
 def inception_reports(params: dict[str, int], shape: Shape | None = None,
@@ -181,13 +195,20 @@ def _value(text: str) -> int | float | bool | str | None:
         return text
 
 
-def torch_graph(target: str, args: Iterable[str], shape: Shape | None) -> Graph:
+def torch_graph(target: str, args: Iterable[str], shape: Shape | None,
+                skip_unknown: bool = False) -> Graph:
     """``archcalc torch``: the module a factory builds, read by
     :func:`archcalc.importers.torch.torch_graph` at ``shape`` (default 224x224x3)."""
-    from archcalc.importers.torch import torch_graph as read
+    return read_torch(target, args, shape, skip_unknown).graph
+
+
+def read_torch(target: str, args: Iterable[str], shape: Shape | None,
+               skip_unknown: bool = False) -> Imported:
+    """:func:`torch_graph`, and the calls ``skip_unknown`` passed over."""
+    from archcalc.importers.torch import read_torch as read
 
     return read(_torch_module(target, args), shape or (3, 224, 224),
-                name=target.rpartition(":")[2])
+                name=target.rpartition(":")[2], skip_unknown=skip_unknown)
 
 
 def _torch_module(target: str, args: Iterable[str]) -> Any:
@@ -204,8 +225,8 @@ def _torch_module(target: str, args: Iterable[str]) -> Any:
 
 
 def torch_report(target: str, args: Iterable[str], shape: Shape | None,
-                 convention: str = "full") -> Report:
-    return analyze(torch_graph(target, args, shape), convention)
+                 convention: str = "full", skip_unknown: bool = False) -> Report:
+    return read_torch(target, args, shape, skip_unknown).report(convention)
 
 
 def verify_against(spec: str, target: str, args: Iterable[str], shape: Shape | None,
@@ -251,6 +272,12 @@ def view(report_: Report, fmt: str, *, table: bool = False, bias: bool = False,
 
 
 def keras_graph(target: str, args: Iterable[str], shape: Shape | None) -> Graph:
+    """``archcalc keras``: :func:`read_keras`'s graph."""
+    return read_keras(target, args, shape).graph
+
+
+def read_keras(target: str, args: Iterable[str], shape: Shape | None,
+               skip_unknown: bool = False) -> Imported:
     """``archcalc keras``: a saved model (``model.keras``) or the model a factory builds
     (``PACKAGE.MODULE:FACTORY``, ``FILE.py:FACTORY``), read by
     :func:`archcalc.importers.keras.keras_graph`. With ``shape`` a factory is called with
@@ -262,7 +289,7 @@ def keras_graph(target: str, args: Iterable[str], shape: Shape | None) -> Graph:
                          "tensorflow") from None
     from pathlib import Path
 
-    from archcalc.importers.keras import keras_graph as read
+    from archcalc.importers.keras import read_keras as read
 
     args = list(args)
     if target.lower().endswith(".keras"):
@@ -272,11 +299,12 @@ def keras_graph(target: str, args: Iterable[str], shape: Shape | None) -> Graph:
     else:
         size: dict[str, Any] = {} if shape is None else {"input_shape": (*shape[1:], shape[0])}
         model, name = factory_model(target, args, **size), target.rpartition(":")[2]
-    graph = read(model, name=name)
-    if shape is not None and graph.input_shape != shape:
-        raise UsageError(f"--input: {name} takes {graph.input_shape} (channels first), "
-                         f"not {shape}; a Keras model's input size is set when it is built")
-    return graph
+    imported = read(model, name=name, skip_unknown=skip_unknown)
+    if shape is not None and imported.graph.input_shape != shape:
+        raise UsageError(f"--input: {name} takes {imported.graph.input_shape} (channels "
+                         f"first), not {shape}; a Keras model's input size is set when it "
+                         "is built")
+    return imported
 
 
 def _saved_keras(path: str) -> Any:
@@ -293,5 +321,5 @@ def _saved_keras(path: str) -> Any:
 
 
 def keras_report(target: str, args: Iterable[str], shape: Shape | None,
-                 convention: str = "full") -> Report:
-    return analyze(keras_graph(target, args, shape), convention)
+                 convention: str = "full", skip_unknown: bool = False) -> Report:
+    return read_keras(target, args, shape, skip_unknown).report(convention)

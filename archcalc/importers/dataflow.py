@@ -15,18 +15,56 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from archcalc.algebra import fmt_shape
 from archcalc.errors import ArchcalcError, Loc
 from archcalc.kinds import Add, Concat, Gate, Kind
 from archcalc.kinds.blocks import Parallel
-from archcalc.layers import Node, Seq
+from archcalc.layers import Graph, Node, Seq, Shape
+from archcalc.records import Record
+
+if TYPE_CHECKING:
+    from archcalc.analysis import Report
 
 Join = Literal["add", "add_inplace", "concat", "gate"]
 
 
 class UnsupportedModel(ArchcalcError):
     """An operation archcalc has no rule for, or a graph it cannot write as blocks."""
+
+
+class Imported(Record):
+    """An imported model's graph and the operations ``--skip-unknown`` passed over (one
+    warning each), which its report must show."""
+
+    graph: Graph
+    skipped: tuple[str, ...] = ()
+
+    def report(self, convention: str = "full") -> Report:
+        """:func:`archcalc.analyze` of the graph, the skipped operations first among its
+        warnings."""
+        from archcalc.analysis import analyze
+
+        report = analyze(self.graph, convention)
+        return replace(report, warnings=(*self.skipped, *report.warnings))
+
+
+def skip(model: str, where: str, why: str, in_shape: Shape | None,
+         out_shape: Shape | None) -> str:
+    """The warning for an operation without a rule (``why``) that ``--skip-unknown``
+    passes over as zero cost: only one whose output is known to have its input's shape,
+    which the layers after it then see unchanged; any other is still refused."""
+    refused = f"{model}: cannot read {where}: {why}"
+    if in_shape is None or out_shape is None:
+        raise UnsupportedModel(f"{refused}; its output shape is unknown, so --skip-unknown "
+                               "cannot pass it over")
+    if tuple(in_shape) != tuple(out_shape):
+        raise UnsupportedModel(f"{refused}; it changes the shape {fmt_shape(in_shape)} -> "
+                               f"{fmt_shape(out_shape)}, and --skip-unknown passes over only "
+                               "operations that keep it")
+    return (f"skipped {where}: {why}; counted as zero cost (no parameters, no MACs), its "
+            f"output the shape of its input, {fmt_shape(in_shape)}")
 
 
 @dataclass(eq=False)  # an operation is itself, wherever it is used

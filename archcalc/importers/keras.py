@@ -43,7 +43,7 @@ import keras
 
 from archcalc.analysis import Report, analyze
 from archcalc.errors import Loc
-from archcalc.importers.dataflow import Join, Op, UnsupportedModel, sequences
+from archcalc.importers.dataflow import Imported, Join, Op, UnsupportedModel, sequences, skip
 from archcalc.kinds import (
     Activation,
     BatchNorm,
@@ -72,14 +72,24 @@ PoolOp = Literal["max", "avg"]
 L = keras.layers
 
 
-def from_keras(model: Any, convention: str = "full", name: str | None = None) -> Report:
+def from_keras(model: Any, convention: str = "full", name: str | None = None,
+               skip_unknown: bool = False) -> Report:
     """The report of a Keras model (Functional or Sequential, built with a fixed input
-    size) for one sample, as :func:`archcalc.analyze` gives for a spec."""
-    return analyze(keras_graph(model, name), convention)
+    size) for one sample, as :func:`archcalc.analyze` gives for a spec. ``skip_unknown``:
+    layers without a rule that keep their input's shape count as zero, each named in the
+    report's warnings."""
+    if not skip_unknown:
+        return analyze(keras_graph(model, name), convention)
+    return read_keras(model, name, skip_unknown=True).report(convention)
 
 
 def keras_graph(model: Any, name: str | None = None) -> Graph:
     """``model``'s layers and joins as an archcalc graph (see the module docstring)."""
+    return read_keras(model, name).graph
+
+
+def read_keras(model: Any, name: str | None = None, skip_unknown: bool = False) -> Imported:
+    """:func:`keras_graph`, and the layers ``skip_unknown`` passed over."""
     label = str(name or getattr(model, "name", type(model).__name__))
     if not isinstance(model, keras.Model):
         raise UnsupportedModel(f"{label}: {type(model).__name__} is not a keras.Model")
@@ -93,9 +103,11 @@ def keras_graph(model: Any, name: str | None = None) -> Graph:
             f"one output (this one has {len(inputs)} inputs and {len(outputs)} outputs; a "
             "subclassed model has no graph to read)")
     shape = channels_first(inputs[0].shape, label)
-    body = _Importer(label).body(inputs[0], outputs[0])
-    return Graph(label, shape, body, source=f"keras {type(model).__name__} {model.name}",
-                 file=f"<keras {label}>")
+    importer = _Importer(label, skip_unknown)
+    body = importer.body(inputs[0], outputs[0])
+    graph = Graph(label, shape, body, source=f"keras {type(model).__name__} {model.name}",
+                  file=f"<keras {label}>")
+    return Imported(graph, tuple(importer.skipped))
 
 
 def channels_first(shape: Sequence[int | None], model: str) -> Shape:
@@ -111,6 +123,10 @@ def channels_first(shape: Sequence[int | None], model: str) -> Shape:
 # -- layers -> layer kinds ----------------------------------------------------------------
 class _Refused(Exception):
     """A known layer with settings archcalc has no rule for; the importer adds where."""
+
+
+class _NoRule(_Refused):
+    """A layer archcalc has no rule for at all: what ``skip_unknown`` may pass over."""
 
 
 def _pair(value: int | Sequence[int]) -> Pair:
@@ -435,8 +451,10 @@ class _Importer:
     """One model: every layer call becomes an :class:`Op`, in an order where each comes
     after its inputs; :func:`sequences` writes them as blocks."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, skip_unknown: bool = False) -> None:
         self.model = model
+        self.skip_unknown = skip_unknown
+        self.skipped: list[str] = []  # warnings: the layers passed over
         self.ops: list[Op] = []
         self.made: dict[int, Op] = {}  # id(KerasTensor) -> the op that computes it
         self.keep: list[Any] = []  # the tensors keyed by id, alive while they are keys
@@ -514,6 +532,12 @@ class _Importer:
             made.join = self.join(operation, node, len(inputs))
             if made.join is None:
                 made.layers = tuple(self.leaf(operation, node, made, in_shape))
+        except _NoRule as exc:
+            if not self.skip_unknown:
+                raise self.refuse(operation, str(exc)) from None
+            out_shape = channels_first(node.output_tensors[0].shape, self.model)
+            self.skipped.append(skip(self.model, self.where(operation), str(exc), in_shape,
+                                     out_shape))
         except _Refused as exc:
             raise self.refuse(operation, str(exc)) from None
         return made
@@ -547,8 +571,8 @@ class _Importer:
             if rescale is not None:
                 self.constant[made] = cls.__name__, rescale
                 return [rescale]
-        raise _Refused(f"no rule for {cls.__module__.replace('keras.src.', 'keras.')}."
-                       f"{cls.__qualname__}")
+        raise _NoRule(f"no rule for {cls.__module__.replace('keras.src.', 'keras.')}."
+                      f"{cls.__qualname__}")
 
     def arithmetic(self, name: str, args: Sequence[Any]) -> Rescale | None:
         """``x * c``, ``x / c``, ``x + c``, ``x - c``, ``c - x`` or ``-x`` with a number

@@ -7,7 +7,9 @@ attributes and weight shapes (``Conv`` with a 64x3x7x7 weight, strides 2 and pad
 ``conv7-64 s=2 p=3``); ``Add``, ``Concat`` (axis 1) and ``Mul`` (``x * f(x)``) join paths
 (:mod:`archcalc.importers.dataflow`). Shape arithmetic that exporters write for
 ``x.view(x.size(0), -1)`` (Shape, Gather, Unsqueeze, Concat of sizes) is followed to the
-``Reshape`` it feeds and is no layer. A node without a rule is one line naming it.
+``Reshape`` it feeds and is no layer. A node without a rule is one line naming it; asked
+to (``skip_unknown``), one whose output keeps its input's shape (by onnx's shape
+inference) is passed over as zero cost instead, and named among the report's warnings.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from archcalc.errors import Loc
-from archcalc.importers.dataflow import Join, Op, UnsupportedModel, sequences
+from archcalc.importers.dataflow import Imported, Join, Op, UnsupportedModel, sequences, skip
 from archcalc.kinds import (
     Activation,
     BatchNorm,
@@ -51,26 +53,40 @@ def onnx_graph(source: str | Path | Any, input_size: Sequence[int] | None = None
                name: str | None = None) -> Graph:
     """The graph of an ONNX model (a path or a loaded ``onnx.ModelProto``); ``input_size``
     (C, H, W) overrides the model's own input dimensions (needed where they are symbolic)."""
+    return read_onnx(source, input_size, name).graph
+
+
+def read_onnx(source: str | Path | Any, input_size: Sequence[int] | None = None,
+              name: str | None = None, skip_unknown: bool = False) -> Imported:
+    """:func:`onnx_graph`, and the nodes ``skip_unknown`` passed over."""
     model = onnx.load(str(source)) if isinstance(source, str | Path) else source
     label = name or (Path(source).stem if isinstance(source, str | Path) else
                      model.graph.name or "onnx")
-    return _Reader(model.graph, label, list(model.opset_import)).graph(input_size)
+    reader = _Reader(model.graph, label, list(model.opset_import), skip_unknown)
+    graph = reader.graph(input_size)
+    return Imported(graph, tuple(reader.skipped))
 
 
 def from_onnx(source: str | Path | Any, input_size: Sequence[int] | None = None,
-              convention: str = "full") -> Any:
-    from archcalc.analysis import analyze
-
-    return analyze(onnx_graph(source, input_size), convention)
+              convention: str = "full", skip_unknown: bool = False) -> Any:
+    return read_onnx(source, input_size, skip_unknown=skip_unknown).report(convention)
 
 
 class _Refused(Exception):
     """A known op with settings archcalc has no rule for."""
 
 
+class _NoRule(_Refused):
+    """An op archcalc has no rule for at all: what ``skip_unknown`` may pass over."""
+
+
 class _Reader:
-    def __init__(self, graph: Any, model: str, opsets: list[Any]) -> None:
+    def __init__(self, graph: Any, model: str, opsets: list[Any],
+                 skip_unknown: bool = False) -> None:
         self.opsets = opsets
+        self.skip_unknown = skip_unknown
+        self.skipped: list[str] = []  # warnings: the nodes passed over
+        self.inferred: dict[str, Shape | None] | None = None  # by onnx, when first needed
         self.g, self.model = graph, model
         self.weights = {t.name: tuple(t.dims) for t in graph.initializer}
         self.constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
@@ -158,9 +174,44 @@ class _Reader:
             return Op(made.label, loc, tuple(tensors), join=join, where=where)
         try:
             layers = self.layers(node)
+        except _NoRule as exc:
+            if not self.skip_unknown:
+                raise UnsupportedModel(f"{self.model}: cannot read {where}: {exc}") from None
+            data = next((x for x in node.input if x and x not in self.shape_values), None)
+            self.skipped.append(skip(self.model, where, str(exc), self.shape_of(data),
+                                     self.shape_of(node.output[0])))
+            layers = []
         except _Refused as exc:
             raise UnsupportedModel(f"{self.model}: cannot read {where}: {exc}") from None
         return Op(made.label, loc, tuple(tensors), tuple(layers), where=where)
+
+    def shape_of(self, name: str | None) -> Shape | None:
+        """One sample's shape of tensor ``name`` by onnx's shape inference, run once on
+        the graph with the input's size fixed; None where it cannot tell."""
+        if self.inferred is None:
+            from onnx import shape_inference
+
+            graph = onnx.GraphProto()
+            graph.CopyFrom(self.g)
+            (value,) = [i for i in graph.input if i.name == self.input.name]
+            dims = value.type.tensor_type.shape.dim
+            for dim, size in zip(dims, (1, *self.shape), strict=False):
+                dim.Clear()
+                dim.dim_value = size
+            model = helper.make_model(graph, opset_imports=self.opsets)
+            try:
+                inferred = shape_inference.infer_shapes(model).graph
+            except Exception:  # onnx's own checks: then no shape is known
+                inferred = graph
+            self.inferred = {v.name: self.known(v) for v in
+                             [*inferred.input, *inferred.value_info, *inferred.output]}
+        return self.inferred.get(name) if name else None
+
+    @staticmethod
+    def known(value: Any) -> Shape | None:
+        dims = value.type.tensor_type.shape.dim
+        sizes = [d.dim_value if d.HasField("dim_value") else 0 for d in dims][1:]
+        return tuple(sizes) if sizes and all(sizes) else None
 
     def join(self, node: Any, tensors: list[Op]) -> Join | None:
         if node.op_type == "Concat" and tensors:
@@ -198,7 +249,7 @@ class _Reader:
             return [Activation("relu6")]
         method = getattr(self, f"read_{kind}", None)
         if method is None:
-            raise _Refused(f"no rule for {kind}")
+            raise _NoRule(f"no rule for {kind}")
         result: list[Kind] = method(node)
         return result
 

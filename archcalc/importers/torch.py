@@ -12,7 +12,10 @@ Joins of paths become blocks (:mod:`archcalc.importers.dataflow`): ``a + b`` an 
 identity`` as ``out + identity``, so a traced in-place sum is imported as a new tensor
 (``out.add_(identity)`` reads as in place, as does ``+=`` in a module that is run). A graph
 that is not built of sequences and such joins is refused, as is any call without a rule:
-one line naming the call and the module path, never a silent zero.
+one line naming the call and the module path, never a silent zero. Asked to
+(``skip_unknown``), a call without a rule whose output keeps its input's shape is passed
+over as zero cost instead, and named among the report's warnings: the module is then run on
+meta tensors, where every call's shapes are known.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from torch import fx, nn
 
 from archcalc.analysis import Report, analyze
 from archcalc.errors import Loc
-from archcalc.importers.dataflow import Join, Op, UnsupportedModel, sequences
+from archcalc.importers.dataflow import Imported, Join, Op, UnsupportedModel, sequences, skip
 from archcalc.kinds import (
     Activation,
     AdaptivePool,
@@ -50,37 +53,52 @@ from archcalc.kinds import (
     Upsample,
 )
 from archcalc.kinds.norm import LRN
-from archcalc.layers import Graph, Seq
+from archcalc.layers import Graph, Seq, Shape
 
 Pair = tuple[int, int]
 PoolOp = Literal["max", "avg"]
 
 
 def from_torch(module: nn.Module, input_size: Sequence[int] = (3, 224, 224),
-               convention: str = "full", name: str | None = None) -> Report:
+               convention: str = "full", name: str | None = None,
+               skip_unknown: bool = False) -> Report:
     """The report of ``module`` for one sample of ``input_size`` (channels first, as torch:
-    (C, H, W), (C, L) or (N,)), as :func:`archcalc.analyze` gives for a spec."""
-    return analyze(torch_graph(module, input_size, name), convention)
+    (C, H, W), (C, L) or (N,)), as :func:`archcalc.analyze` gives for a spec.
+    ``skip_unknown``: calls without a rule that keep their input's shape count as zero,
+    each named in the report's warnings."""
+    if not skip_unknown:
+        return analyze(torch_graph(module, input_size, name), convention)
+    return read_torch(module, input_size, name, skip_unknown=True).report(convention)
 
 
 def torch_graph(module: nn.Module, input_size: Sequence[int] = (3, 224, 224),
                 name: str | None = None) -> Graph:
     """``module``'s layers and joins as an archcalc graph (see the module docstring)."""
+    return read_torch(module, input_size, name).graph
+
+
+def read_torch(module: nn.Module, input_size: Sequence[int] = (3, 224, 224),
+               name: str | None = None, skip_unknown: bool = False) -> Imported:
+    """:func:`torch_graph`, and the calls ``skip_unknown`` passed over."""
     model = name or type(module).__name__
     training = module.training
     module.eval()  # what inference computes: dropout and drop-connect branches as in eval
     try:
         try:
-            body = _Importer(module, _Tracer(module).trace(module), model).body()
+            importer = _Importer(module, _Tracer(module).trace(module), model, skip_unknown)
+            body = importer.body()
         except (UnsupportedModel, _Refused):
             raise
-        except Exception:  # user code fx cannot trace: control flow, unknown Python
-            body = _RunImporter(module, model).run(input_size)
+        except Exception:  # user code fx cannot trace (control flow, unknown Python), or
+            # a call to pass over, whose shapes a run on meta tensors tells (_RunInstead)
+            importer = _RunImporter(module, model, skip_unknown)
+            body = importer.run(input_size)
     finally:
         module.train(training)
     source = f"torch {type(module).__module__}.{type(module).__qualname__}"
-    return Graph(model, tuple(int(d) for d in input_size), body, source=source,
-                 file=f"<torch {model}>")
+    graph = Graph(model, tuple(int(d) for d in input_size), body, source=source,
+                  file=f"<torch {model}>")
+    return Imported(graph, tuple(importer.skipped))
 
 
 # -- calls -> layer kinds ----------------------------------------------------------------
@@ -263,13 +281,24 @@ class _Refused(Exception):
     """A known call with settings archcalc has no rule for; the importer adds where."""
 
 
+class _NoRule(_Refused):
+    """A call archcalc has no rule for at all: what ``skip_unknown`` may pass over."""
+
+
+class _RunInstead(Exception):  # not an error: a change of importer
+    """A call to pass over whose shapes the traced graph does not know: run the module."""
+
+
 # -- the graph ----------------------------------------------------------------------------
 class _Importer:
     """One traced module: every call node becomes an :class:`Op` (a leaf, a join, or
     nothing), and :func:`~archcalc.importers.dataflow.sequences` writes them as blocks."""
 
-    def __init__(self, root: nn.Module, graph: fx.Graph, model: str) -> None:
+    def __init__(self, root: nn.Module, graph: fx.Graph, model: str,
+                 skip_unknown: bool = False) -> None:
         self.traced, self.model = root, model  # the module itself: no GraphModule is built
+        self.skip_unknown = skip_unknown
+        self.skipped: list[str] = []  # warnings: the calls passed over
         self.nodes = list(graph.nodes)
         self.index = {n: i for i, n in enumerate(self.nodes, start=1)}
         self.scalars: set[fx.Node] = set()
@@ -349,23 +378,33 @@ class _Importer:
         two (``x.mean((2, 3))``: global pooling, then flattening)."""
         try:
             return self.leaf_layers(n)
+        except _NoRule as exc:
+            if not self.skip_unknown:
+                raise self.refuse(n, str(exc)) from None
+            self.skipped.append(skip(self.model, self.where(n), str(exc), *self.shapes(n)))
+            return []
         except _Refused as exc:
             raise self.refuse(n, str(exc)) from None
+
+    def shapes(self, n: Any) -> tuple[Shape | None, Shape | None]:
+        """The shapes of one sample going into and out of ``n``: a traced graph has none
+        (a run on meta tensors has, :class:`_RunImporter`)."""
+        raise _RunInstead
 
     def leaf_layers(self, n: fx.Node) -> list[Kind]:
         if n.op == "call_module":
             module = self.traced.get_submodule(str(n.target))
             convert = _MODULES.get(type(module))
             if convert is None:
-                raise _Refused(f"no rule for {type(module).__module__}."
-                               f"{type(module).__qualname__}")
+                raise _NoRule(f"no rule for {type(module).__module__}."
+                              f"{type(module).__qualname__}")
             layer = convert(module)
             return [] if layer is None else [layer]
         if n.op == "call_function":
             return self.function(n)
         if n.op == "call_method":
             return self.method(n)
-        raise _Refused(f"no rule for a {n.op} node")
+        raise _NoRule(f"no rule for a {n.op} node")
 
     def function(self, n: fx.Node) -> list[Kind]:
         fn, args, kwargs = n.target, n.args, n.kwargs
@@ -390,7 +429,7 @@ class _Importer:
             return [Dropout(float(kwargs.get("p", args[1] if len(args) > 1 else 0.5)))]  # type: ignore[arg-type]
         if fn is torch.mean:
             return self.mean(args[1:], kwargs)
-        raise _Refused(f"no rule for {self.call_name(n)}")
+        raise _NoRule(f"no rule for {self.call_name(n)}")
 
     def function_conv(self, n: fx.Node) -> Kind:
         """F.conv2d(x, weight, bias, stride, padding, dilation, groups), the weight a
@@ -437,7 +476,7 @@ class _Importer:
             raise _Refused(f"{name} to {shape} (archcalc reshapes only by flattening)")
         if name == "mean":
             return self.mean(args[1:], n.kwargs)
-        raise _Refused(f"no rule for the tensor method {name}")
+        raise _NoRule(f"no rule for the tensor method {name}")
 
     def flatten(self, start: Any, end: Any) -> list[Kind]:
         if start != 1 or end != -1:
@@ -523,8 +562,8 @@ class _RunImporter(_Importer):
     swapped for meta copies; every torch call and every call of a layer module with a rule
     is recorded in the order it ran, and the tensors it reads and writes give the graph."""
 
-    def __init__(self, root: nn.Module, model: str) -> None:
-        super().__init__(root, fx.Graph(), model)
+    def __init__(self, root: nn.Module, model: str, skip_unknown: bool = False) -> None:
+        super().__init__(root, fx.Graph(), model, skip_unknown)
         self.calls: list[tuple[_Call, list[_Call | None]]] = []  # None: the input
         self.producer: dict[int, _Call | None] = {}
         self.alive: list[torch.Tensor] = []  # ids stay unique while the tensors live
@@ -631,7 +670,8 @@ class _RunImporter(_Importer):
             return  # computed from weights or constants only
         self.counter += 1
         call.name = f"{call.name.rstrip('_')}_{self.counter}"
-        call.meta = {"nn_module_stack": {p: (p, None) for p in self.stack if p}}
+        call.meta = {"nn_module_stack": {p: (p, None) for p in self.stack if p},
+                     "shapes": (tuple(tracked[0].shape[1:]), tuple(result.shape[1:]))}
         self.index[call] = self.counter
         self.calls.append((call, [self.producer[id(t)] for t in tracked]))
         self.track(result, call)
@@ -639,6 +679,11 @@ class _RunImporter(_Importer):
     def track(self, tensor: torch.Tensor, call: _Call | None) -> None:
         self.producer[id(tensor)] = call
         self.alive.append(tensor)
+
+    def shapes(self, n: Any) -> tuple[Shape | None, Shape | None]:
+        """One sample's shape into the call (its first tensor from the input) and out."""
+        into, out = n.meta["shapes"]
+        return tuple(int(d) for d in into), tuple(int(d) for d in out)
 
     def parameter(self, n: Any, index: int, name: str) -> torch.Tensor:
         arg = n.kwargs.get(name, n.args[index] if len(n.args) > index else None)
