@@ -43,6 +43,12 @@ lint: $(VENV)/.test
 docs: $(VENV)/.docs
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
+# The built pages in headless Chromium, offline: math typeset by the bundled MathJax, wide
+# tables scroll. Needs Chromium (Debian: apt-get install -y chromium); installs nothing.
+.PHONY: docs-check
+docs-check: docs
+	$(BIN)/python .ci/docs-check docs/_build/html
+
 bench: $(VENV)/.test
 	$(BIN)/python benchmarks/bench_analysis.py
 
