@@ -221,7 +221,7 @@ def test_inception_defaults_are_the_seed_figure() -> None:
 
 
 def test_rf_and_formula() -> None:
-    assert "r = 13" in run("rf", "--layers", "3", "--kernel", "5").stdout
+    assert "one 13x13 convolution" in run("rf", "--layers", "3", "--kernel", "5").stdout
     assert "1,728" in run("formula", "conv3-64", "--input", "224x224x3").stdout
 
 
