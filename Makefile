@@ -2,8 +2,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# CPU build from local disk; GPU users override, e.g. `make test TORCH_SPEC=torch`.
+# Which torch build `make test` installs (README, "Set-up"): here pip's configuration finds a
+# CPU wheel of this version on local disk; on plain PyPI, Linux gets the CUDA build unless
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu. GPU users: TORCH_SPEC=torch.
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
 TEST_EXTRAS ?= verify,train,scaling,docs,onnx,dev
 # The docs build imports no framework: the core and Sphinx are enough.
 DOCS_EXTRAS ?= docs
@@ -19,7 +22,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.test: $(VENV)/.core
-	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -e ".[$(TEST_EXTRAS)]"
 	touch $@
 
