@@ -332,9 +332,12 @@ def inception_table(naive: Report, reduced: Report) -> Table:
     rows.append(("output after concat", fmt_shape(joined[0].out_shape), "",
                  fmt_shape(joined[1].out_shape), ""))
     macs = (naive.totals.macs, reduced.totals.macs)
-    columns = (Column("Branch", "left"), Column(naive.model, "left"), Column("MACs"),
-               Column(reduced.model, "left"), Column("MACs"))
-    title = f"Inception modules on {fmt_shape(naive.input_shape)} input"
+    # short headers, the models named in the title: at 80 columns the layer columns wrap
+    # and no number is cut
+    columns = (Column("Branch", "left", wrap=True), Column("naive", "left", wrap=True),
+               Column("MACs"), Column("reduction", "left", wrap=True), Column("MACs"))
+    title = (f"Inception modules on {fmt_shape(naive.input_shape)} input: naive "
+             f"({naive.model}) and reduction ({reduced.model})")
     return Table(title, columns, tuple(rows), ("TOTAL", "", macs[0], "", macs[1]),
                  _inception_footer(naive, reduced, macs))
 

@@ -26,6 +26,7 @@ Align = Literal["left", "right", "center"]
 class Column(Record):
     name: str
     align: Align = "right"
+    wrap: bool = False  # text Rich may wrap on a narrow terminal; numbers never are
 
 
 class Table(Record):
@@ -53,7 +54,7 @@ class Table(Record):
 
         table = RichTable(title=self.title, title_style="bold")
         for col in self.columns:
-            table.add_column(col.name, justify=col.align, no_wrap=True)
+            table.add_column(col.name, justify=col.align, no_wrap=not col.wrap)
         for row in self.rows:
             table.add_row(*(Text(human(c)) for c in row))
         if self.total:

@@ -4,6 +4,7 @@ checked against the homework's Figure 1 worked by hand here; md and LaTeX hold t
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -61,3 +62,20 @@ def test_every_format_is_written(fmt: str) -> None:
     result = run("--format", fmt)
     assert result.exit_code == 0, result.output
     assert f"{sum(REDUCED):,}" in result.stdout or str(sum(REDUCED)) in result.stdout
+
+
+def test_a_80_column_terminal_wraps_layers_and_cuts_no_number() -> None:
+    from rich.console import Console
+
+    from archcalc import service
+    from archcalc.render import inception_table
+
+    table = inception_table(*service.inception_reports({}))
+    assert table.natural_width() > 80  # so the wrapping is what is under test
+    buffer = io.StringIO()
+    Console(file=buffer, width=80, color_system=None).print(table)
+    out = buffer.getvalue()
+    assert max(len(line) for line in out.splitlines()) <= 80 and "…" not in out
+    for number in [*NAIVE, *REDUCED, sum(NAIVE), sum(REDUCED)]:
+        assert f"{number:,}" in out
+    assert "inception-naive" in out and "inception-reduction" in out  # the title names them
