@@ -72,6 +72,10 @@ NEEDS = {
 }
 
 
+# PyPI's Linux torch wheels are CUDA builds (GBs of nvidia-* wheels); the CPU one:
+CPU_TORCH = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+
+
 def installed(module: str) -> bool:
     """Whether ``module`` can be imported, asked of the import system without importing it
     (``sys.modules[name] = None``, the way to block a module, counts as not installed)."""
@@ -85,8 +89,10 @@ def require(needs: Needs | None, what: str) -> None:
     """MissingExtraError for ``what`` (e.g. "hw3 run optimizers") if ``needs`` are not met."""
     missing = needs.missing() if needs is not None else ()
     if needs is not None and missing:
+        cpu = (f" (on Linux that is torch's CUDA build; for the CPU build first: {CPU_TORCH})"
+               if "torch" in missing else "")
         raise MissingExtraError(f"{what} needs {', '.join(missing)}, not installed: run "
-                                f"{needs.install}")
+                                f"{needs.install}{cpu}")
 
 
 @dataclass(frozen=True)
