@@ -225,3 +225,17 @@ def test_depth_width_plots_read_and_parameters_increase_along_lines(
     assert "Nesterov momentum 0.9" in got.text and "Batch normalisation" in got.text
     assert "epochs 3 (protocol 2000)" in got.text
     assert "In the run shown" in got.text
+
+
+def test_model_only_plots_keep_ring_visible_under_nccl(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    got = report("scaling", "scaling_model", tmp_path, monkeypatch)
+    for name, fig in got.figures.items():
+        assert_reads(name, fig)
+    ax = got.figures["model-time"].axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    ring, nccl = lines["ring, strong"], lines["nccl, strong"]
+    assert np.allclose(ring.get_ydata(), nccl.get_ydata())  # equal predictions here...
+    assert (ring.get_marker(), ring.get_markerfacecolor()) != \
+        (nccl.get_marker(), nccl.get_markerfacecolor())  # ...yet both are seen
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
