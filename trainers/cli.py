@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from trainers import config as cfg
-from trainers import session
+from trainers import schema, session
 from trainers.api import Trainer
 from trainers.errors import ConfigError, Hw3Error, RunInterrupted
 from trainers.registry import ENV, Entry, Needs, registry, require
@@ -172,24 +171,19 @@ run_app = typer.Typer(
     help="Run a plugin: hw3 run NAME [OPTIONS]; options come from its config (NAME --help).")
 app.add_typer(run_app, name="run")
 
-# The --format json documents' version: bump it when a key changes meaning or goes away.
-SCHEMA_VERSION = 1
 FormatOpt = Annotated[str, typer.Option(
     "--format", metavar="FORMAT", help="table (for people) or json (for programs; "
     "schema_version and warnings in every document).")]
 
 
 def emit_json(document: dict[str, Any], warnings: list[str] | None = None) -> None:
-    """One JSON document on stdout, versioned, with the warnings a person would have seen."""
-    typer.echo(json.dumps({"schema_version": SCHEMA_VERSION, **document,
-                           "warnings": warnings or []}, indent=1))
+    """One JSON document on stdout in hw3's envelope (trainers.schema)."""
+    typer.echo(schema.dumps(document, warnings or []))
 
 
 def table_or_json(fmt: str) -> bool:
     """True for json; a ConfigError for anything but table or json."""
-    if fmt not in ("table", "json"):
-        raise ConfigError(f"--format {fmt}: expected table or json")
-    return fmt == "json"
+    return schema.wants_json(fmt)
 
 
 def version() -> str:
@@ -321,12 +315,23 @@ def plugin_command(trainer: Trainer[Any]) -> Any:
     params = [_option(s, getattr(shown, s.name)) for s in specs]
     params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                                  annotation=hint) for name, hint in HOST_OPTIONS.items()]
+    params += [inspect.Parameter("plan", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                 annotation=PlanOpt),
+               inspect.Parameter("fmt", inspect.Parameter.KEYWORD_ONLY, default="table",
+                                 annotation=FormatOpt)]
 
     def command(**values: Any) -> None:
         registry().require(trainer.name, f"hw3 run {trainer.name}")
+        as_json, show_plan = table_or_json(values.pop("fmt")), values.pop("plan")
         options = session.Options(**{k: values.pop(k) for k in HOST_OPTIONS})
         given = {k: v for k, v in values.items() if v is not None}
-        session.start(trainer, given, options, defaults)
+        if show_plan:
+            print_plan(trainer.name, session.plan(trainer, given, options, defaults), as_json)
+        elif as_json:
+            raise ConfigError("hw3 run prints its progress for people; --format json goes "
+                              "with --plan (a finished run: hw3 report RUN)")
+        else:
+            session.start(trainer, given, options, defaults)
 
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
@@ -334,6 +339,22 @@ def plugin_command(trainer: Trainer[Any]) -> Any:
     sub.command(trainer.name, help=f"{trainer.summary}\n\nDefaults: the dataclass, then "
                 f"plugins.toml [{trainer.name}], then --config, then these options.")(command)
     return typer.main.get_command(sub)
+
+
+PlanOpt = Annotated[bool, typer.Option(
+    "--plan", help="Only state the protocol (trainings, epochs, images, FLOPs) and its "
+    "projected wall time from a few timed steps; trains nothing, stores nothing.")]
+
+
+def print_plan(name: str, plan: Any, as_json: bool) -> None:
+    """``hw3 run NAME --plan``: the plan's lines, or its record as JSON."""
+    if as_json:
+        emit_json({"plugin": name, "plan": None if plan is None else plan.record()},
+                  [] if plan is None else list(plan.warnings))
+    elif plan is None:
+        typer.echo(f"{name}: these settings train nothing; there is no cost to project")
+    else:
+        typer.echo("\n".join(plan.lines()))
 
 
 def _option(spec: cfg.FieldSpec, default: Any) -> inspect.Parameter:

@@ -17,7 +17,7 @@ import pytest
 from hw3_helpers import REPO, Hw3Env
 from typer.testing import CliRunner
 
-from trainers import cli
+from trainers import cli, schema
 
 RUN = ["run", "tenant", "--epochs", "2", "--steps", "2", "--device", "cpu", "--seed", "3"]
 
@@ -33,7 +33,7 @@ def as_json(*args: str) -> dict[str, Any]:
     result = hw3(*args, "--format", "json")
     assert result.exit_code == 0, result.output
     doc: dict[str, Any] = json.loads(result.stdout)
-    assert doc["schema_version"] == cli.SCHEMA_VERSION and isinstance(doc["warnings"], list)
+    assert doc["schema_version"] == schema.SCHEMA_VERSION and isinstance(doc["warnings"], list)
     return doc
 
 

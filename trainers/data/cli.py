@@ -7,7 +7,6 @@ missing. Errors are trainers.errors classes; the hw3 CLI edge prints them.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from trainers import schema
 from trainers.data import catalog
 from trainers.registry import Needs, require
 
@@ -89,9 +89,7 @@ def info(name: Name, data_dir: DataDir = None,
              "--format", metavar="FORMAT",
              help="table or json (schema_version, layouts, warnings).")] = "table") -> None:
     """Show what is on disk for a dataset: files, sizes, real or synthetic."""
-    from trainers.cli import SCHEMA_VERSION, table_or_json
-
-    if table_or_json(fmt):
+    if schema.wants_json(fmt):
         layouts = [{"layout": st.layout.name, "folder": str(st.folder),
                     "complete": st.complete, "synthetic": st.synthetic,
                     "files": {f: st.sizes.get(f) for f in st.layout.files},
@@ -99,9 +97,9 @@ def info(name: Name, data_dir: DataDir = None,
                    for st in catalog.status(name, data_dir)]
         warnings = [f"{d['layout']}: synthetic stand-in data, not the real dataset"
                     for d in layouts if d["complete"] and d["synthetic"]]
-        typer.echo(json.dumps({"schema_version": SCHEMA_VERSION, "dataset": name,
-                               "data_dir": str(catalog.resolve_data_dir(data_dir)),
-                               "layouts": layouts, "warnings": warnings}, indent=1))
+        typer.echo(schema.dumps({"dataset": name,
+                                 "data_dir": str(catalog.resolve_data_dir(data_dir)),
+                                 "layouts": layouts}, warnings))
         return
     table = Table(title=f"{name} under {catalog.resolve_data_dir(data_dir)}")
     for column in ("layout", "folder", "files", "size", "data"):
