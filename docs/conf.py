@@ -45,10 +45,12 @@ smartquotes = False
 # The bundled MathJax (sphinx-mathjax-offline sets the same path; said here so it is seen).
 mathjax_path = "mathjax/tex-chtml.js"
 
-# Copy buttons copy the command, not the prompt (`$ `, `node0$ `) or the output shown.
-copybutton_exclude = ".linenos, .gp, .go"
-copybutton_prompt_text = r"^[\w.-]*\$ "
+# Copy buttons copy the commands, not their prompts (`$ `, `node0$ `) or the output shown:
+# only lines that start with a prompt are copied, without it (a block with no prompt is
+# copied whole). Pygments calls `node0$ ...` output, so prompts are matched on the text.
+copybutton_prompt_text = r"[\w.-]*\$ "
 copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"

@@ -74,3 +74,20 @@ def test_without_chromium_the_check_says_so(tmp_path: Path, monkeypatch: pytest.
     err = capsys.readouterr().err
     assert "Chromium is not installed (Debian: apt-get install -y chromium)" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@needs_chromium
+def test_copy_buttons_copy_the_commands_without_prompts_or_output(built_docs: Build) -> None:
+    """Clicking each console block's copy button (in Chromium, the clipboard intercepted):
+    the commands, as the page shows them after their prompts, and none of the output."""
+    check = load_check()
+    page = built_docs.out / "getting-started.html"
+    copies = check.measure(check.browser(), page)["copies"]
+    assert "archcalc vgg19 --table" in copies
+    assert "archcalc rf --layers 3 --kernel 5" in copies
+    html = page.read_text(encoding="utf-8")
+    assert "vgg19 memory and weights" in html  # the output is on the page, not in the copy
+    assert not [c for c in copies if "memory and weights" in c or "$ " in c], copies
+    scaling = check.measure(check.browser(), built_docs.out / "problems" / "problem2.html")
+    assert scaling["copies"] == ["hw3 run scaling --cluster hosts.toml --task 0\n"
+                                 "hw3 run scaling --cluster hosts.toml --task 1"]
