@@ -87,7 +87,7 @@ class Plan:
                f"  training {self.samples:<8}{self.train_images:,} (forward and backward)",
                f"  evaluated        {self.eval_images:,} {self.samples} (forward only)",
                f"  FLOPs            {human_count(self.flops)}FLOP (archcalc's forward FLOPs "
-               f"x {TRAIN_FLOPS_PER_FORWARD} per training image, x 1 per evaluated one)",
+               f"x {TRAIN_FLOPS_PER_FORWARD} per training sample, x 1 per evaluated one)",
                f"calibration: {cal.what}: {cal.units:g} {cal.unit}s in {cal.seconds:.2f} s "
                f"({rate}) after {cal.warmup} warm-up step(s), on {cal.hardware}",
                f"projection: full protocol {about(self.seconds_here)} on this machine"

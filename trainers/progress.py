@@ -35,8 +35,11 @@ Sink = Callable[[Mapping[str, Any]], None]
 
 
 def fmt(value: Any) -> str:
-    """A metric as a person reads it: 4 significant digits for floats."""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    """A metric as a person reads it: 4 significant digits for floats, and large ones in
+    full with thousands separators (33,540, never 3.354e+04)."""
+    if not isinstance(value, float):
+        return str(value)
+    return f"{value:,.0f}" if 1e4 <= abs(value) < 1e15 else f"{value:.4g}"
 
 
 def plain_value(value: Any) -> Any:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
 from rich.console import Console
 
 from trainers.progress import Progress, make_table, plain_value
@@ -118,3 +119,90 @@ def test_make_table_unions_columns_in_first_seen_order() -> None:
     table = make_table("t", [{"a": 1}, {"b": 0.123456, "a": 2}])
     assert [c.header for c in table.columns] == ["a", "b"]
     assert list(table.columns[1].cells) == ["", "0.1235"]
+
+
+class FakeClock:
+    """A clock the test moves by hand, for ETAs that do not depend on the machine."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_run_eta_counts_inner_bars_as_fractions_of_the_outer_item() -> None:
+    con, _ = console(terminal=False)
+    clock = FakeClock()
+    progress = Progress(con, clock=clock)
+    with progress.bar("runs", total=4, unit="run") as runs:
+        runs.advance()
+        with progress.bar("epochs", total=2, unit="epoch") as epochs:
+            epochs.advance()  # 1 run + half of the second: 1.5 of 4 done
+            clock.now += 30.0
+            # 30 s for 1.5/4 of the run: 2.5/4 left at that pace is 50 s
+            assert progress.run_eta() == pytest.approx(50.0)
+
+
+def test_items_of_a_resumed_run_are_left_out_of_the_pace() -> None:
+    con, _ = console(terminal=False)
+    clock = FakeClock()
+    progress = Progress(con, clock=clock)
+    with progress.bar("jobs", total=8, unit="job") as jobs:
+        jobs.skip(4)  # done before this process
+        assert progress.run_eta() is None  # no pace yet
+        clock.now += 10.0
+        jobs.advance()  # one job in 10 s here; 3 left
+        assert progress.run_eta() == pytest.approx(30.0)
+
+
+def test_a_second_measure_of_the_same_work_is_not_nested() -> None:
+    con, _ = console(terminal=False)
+    clock = FakeClock()
+    progress = Progress(con, clock=clock)
+    with progress.bar("epochs", total=10, unit="epoch") as epochs, \
+            progress.bar("networks", total=2, unit="net", part=False) as nets:
+        epochs.advance(5)
+        nets.advance()
+        clock.now += 20.0
+        assert progress.run_eta() == pytest.approx(20.0)  # half the epochs in 20 s
+
+
+def test_a_long_loop_off_a_terminal_prints_a_sparse_position_line() -> None:
+    con, out = console(terminal=False)
+    clock = FakeClock()
+    progress = Progress(con, plain_every=30.0, clock=clock)
+    with progress.bar("jobs", total=2, unit="job"), \
+            progress.bar("steps", total=100, unit="step") as steps:
+        for _ in range(100):
+            clock.now += 1.0  # 100 s of steps: a line every 30 s, not one per step
+            steps.advance()
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("[jobs 0/2")]
+    assert len(lines) == 3
+    assert lines[0].startswith("[jobs 0/2 | steps 30/100 | run ETA ")
+
+
+def test_epoch_text_replaces_the_key_value_pairs() -> None:
+    con, out = console(terminal=False)
+    records: list[Mapping[str, Any]] = []
+    progress = Progress(con, sink=records.append)
+    progress.log({"epoch": 1, "train_loss": 0.5, "val_acc": 0.25},
+                 text="epoch 1: train loss 0.5, val acc 25.0%")
+    assert out.getvalue() == "epoch 1: train loss 0.5, val acc 25.0%\n"
+    assert records[0]["train_loss"] == 0.5  # every value is still stored
+
+
+def test_warnings_are_printed_once_and_kept_for_the_run_record() -> None:
+    con, out = console(terminal=False)
+    progress = Progress(con)
+    progress.warn("M=2 diverged")
+    progress.warn("M=2 diverged")
+    assert progress.warnings == ["M=2 diverged"]
+    assert out.getvalue() == "WARNING: M=2 diverged\n"
+
+
+def test_numbers_are_in_human_form() -> None:
+    from trainers.progress import fmt
+
+    assert [fmt(v) for v in (33540.2, 0.007632, 2.0, 1234.5, 7)] == \
+        ["33,540", "0.007632", "2", "1234", "7"]

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trainers.api import ReportContext, RunContext, Summary
+from trainers.plan import Plan
 from trainers.plugins.scaling.config import Config
 
 
@@ -54,6 +55,12 @@ class Scaling:
         from trainers.plugins.scaling.run import run_all
 
         return run_all(config, ctx)
+
+    def plan(self, config: Config, device: str, data_dir: str) -> Plan | None:
+        """The jobs' size and a projected wall time from a short timed job."""
+        from trainers.plugins.scaling.run import cost_plan
+
+        return cost_plan(config, data_dir)
 
     def report(self, results: Mapping[str, Any], ctx: ReportContext) -> Summary:
         from trainers.plugins.scaling.report import summarize

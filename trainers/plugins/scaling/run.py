@@ -15,9 +15,11 @@ from typing import Any
 
 from trainers.api import RunContext
 from trainers.errors import RunError
+from trainers.plan import TRAIN_FLOPS_PER_FORWARD, Calibration, Plan
 from trainers.plugins.scaling import cluster, hosts, perf, train
 from trainers.plugins.scaling.config import Config
 from trainers.plugins.scaling.jobs import Job, plan
+from trainers.progress import Progress, fmt
 
 SAMPLES = 60_000  # FashionMNIST training images, for the model's epochs
 SPEC = "resnet50-keras"
@@ -92,7 +94,7 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
                 record = run_one(job, spec, config, ctx, hardware, where, job_bar.advance_to)
             ctx.progress.log({k: v for k, v in record.items() if _scalar(v)}, show=False)
             ctx.progress.note(job_text(record))
-            warn_if_short(ctx, record, config.warmup_steps)
+            warn_if_short(ctx.progress, record, config.warmup_steps)
             ledger.records.append(record)
             bar.advance()  # before the checkpoint, where a first Ctrl-C stops the run
             ctx.checkpoints.save(len(ledger.records), ledger)
@@ -114,12 +116,12 @@ def job_text(record: dict[str, Any]) -> str:
             f"{record.get('timed_steps', 0)} timed steps, {record.get('train_s', 0):.1f} s")
 
 
-def warn_if_short(ctx: RunContext, record: dict[str, Any], warmup: int) -> None:
+def warn_if_short(progress: Progress, record: dict[str, Any], warmup: int) -> None:
     """Flag throughput timed on fewer steps than the warm-up left out: one or two steps
     after tracing and cache warm-up are mostly noise."""
     timed = record.get("timed_steps")
     if record["status"] == "ok" and timed is not None and timed < max(warmup, 1):
-        ctx.progress.warn(f"{record['key']}: throughput timed on {timed} step(s), fewer "
+        progress.warn(f"{record['key']}: throughput timed on {timed} step(s), fewer "
                           f"than the {warmup} warm-up steps: a noisy figure (raise --steps "
                           "or --epochs)")
 
@@ -271,7 +273,7 @@ def model_only(config: Config) -> dict[str, Any]:
 
 
 def _num(v: Any) -> str:
-    return "-" if v is None else f"{v:.4g}"
+    return "-" if v is None else fmt(float(v))
 
 
 def _scalar(v: Any) -> bool:
@@ -282,3 +284,63 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
     return {"job": r["key"], "status": r["status"], "img/s": r.get("images_per_s") or "-",
             "iter s": r.get("iteration_s") or "-", "ops": r.get("cross_device_ops")
             or r.get("implementation_used") or "-"}
+
+
+CALIBRATION = (1, 2)  # warm-up steps (tracing), then timed steps: a start, not a benchmark
+
+
+def cost_plan(config: Config, data_dir: str) -> Plan | None:
+    """Every job's steps and images, archcalc's FLOPs (ResNet-50; the tiny CNN has no spec)
+    and a projection from a short one-learner job of the real model in a worker process,
+    as every job runs (None for ``--model-only``, which trains nothing)."""
+    if config.model_only:
+        return None
+    _, y, synthetic, summary = train.load_arrays(data_dir, config.train_samples)
+    spec = train.TrainSpec(config.model, config.image_size, config.epochs, config.steps,
+                           config.warmup_steps, config.lr, 0, data_dir, config.train_samples)
+    jobs = plan(config)
+    images = sum(train.total_steps(spec, len(y), j.global_batch) * j.global_batch
+                 for j in jobs)
+    forward = archcalc_counts(config)["flops"] if config.model == "resnet50" else 0
+    cal = calibrate(config, data_dir)
+    notes = [f"{'stand-in' if synthetic else 'real'} data: {summary}" +
+             (f" (FashionMNIST has {SAMPLES:,}: the real protocol is larger)"
+              if synthetic else ""),
+             "learners on this machine share its cores, so a job's time here is its "
+             "images at the one-learner pace; all-reduce time is not counted"]
+    if not forward:
+        notes.append("the tiny CNN has no archcalc spec: its FLOPs are not counted")
+    return Plan("scaling", len(jobs), len(jobs) * config.epochs, images, 0,
+                float(forward) * TRAIN_FLOPS_PER_FORWARD * images, float(images), cal,
+                notes=tuple(notes), warnings=short_timing(config, spec, len(y), jobs))
+
+
+def calibrate(config: Config, data_dir: str) -> Calibration:
+    """Time a few steps of a one-learner MirroredStrategy job at the strong-scaling batch,
+    in a fresh worker process (the way every job runs)."""
+    import tempfile
+    from pathlib import Path
+
+    warmup, timed = CALIBRATION
+    spec = train.TrainSpec(config.model, config.image_size, 1, warmup + timed, warmup,
+                           config.lr, 0, data_dir, config.train_samples)
+    job = Job("calibration", 1, config.batch_size, "mirrored", "default")
+    with tempfile.TemporaryDirectory(prefix="hw3-calibration-") as folder:
+        out = cluster.run_mirrored(Path(folder), {"spec": spec.as_dict(), "job": job.as_dict()})
+    return Calibration(f"{timed} steps of one {config.model} learner at batch "
+                       f"{config.batch_size} (a worker process, as jobs run)", "image",
+                       out["timed_steps"] * config.batch_size, out["timed_s"], warmup,
+                       out["hardware"]["description"])
+
+
+def short_timing(config: Config, spec: train.TrainSpec, samples: int,
+                 jobs: list[Job]) -> tuple[str, ...]:
+    """Jobs whose throughput would be timed on fewer steps than the warm-up left out."""
+    short = [j.key for j in jobs
+             if train.total_steps(spec, samples, j.global_batch) - config.warmup_steps <
+             max(config.warmup_steps, 1)]
+    if not short:
+        return ()
+    return (f"{len(short)} of {len(jobs)} jobs (e.g. {short[0]}) would time their "
+            f"throughput on fewer steps than the {config.warmup_steps} warm-up steps: noisy "
+            "figures (raise --steps or --epochs)",)

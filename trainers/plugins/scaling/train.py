@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -54,11 +56,47 @@ class NotAvailableError(RuntimeError):
 
 
 def tf_module() -> Any:
-    """TensorFlow, imported quietly (C++ info logs off) on first use."""
+    """TensorFlow, imported quietly (C++ info logs off, start-up notices dropped) on first
+    use; the first device listing loads more native libraries, so it is inside too."""
+    loaded = sys.modules.get("tensorflow")
+    if loaded is not None:
+        return loaded
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    with native_notices_dropped():
+        import tensorflow as tf
 
+        tf.config.list_physical_devices()
     return tf
+
+
+# Printed by TensorFlow's native libraries as they load, whatever TF_CPP_MIN_LOG_LEVEL says
+# (absl logs before its InitializeLog): notices, nothing a user can act on.
+NATIVE_NOTICES = ("All log messages before absl::InitializeLog() is called",
+                  "oneDNN custom operations are on")
+
+
+@contextlib.contextmanager
+def native_notices_dropped() -> Iterator[None]:
+    """Native code's stderr (file descriptor 2) during the block, with the lines of
+    :data:`NATIVE_NOTICES` left out and every other line passed on."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (a test's capture)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            caught.seek(0)
+            kept = [line for line in caught.read().decode("utf-8", "replace").splitlines(True)
+                    if not any(n in line for n in NATIVE_NOTICES)]
+            sys.stderr.write("".join(kept))
 
 
 # -- devices ---------------------------------------------------------------------------------
