@@ -92,18 +92,38 @@ def test_to_latex_escapes_every_cell_title_and_note() -> None:
     assert "-¿" not in tex and "->" not in tex
 
 
+def archcalc_tables() -> list[Table]:
+    """What archcalc writes as LaTeX: a homework table, the inception comparison, an rf
+    derivation (Unicode-free), and the table of special characters above."""
+    import archcalc
+    from archcalc import service
+    from archcalc.render import homework_table, inception_table
+    from archcalc.symbolic import rf_stack
+
+    return [special_table(), homework_table(archcalc.analyze(archcalc.load("alexnet")), True),
+            inception_table(*service.inception_reports({})), rf_stack(3, 5).table()]
+
+
 @pytest.mark.skipif(shutil.which("pdflatex") is None,
                     reason="pdflatex is not installed; the escaping is checked above without "
                            "compiling")
-def test_latex_table_compiles_and_prints_the_text(tmp_path: Path) -> None:
+def test_latex_tables_compile_and_print_the_text(tmp_path: Path) -> None:
+    tables = archcalc_tables()
     doc = tmp_path / "table.tex"
-    doc.write_text("\\documentclass{article}\n\\begin{document}\n" + to_latex(special_table())
-                   + "\\end{document}\n", encoding="utf-8")
+    doc.write_text("\\documentclass{article}\n\\begin{document}\n"
+                   + "".join(to_latex(t) for t in tables) + "\\end{document}\n",
+                   encoding="utf-8")
     done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
                            doc.name], cwd=tmp_path, capture_output=True, text=True,
                           timeout=120, check=False)
     assert done.returncode == 0, done.stdout[-2000:]
-    if shutil.which("pdftotext"):
-        text = subprocess.run(["pdftotext", "table.pdf", "-"], cwd=tmp_path,
-                              capture_output=True, text=True, check=True).stdout
-        assert "conv1-128 -> conv3-192" in text and "-¿" not in text
+    if shutil.which("pdftotext") is None:
+        return
+    text = subprocess.run(["pdftotext", "-layout", "table.pdf", "-"], cwd=tmp_path,
+                          capture_output=True, text=True, check=True).stdout
+    assert "¿" not in text and "¡" not in text
+    assert "conv1-128 -> conv3-192" in text  # the special table and the inception rows
+    assert "maxpool3 s=1 p=1 -> conv1-64" in text
+    assert "r(N) = NF - N + 1" in text
+    assert "out*W" in text  # H\_out*W\_out: OT1 draws "_" as a rule, which has no text
+    assert "pool3 | {x} ~ #" in text and "2x -- 10% less" in text
