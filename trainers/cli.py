@@ -447,6 +447,33 @@ def report_cmd(run: Annotated[str, typer.Argument(
         typer.echo(f"docs: {docs}", err=True)
 
 
+# -- hw3 explain ------------------------------------------------------------------------------
+@app.command("explain")
+@listing
+def explain_cmd(name: Annotated[str | None, typer.Argument(
+        metavar="[NAME]", help="optimizers or cutout; none: list them.")] = None,
+                fmt: FormatOpt = "table") -> None:
+    """The homework's written parts (update rules, the Cutout explanation), as in the docs."""
+    from trainers import explain
+
+    as_json = table_or_json(fmt)
+    if name is None:
+        if as_json:
+            emit_json({"topics": [{"name": t.name, "title": t.title}
+                                  for t in explain.TOPICS.values()]})
+            return
+        for t in explain.TOPICS.values():
+            typer.echo(f"{t.name}\n  {t.title}")
+        return
+    found = explain.topic(name)
+    text = explain.terminal_text(found.source())
+    if as_json:
+        emit_json({"name": found.name, "title": found.title, "text": text,
+                   "rst": found.source()})
+        return
+    typer.echo(f"{found.title}\n\n{text}", nl=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     """The ``hw3`` script."""
     app(args=argv, prog_name="hw3")

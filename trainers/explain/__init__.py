@@ -1,0 +1,85 @@
+"""The written parts of the homework that the experiments do not compute (Problem 1.1's
+update rules, Problem 4.1's Cutout explanation), one reStructuredText file per topic.
+
+The ``*.rst`` files beside this module are the only copy: ``hw3 explain TOPIC`` prints them
+and the problem pages include them (``.. include::``, in slices cut at ``.. cut: NAME``
+comments where a page puts a settings table between two parts). For the terminal the markup
+is thinned: roles and literals lose their backticks, comments go, and a ``.. math::`` block
+keeps its LaTeX indented under the text, and ``:protocol:`PLUGIN:SETTING``` becomes the
+value the docs show (the plugin's config, no framework imported).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainers.errors import ConfigError
+
+HERE = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    title: str
+    file: str
+
+    def source(self) -> str:
+        return (HERE / self.file).read_text(encoding="utf-8")
+
+
+TOPICS = {t.name: t for t in (
+    Topic("optimizers", "Problem 1.1: the five update rules; AdaDelta and Adam against "
+          "RMSProp", "optimizers.rst"),
+    Topic("cutout", "Problem 4.1: Cutout, why it is not just dropout; batch augmentation",
+          "cutout.rst"),
+)}
+
+_PROTOCOL = re.compile(r":protocol:`([^`:]+):([^`]+)`")
+_ROLE = re.compile(r":[a-z-]+:`([^`]*)`")
+_LITERAL = re.compile(r"``([^`]*)``")
+
+
+def topic(name: str) -> Topic:
+    """The topic called ``name``; a ConfigError (one line, exit 2) naming the known ones."""
+    if name not in TOPICS:
+        raise ConfigError(f"no explanation called {name!r}; known: {', '.join(TOPICS)}")
+    return TOPICS[name]
+
+
+def terminal_text(rst: str) -> str:
+    """``rst`` as a terminal shows it: no comments, roles and literals without backticks,
+    math blocks kept (LaTeX, indented)."""
+    out: list[str] = []
+    skipping = False
+    for line in rst.splitlines():
+        if line.startswith(".. math::"):
+            skipping = False
+            continue
+        if line.startswith(".. "):  # a comment (cut marks, notes for editors)
+            skipping = True
+            continue
+        if skipping and (line.startswith("   ") or not line.strip()):
+            if not line.strip():
+                skipping = False
+            continue
+        skipping = False
+        line = _PROTOCOL.sub(lambda m: protocol_value(m[1], m[2]), line)
+        out.append(_LITERAL.sub(r"\1", _ROLE.sub(r"\1", line)))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip() + "\n"
+
+
+def protocol_value(plugin: str, name: str) -> str:
+    """What the docs' ``:protocol:`PLUGIN:SETTING``` shows: the value ``hw3 run PLUGIN``
+    uses (the config default, or plugins.toml's override)."""
+    from trainers import config as cfg
+    from trainers.registry import registry
+
+    config = cfg.resolve(registry().get(plugin).config_type,
+                         [cfg.Defaults.load().layer(plugin)])
+    value = getattr(config, name)
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value))
+    return f"{value:,}" if isinstance(value, int) and abs(value) >= 10_000 else str(value)
