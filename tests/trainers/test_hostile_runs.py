@@ -665,8 +665,9 @@ def test_a_run_file_of_the_wrong_kind_is_one_line(runs: Path, name: str) -> None
     else:
         path.unlink()
         path.mkdir()
-    # a run is a folder with a config.toml file: without one it is no run at all
-    refused(*RESUME, message="no such run" if name == "config.toml" else name, unchanged=runs)
+    # a config.toml that is a folder is named as such, not "no such run" (issue 16)
+    refused(*RESUME, message=f"{name}: is a directory" if name == "config.toml" else name,
+            unchanged=runs)
 
 
 @settings(max_examples=30, deadline=None,
