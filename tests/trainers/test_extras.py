@@ -99,3 +99,15 @@ def test_data_fake_without_numpy_is_one_line(tmp_path: Path) -> None:
     assert "hw3 data fake needs numpy" in done.stderr
     assert "pip install 'archcalc-hw3[train]'" in done.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_report_without_matplotlib_is_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "optimizers" / "20990101-000000-abcd"
+    folder.mkdir(parents=True)
+    (folder / "config.toml").write_text('[hw3]\nplugin = "optimizers"\n')
+    (folder / "state.json").write_text('{"state": "finished"}')
+    (folder / "results.json").write_text("{}")
+    done = hw3_without("matplotlib", "report", "optimizers/20990101-000000-abcd", tmp=tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "hw3 report optimizers/20990101-000000-abcd needs matplotlib" in done.stderr
+    assert not (folder / "summary.md").exists()
