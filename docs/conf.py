@@ -13,7 +13,10 @@ from __future__ import annotations
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
+
+from sphinx.application import Sphinx
 
 sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
@@ -89,3 +92,23 @@ def reachable(url: str, timeout: float = 3.0) -> bool:
 intersphinx_mapping = {name: target for name, target in INVENTORIES.items()
                        if reachable(target[0])}
 intersphinx_timeout = 10
+
+
+def source_without_import(app: Sphinx, modname: str) -> tuple[str, dict[str, Any]] | None:
+    """viewcode's source of an archcalc importer, read from its file: viewcode would import
+    the module, and with it torch, Keras (TensorFlow) or ONNX, on every incremental build."""
+    import importlib.util
+
+    from sphinx.pycode import ModuleAnalyzer
+
+    if not modname.startswith("archcalc.importers."):
+        return None
+    spec = importlib.util.find_spec(modname)
+    if spec is None or not spec.origin:
+        return None
+    analyzer = ModuleAnalyzer.for_file(spec.origin, modname)
+    return analyzer.code, dict(analyzer.find_tags())
+
+
+def setup(app: Sphinx) -> None:
+    app.connect("viewcode-find-source", source_without_import)
