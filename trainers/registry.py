@@ -58,10 +58,11 @@ class Needs:
 
 
 # Each extra's modules (pyproject.toml's distributions by import name; a test keeps the two in
-# step). Every run needs torch (checkpoints) and tensorboard (the run's event files).
+# step). Every run needs torch (checkpoints), numpy (datasets), matplotlib (reports) and
+# tensorboard (the run's event files).
 EXTRAS = {
-    "train": ("torch", "matplotlib", "tensorboard"),
-    "scaling": ("tensorflow", "torch", "matplotlib", "tensorboard"),
+    "train": ("torch", "numpy", "matplotlib", "tensorboard"),
+    "scaling": ("tensorflow", "torch", "numpy", "matplotlib", "tensorboard"),
 }
 # The built-in plugins' needs, by entry-point value; a third-party plugin's are its package's.
 NEEDS = {
@@ -70,7 +71,6 @@ NEEDS = {
     "trainers.plugins.cutout:plugin": Needs("train", EXTRAS["train"]),
     "trainers.plugins.scaling:plugin": Needs("scaling", EXTRAS["scaling"]),
 }
-
 
 # PyPI's Linux torch wheels are CUDA builds (GBs of nvidia-* wheels); the CPU one:
 CPU_TORCH = "pip install torch --index-url https://download.pytorch.org/whl/cpu"

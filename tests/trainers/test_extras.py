@@ -71,7 +71,8 @@ def test_list_shows_what_each_plugin_needs_and_what_is_missing(tmp_path: Path) -
     blocks = {b.split()[0]: b for b in re.split(r"\n(?=\S)", done.stdout) if b.strip()}
     for name in ("optimizers", "cutout", "depth-width"):
         assert blocks[name].split()[1] == "missing"
-        assert "needs [train]: torch (missing), matplotlib" in " ".join(blocks[name].split())
+        assert "needs [train]: torch (missing), numpy, matplotlib" in \
+            " ".join(blocks[name].split())
     assert "needs [scaling]: tensorflow, torch (missing)" in " ".join(blocks["scaling"].split())
     assert "optimizers: torch not installed: pip install 'archcalc-hw3[train]'" in done.stdout
     assert max(map(len, done.stdout.splitlines())) <= 80
@@ -80,8 +81,8 @@ def test_list_shows_what_each_plugin_needs_and_what_is_missing(tmp_path: Path) -
     doc = json.loads(hw3_without("torch", "list", "--format", "json", tmp=tmp_path).stdout)
     plugins = {p["name"]: p for p in doc["plugins"]}
     assert plugins["optimizers"]["status"] == "missing"
-    assert plugins["optimizers"]["modules"] == {"torch": False, "matplotlib": True,
-                                                "tensorboard": True}
+    assert plugins["optimizers"]["modules"] == {"torch": False, "numpy": True,
+                                                "matplotlib": True, "tensorboard": True}
     assert plugins["scaling"]["install"] == "pip install 'archcalc-hw3[scaling]'"
     assert len(doc["warnings"]) == 4
 
