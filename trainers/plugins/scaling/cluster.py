@@ -162,11 +162,16 @@ def step_reporter(folder: Path) -> Callable[[int], None]:
         now = time.monotonic()
         if now - last[0] >= STEP_EVERY_S:
             last[0] = now
-            tmp = folder / (PROGRESS + ".tmp")
-            tmp.write_text(json.dumps({"step": step}), encoding="utf-8")
-            tmp.replace(folder / PROGRESS)
+            write_step(folder, step)
 
     return report
+
+
+def write_step(folder: Path, step: int) -> None:
+    """The progress file, replaced whole (a reader never sees half of it)."""
+    tmp = folder / (PROGRESS + ".tmp")
+    tmp.write_text(json.dumps({"step": step}), encoding="utf-8")
+    tmp.replace(folder / PROGRESS)
 
 
 def step_watch(folder: Path, on_step: Callable[[int], None] | None) -> Watch | None:
@@ -194,8 +199,10 @@ def run_tasks(folder: Path, doc: dict[str, Any], configs: Mapping[int, str | Non
     result = folder / "result.json"
     result.unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
-    wait_all(launch(folder, {**doc, "result": str(result)}, configs), timeout,
-             step_watch(folder, on_step))
+    watch = step_watch(folder, on_step)
+    wait_all(launch(folder, {**doc, "result": str(result)}, configs), timeout, watch)
+    if watch is not None:
+        watch()  # the last step the chief recorded
     if 0 not in configs:
         return {"served_task": sorted(configs)}
     return dict(json.loads(result.read_text(encoding="utf-8")))
@@ -213,8 +220,11 @@ def run_mirrored(folder: Path, doc: dict[str, Any], timeout: float | None = None
     result = folder / "result.json"
     result.unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
+    watch = step_watch(folder, on_step)
     wait_all(launch(folder, {**doc, "strategy": "mirrored", "result": str(result)}, {0: None}),
-             timeout, step_watch(folder, on_step))
+             timeout, watch)
+    if watch is not None:
+        watch()  # the last step the worker recorded
     out = dict(json.loads(result.read_text(encoding="utf-8")))
     if "not_available" in out:
         raise NotAvailableError(out["not_available"])
@@ -264,8 +274,9 @@ def mirrored_main(doc: dict[str, Any]) -> None:
         out: dict[str, Any] = {"not_available": str(exc), "hardware": hardware}
     else:
         x, y, _, _ = train.load_arrays(spec.data_dir, spec.train_samples)
-        out = train.train(strategy, spec, x, y, int(job["global_batch"]),
-                          step_reporter(Path(doc["result"]).parent))
+        folder = Path(doc["result"]).parent
+        out = train.train(strategy, spec, x, y, int(job["global_batch"]), step_reporter(folder))
+        write_step(folder, int(out["steps"]))
         out.update(cross_device_ops=resolved, hardware=hardware)
     Path(doc["result"]).write_text(json.dumps(out), encoding="utf-8")
 
@@ -293,10 +304,12 @@ def worker_main(job_file: str) -> None:
     if doc.get("backup_dir"):
         backup = train.Backup(Path(doc["backup_dir"]), int(doc["backup_every"]), task == 0,
                                task)
-    report = step_reporter(Path(doc["result"]).parent) if task == 0 else None
+    folder = Path(doc["result"]).parent
+    report = step_reporter(folder) if task == 0 else None
     out = train.train(strategy, spec, x, y, int(doc["job"]["global_batch"]), report,
                       backup=backup)
     if task == 0:
+        write_step(folder, int(out["steps"]) + int(out["restored_from_step"]))
         out.update(implementation_requested=IMPLEMENTATIONS[requested],
                    implementation_used=effective_implementation(requested, kind),
                    workers=strategy.extended._num_workers, device_kind=kind,
