@@ -16,24 +16,26 @@ from archcalc.records import Record
 
 
 class Row(Record):
-    path: str
-    label: str
-    kind: str
-    depth: int
-    in_shape: Shape
-    out_shape: Shape
-    params: Params
-    ops: Ops
-    macs: int
-    flops: int
-    rf: RF | None
+    """One layer (or a block's join) of a :class:`Report`, with everything counted for it."""
+
+    path: str  # where the layer sits: 3, or 1.b2.3 (block 1, branch 2, layer 3)
+    label: str  # the layer as the spec writes it, e.g. conv3-64 p=1
+    kind: str  # the kind's family: conv, linear, pool, act, bn, concat, ...
+    depth: int  # nesting level of the layer in the spec's blocks (0: the top level)
+    in_shape: Shape  # input shape (C, H, W) or (N,) for one sample
+    out_shape: Shape  # output shape, as in_shape
+    params: Params  # weights, biases and buffers
+    ops: Ops  # what the layer computes for one sample, by category
+    macs: int  # multiply-accumulates for one sample
+    flops: int  # floating-point operations for one sample, under the report's convention
+    rf: RF | None  # receptive field reached at this layer; None where it is not defined
     inplace: bool  # allocates no new tensor at inference (in-place activation, view, dropout)
     stored: bool  # output kept for the backward pass in training
     formula: WeightFormula | None  # weight count written out, e.g. (3*3*3)*64
     title: str  # the homework table's notation, e.g. CONV3-64
     options: tuple[str, ...]  # OPTION=VALUE words as written
     homework_row: bool  # a row of the homework table when it allocates (conv, pool, FC)
-    loc: Loc | None = None
+    loc: Loc | None = None  # the spec text the layer comes from, where there is one
     head: str = ""  # the extra output (``head NAME { }``) the row belongs to; "" the main one
 
     @property
@@ -42,13 +44,15 @@ class Row(Record):
 
 
 class Totals(Record):
-    activations: int
-    weights: int
-    biases: int
-    params: int
-    buffers: int
-    macs: int
-    flops: int
+    """A whole model's counts for one sample (:attr:`Report.totals`)."""
+
+    activations: int  # elements of every allocated output, the input included
+    weights: int  # trainable weights
+    biases: int  # trainable biases
+    params: int  # weights + biases
+    buffers: int  # non-trainable state, e.g. batch norm's running mean and variance
+    macs: int  # multiply-accumulates
+    flops: int  # floating-point operations, under the report's convention
 
 
 class Memory(Record):
