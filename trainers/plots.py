@@ -156,9 +156,16 @@ def log_axis(ax: Axes, axis: str = "y", base: int = 10, values: Sequence[float] 
     target = getattr(ax, f"{axis}axis")
     subs = (1.0,) if base == 2 else (1.0, 2.0, 5.0)
     target.set_major_locator(LogLocator(base=base, subs=subs))
-    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_major_formatter(FuncFormatter(lambda v, _: plain_number(v)))
     target.set_minor_formatter(NullFormatter())
     return True
+
+
+def plain_number(value: float) -> str:
+    """A tick value in positional notation: ``0.00005``, ``100000``; never ``5e-05``."""
+    import numpy as np
+
+    return str(np.format_float_positional(value, precision=6, trim="-"))
 
 
 def fraction_axis(ax: Axes, label: str) -> None:

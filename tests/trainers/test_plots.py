@@ -114,3 +114,41 @@ def test_agg_is_forced_even_when_the_environment_asks_otherwise() -> None:
 def test_importing_plots_does_not_import_matplotlib() -> None:
     code = "import sys, trainers.plots; print('matplotlib' in sys.modules)"
     assert _python(code) == "False"
+
+
+def test_log_axis_labels_plain_numbers_and_stays_linear_for_a_narrow_range() -> None:
+    _fig, ax = plots.subplots()
+    ax.plot([1, 2, 3], [0.003, 0.05, 2.0])
+    assert plots.log_axis(ax, "y", values=[0.003, 0.05, 2.0])
+    plots._drawn(ax)
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert "0.005" in labels and "0.5" in labels and "2" in labels
+    assert not [t for t in ax.yaxis.get_minorticklabels() if t.get_text()]  # none to collide
+    _narrow, ax2 = plots.subplots()
+    ax2.plot([1, 2], [2.0, 2.5])
+    assert not plots.log_axis(ax2, "y", values=[2.0, 2.5])
+    assert ax2.get_yscale() == "linear"
+
+
+def test_a_legend_that_would_cover_data_moves_beside_the_axes() -> None:
+    _fig, ax = plots.subplots()
+    xs = list(range(40))
+    for k in range(6):  # curves everywhere: no free corner inside
+        ax.plot(xs, [((x * (k + 3)) % 17) for x in xs], label=f"series {k}")
+    legend = plots.place_legend(ax)
+    assert plots.covered_points(ax, legend) == 0
+    plots._drawn(ax)
+    assert legend.get_window_extent().x0 >= ax.get_window_extent().x1  # outside, right
+
+
+def test_grouped_bars_mark_a_missing_value_instead_of_dropping_it() -> None:
+    _fig, ax = plots.subplots()
+    plots.grouped_bars(ax, ["1 learner", "2 learners"], {"a": [1.0, 2.0], "b": [None, 3.0]})
+    assert len(ax.patches) == 3
+    assert [t.get_text() for t in ax.texts] == ["n/a"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1 learner", "2 learners"]
+
+
+def test_series_styles_differ_so_equal_series_stay_visible() -> None:
+    looks = [plots.series_style(i) for i in range(4)]
+    assert len({(s["marker"], s["linestyle"], s["markerfacecolor"]) for s in looks}) == 4
