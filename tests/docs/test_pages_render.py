@@ -7,7 +7,7 @@ import dataclasses
 import re
 from html.parser import HTMLParser
 
-from docs_helpers import Build
+from docs_helpers import DOCS, Build
 
 import archcalc
 from archcalc.analysis import Memory, Totals
@@ -91,3 +91,15 @@ def test_theme_and_mathjax_come_from_the_build(built_docs: Build) -> None:
     assert not [s for s in scripts if "://" in s], scripts  # nothing from a CDN
     assert any("_static/mathjax/tex-chtml.js" in s for s in scripts), scripts
     assert (built_docs.out / "_static" / "mathjax" / "output" / "chtml" / "fonts").is_dir()
+
+
+def test_intersphinx_keeps_only_inventories_whose_host_resolves() -> None:
+    """Offline (CI has no internet) an unreachable inventory is left out instead of making
+    the -W build fail with "failed to reach any of the inventories"."""
+    import runpy
+
+    conf = runpy.run_path(str(DOCS / "conf.py"))
+    assert conf["reachable"]("https://archcalc-docs-check.invalid/objects") is False
+    assert set(conf["intersphinx_mapping"]) <= set(conf["INVENTORIES"]) == {"python", "torch"}
+    for name, (url, _) in conf["INVENTORIES"].items():
+        assert (name in conf["intersphinx_mapping"]) == conf["reachable"](url)
