@@ -154,4 +154,4 @@ def test_depth_width_and_optimizers_plan_their_sweeps(tmp_path: Path) -> None:
     document = json.loads(result.output)
     found = document["plan"]
     assert found["trainings"] == 6  # 16, 32, and four two-layer pairs within 64 units
-    assert any("REDUCED sweep" in w for w in document["warnings"])
+    assert any("REDUCED run" in w for w in document["warnings"])

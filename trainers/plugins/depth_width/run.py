@@ -70,7 +70,7 @@ def _announce(config: Config, ctx: RunContext, archs: tuple[Arch, ...], done: in
     ctx.progress.note(f"{len(archs)} networks under {config.unit_budget} hidden units "
                       f"({depths}); {done} already stored; {workers} worker(s) on {ctx.device}")
     if reduced := reductions(config):
-        ctx.progress.warn("REDUCED sweep, not the full protocol: " + "; ".join(reduced))
+        ctx.progress.warn("REDUCED run, not the full protocol: " + "; ".join(reduced))
 
 
 def _train(jobs: list[Job], workers: int, done: dict[str, Record],
@@ -173,7 +173,7 @@ def plan(config: Config, device: str, data_dir: str) -> Plan:
                 eval_images, total_flops, work, cal, workers=min(workers, len(archs)),
                 notes=(f"{len(archs)} networks of {spec.n_train:,} training points each; "
                        f"{workers} worker process(es) assumed to scale evenly",),
-                warnings=("REDUCED sweep, not the full protocol: " + "; ".join(reduced),)
+                warnings=("REDUCED run, not the full protocol: " + "; ".join(reduced),)
                 if reduced else (), samples="points")
 
 
