@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -234,21 +234,26 @@ def launch(trainer: Trainer[Any], run: Run, config: Any, settings: HostSettings)
         if not run.resumed:
             run.write_config(cfg.to_toml({"hw3": {"plugin": trainer.name, **asdict(settings)},
                                           trainer.name: cfg.config_values(config)}))
-        cost = make_plan(trainer, config, settings) if run.writer else None  # before seeding
-        runtime.seed_everything(settings.seed, settings.deterministic)
         progress = Progress(console, sink=run.append_metric)
         ctx = RunContext(progress, Checkpoints(run), run.dir / WORKDIR, run.ref,
                          settings.device, settings.seed, Path(settings.data_dir),
                          resumed=run.resumed, on_stand_in=run.mark_stand_in)
-        progress.note(f"{'resuming' if run.resumed else 'starting'} run {run.ref} "
-                      f"({run.dir}) on {settings.device}, seed {settings.seed}")
-        if cost is not None:
-            progress.note(cost.line())
-            for message in cost.warnings:
-                progress.warn(message)
-        results = train(trainer, config, ctx, run)
-        if cost is not None:
-            results["plan"] = cost.record()
+        costs: list[Plan] = []
+
+        def begin() -> None:
+            progress.note(f"{'resuming' if run.resumed else 'starting'} run {run.ref} "
+                          f"({run.dir}) on {settings.device}, seed {settings.seed}")
+            cost = make_plan(trainer, config, settings) if run.writer else None
+            runtime.seed_everything(settings.seed, settings.deterministic)  # after timing
+            if cost is not None:
+                costs.append(cost)
+                progress.note(cost.line())
+                for message in cost.warnings:
+                    progress.warn(message)
+
+        results = train(trainer, config, ctx, run, begin)
+        if costs:
+            results["plan"] = costs[0].record()
         if progress.warnings:
             results["warnings"] = list(progress.warnings)
         run.finish(results)
@@ -268,10 +273,14 @@ class RunConsole(Console):
         raise BrokenPipeError("the output pipe was closed")
 
 
-def train(trainer: Trainer[Any], config: Any, ctx: RunContext, run: Run) -> dict[str, Any]:
-    """The plugin's ``run`` under the Ctrl-C guard; the run's state follows what happened."""
+def train(trainer: Trainer[Any], config: Any, ctx: RunContext, run: Run,
+          begin: Callable[[], None] = lambda: None) -> dict[str, Any]:
+    """``begin`` (the first lines, the plan's calibration, seeding) and the plugin's ``run``
+    under the Ctrl-C guard; the run's state follows what happened (a pipe closed or a
+    Ctrl-C while the first lines print leaves it interrupted too)."""
     try:
         with interrupt_guard(run, ctx.progress.note), ctx.progress:
+            begin()
             results = trainer.run(config, ctx)
     except DamagedRunError:
         run.restore()  # a checkpoint that cannot be resumed from: the run is as it was

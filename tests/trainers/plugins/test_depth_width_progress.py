@@ -50,3 +50,27 @@ def test_a_diverged_network_is_flagged(runs: Path) -> None:
     assert diverged  # a step of 1e12 on standardised targets
     assert f"WARNING: network {diverged[0]} diverged" in result.output
     assert any(f"network {diverged[0]} diverged" in w for w in results["warnings"])
+
+
+def test_a_pipe_closed_after_the_first_line_leaves_the_run_resumable(tmp_path: Path) -> None:
+    """``hw3 run depth-width | head -1``: the plan line meets a closed pipe; the run is
+    interrupted (resumable), not failed, and no traceback is printed."""
+    import os
+    import subprocess
+    import sys
+
+    from hw3_helpers import REPO
+
+    env = {**os.environ, "HW3_PLUGINS": "depth-width", "HW3_RUNS": str(tmp_path / "runs"),
+           "HW3_PLUGINS_TOML": str(REPO / "plugins.toml"), "HW3_DATA": str(tmp_path),
+           "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "trainers.cli", "run", "depth-width",
+                             *SWEEP], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"starting run")
+    proc.stdout.close()  # the reader leaves, as head -1 does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    (folder,) = (tmp_path / "runs" / "depth-width").iterdir()
+    assert json.loads((folder / "state.json").read_text())["state"] == "interrupted"
