@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # rich.console is imported only when printing to a terminal
 EXAMPLES = (
     "archcalc vgg19 --table",
     "archcalc vgg19 --table --bias --format md",
+    "archcalc alexnet-ungrouped --table --bias",
     "archcalc resnet20 --convention torchinfo --format csv",
     "archcalc vgg --set n5=2 --input 32x32x3 --table",
     "archcalc mlp-cifar --format json --dtype float16 --batch 128",
@@ -50,6 +51,7 @@ EXAMPLES = (
     "archcalc inception --input 32x32x256 --set c3=128",
     "archcalc rf --layers 3 --kernel 5",
     "archcalc formula conv3-64 --input 224x224x3",
+    "archcalc explain rf",
     "archcalc verify mlp-cifar",
 )
 
