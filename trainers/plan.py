@@ -90,7 +90,7 @@ class Plan:
                f"x {TRAIN_FLOPS_PER_FORWARD} per training sample, x 1 per evaluated one)",
                f"calibration: {cal.what}: {cal.units:g} {cal.unit}s in {cal.seconds:.2f} s "
                f"({rate}) after {cal.warmup} warm-up step(s), on {cal.hardware}",
-               f"projection: full protocol {about(self.seconds_here)} on this machine"
+               f"projection: these settings {about(self.seconds_here)} on this machine"
                + (f" ({self.workers} trainings at once)" if self.workers > 1 else ""),
                f"            {about(self.seconds_on_gpu)} on {GPU_PHRASE}"]
         out += [f"note: {n}" for n in self.notes]

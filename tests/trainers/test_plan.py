@@ -90,7 +90,7 @@ def test_plan_counts_the_protocol_and_makes_no_run(env: PluginEnv) -> None:
     train_images = 2 * 3 * 8 * (1 + 2)  # epochs x steps x B x sum(M)
     assert f"training images  {train_images:,} (forward and backward)" in result.output
     assert "trainings        2" in result.output and "stand-in data" in result.output
-    assert "projection: full protocol" in result.output and "A100" in result.output
+    assert "projection: these settings ≈" in result.output and "A100" in result.output
 
 
 def test_plan_as_json_holds_archcalc_flops(env: PluginEnv) -> None:

@@ -254,7 +254,7 @@ def plan(config: Config, device: str, data_dir: str) -> Plan | None:
     notes = [f"{'stand-in' if ds.synthetic else 'real'} data: {n_train:,} training and "
              f"{n_test:,} test images" + (f" (CIFAR-10 has {CIFAR10_SIZES[0]:,} and "
                                           f"{CIFAR10_SIZES[1]:,}: the real protocol is "
-                                          "larger)" if ds.synthetic else "")]
+                                          "larger)" if n_train < CIFAR10_SIZES[0] else "")]
     notes += [f"evaluation counted as 1/{TRAIN_FLOPS_PER_FORWARD} of a training image"
               " per image; each M's step costs M x B images"]
     cal = Calibration(f"train_step of ResNet-{config.depth} at B = {len(y)}, M = 1",

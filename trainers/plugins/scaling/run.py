@@ -305,7 +305,7 @@ def cost_plan(config: Config, data_dir: str) -> Plan | None:
     cal = calibrate(config, data_dir)
     notes = [f"{'stand-in' if synthetic else 'real'} data: {summary}" +
              (f" (FashionMNIST has {SAMPLES:,}: the real protocol is larger)"
-              if synthetic else ""),
+              if len(y) < SAMPLES else ""),
              "learners on this machine share its cores, so a job's time here is its "
              "images at the one-learner pace; all-reduce time is not counted"]
     if not forward:
