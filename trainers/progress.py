@@ -104,10 +104,14 @@ class Bar:
         self.owner._tick()
 
     def advance_to(self, completed: float) -> None:
-        """Move to ``completed`` (a count reported from elsewhere, e.g. a worker process)."""
+        """Move to ``completed`` (a count reported from elsewhere, e.g. a worker process);
+        called as it polls, so off a terminal a job that has not reported a step yet (a
+        worker still starting) still shows its position every ``plain_every`` seconds."""
         now = self.owner._task(self.task).completed
         if completed > now:
             self.advance(completed - now)
+        else:
+            self.owner._tick()
 
     def skip(self, n: float) -> None:
         """Count ``n`` items a resumed run finished before, leaving them out of the ETA."""

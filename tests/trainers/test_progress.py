@@ -206,3 +206,17 @@ def test_numbers_are_in_human_form() -> None:
 
     assert [fmt(v) for v in (33540.2, 0.007632, 2.0, 1234.5, 7)] == \
         ["33,540", "0.007632", "2", "1234", "7"]
+
+
+def test_a_bar_polled_without_news_still_shows_its_position() -> None:
+    """A job in another process that has not reported a step (its worker still starting)
+    is not silent off a terminal: polling it prints the position every ``plain_every``."""
+    con, out = console(terminal=False)
+    clock = FakeClock()
+    progress = Progress(con, plain_every=30.0, clock=clock)
+    with progress.bar("jobs", total=2, unit="job"), \
+            progress.bar("strong-n1", total=40, unit="step") as job:
+        for _ in range(100):  # 100 s of polls, no step yet
+            clock.now += 1.0
+            job.advance_to(0)
+    assert out.getvalue().count("[jobs 0/2 | strong-n1 0/40]") == 3

@@ -175,7 +175,8 @@ def write_step(folder: Path, step: int) -> None:
 
 
 def step_watch(folder: Path, on_step: Callable[[int], None] | None) -> Watch | None:
-    """In the parent: pass the chief's last recorded step to ``on_step`` as it polls."""
+    """In the parent: pass the chief's last recorded step (0 before the first) to
+    ``on_step`` as it polls."""
     if on_step is None:
         return None
     path = folder / PROGRESS
@@ -185,7 +186,7 @@ def step_watch(folder: Path, on_step: Callable[[int], None] | None) -> Watch | N
         try:
             step = int(json.loads(path.read_text(encoding="utf-8"))["step"])
         except (OSError, ValueError, KeyError, TypeError):
-            return  # not written yet
+            step = 0  # not written yet: the worker is still starting
         on_step(step)
 
     return watch
