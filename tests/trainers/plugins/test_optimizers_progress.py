@@ -80,3 +80,17 @@ def test_ctrl_c_at_a_training_end_shows_the_stored_count(
         last = json.loads((env.newest() / "checkpoints" / "last.json").read_text())
     assert last["epoch"] == 1
     assert "trainings: 1/2 run" in result.output
+
+
+def test_a_diverged_training_is_flagged(tmp_path: Path) -> None:
+    fake.write("cifar10", tmp_path / "data", n=64, n_test=32, seed=1)
+    with builtin_plugin(tmp_path, "optimizers") as env:
+        result = hw3("run", "optimizers", "--variants", "l2", "--methods", "adagrad",
+                     "--adagrad-lr", "1e9", "--epochs", "1", "--hidden", "16",
+                     "--batch-size", "32", "--eval-batch", "50", "--device", "cpu")
+        assert result.exit_code == 0, result.output
+        results = json.loads((env.newest() / "results.json").read_text())
+    loss = results["trainings"][0]["history"][0]["train_loss"]
+    assert not loss < 1e3  # steps of 1e9 blow the loss up (or to nan)
+    assert "WARNING: l2 adagrad diverged at epoch 1" in result.output
+    assert any("l2 adagrad diverged" in w for w in results["warnings"])
