@@ -152,7 +152,11 @@ def test_optimizer_summary_states_the_test_time_factors_and_explains_the_three_l
     for title in ("training loss, full pass", "objective, full pass", "mean minibatch loss"):
         assert f"- **{title}**:" in got.text
     assert "epochs 3 (protocol 200)" in got.text
-    assert "In the run shown, with l2 the best" in got.text
+    results = json.loads((STORED / "optimizers.json").read_text())
+    l2 = sorted(t["history"][-1]["full_train_loss"] for t in results["trainings"]
+                if t["variant"] == "l2")
+    assert "In the run shown, with l2 the best by final training loss" in got.text
+    assert f"{(l2[1] - l2[0]) / l2[1]:.0%} below the runner-up" in got.text
     assert not SCIENTIFIC.search(got.text)
 
 

@@ -283,7 +283,8 @@ def answer(trainings: Sequence[Record]) -> str:
     lines = ["## Which method is best, and why", ""]
     for v, (method, loss) in best.items():
         ranked = ranking(trainings, v)
-        gap = (ranked[1][1] - loss) / loss if len(ranked) > 1 and loss > 0 else math.nan
+        runner = ranked[1][1] if len(ranked) > 1 else math.nan
+        gap = (runner - loss) / runner if runner > 0 else math.nan
         margin = (f", {gap:.0%} below the runner-up {ranked[1][0]}" if gap == gap else "")
         lines.append(f"- {RUN_SHOWN}, with {v} the best by final training loss is {method} "
                      f"({human(loss)}{margin}).")
