@@ -222,6 +222,19 @@ def test_cutout_without_a_show_run_says_how_to_add_the_examples(
     assert "hw3 run cutout --show 2" in got.text
 
 
+def test_cutout_leaves_out_examples_drawn_from_other_data(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = json.loads((STORED / "cutout_examples.json").read_text())
+    other["data"] = "cifar10 (python layout): 50000 train, 10000 test, 10 classes"
+    (tmp_path / "real_examples.json").write_text(json.dumps(other))
+    runs = tmp_path / "runs" / "cutout" / "20261202-110000-cccc"
+    runs.mkdir(parents=True)
+    shutil.copy(tmp_path / "real_examples.json", runs / "results.json")
+    got = report("cutout", "cutout", tmp_path, monkeypatch)
+    assert "cutout-examples" not in got.figures
+    assert "on the same data" in got.text
+
+
 def test_depth_width_plots_read_and_parameters_increase_along_lines(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     got = report("depth-width", "depth_width", tmp_path, monkeypatch)

@@ -35,7 +35,7 @@ def summarize(results: Mapping[str, Any], ctx: ReportContext) -> Summary:
                        f"Data: {results['data']}.", (path,))
     trainings = results["trainings"]
     paths = [*draw_error(trainings, ctx), *draw_target(trainings, results, ctx)]
-    examples = examples_from_sibling(ctx)
+    examples = examples_from_sibling(ctx, results["data"])
     model = results["model"]
     target = results["target_accuracy"]
     text = "\n\n".join([
@@ -53,19 +53,22 @@ def summarize(results: Mapping[str, Any], ctx: ReportContext) -> Summary:
     return Summary(text, tuple(paths))
 
 
-def examples_from_sibling(ctx: ReportContext) -> tuple[str, Mapping[str, Any]] | None:
-    """The newest ``hw3 run cutout --show N`` run beside this one (same runs folder): its
-    run id and stored examples, so the report shows part 1's images with the training."""
+def examples_from_sibling(ctx: ReportContext,
+                          data: str) -> tuple[str, Mapping[str, Any]] | None:
+    """The newest ``hw3 run cutout --show N`` run beside this one (same runs folder) that
+    read the same data: its run id and stored examples, so the report shows part 1's images
+    with the training (never stand-in images beside a real run, or the reverse)."""
     import json
 
     found = []
     for results in ctx.run.dir.parent.glob("*/results.json"):
         try:
-            data = json.loads(results.read_text(encoding="utf-8"))
+            stored = json.loads(results.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and isinstance(data.get("examples"), dict):
-            found.append((results.parent.name, data["examples"]))
+        if isinstance(stored, dict) and isinstance(stored.get("examples"), dict) \
+                and stored.get("data") == data:
+            found.append((results.parent.name, stored["examples"]))
     return max(found, key=lambda f: f[0]) if found else None
 
 
@@ -74,9 +77,9 @@ def examples_section(found: tuple[str, Mapping[str, Any]] | None, ctx: ReportCon
     """Part 1's two images beside their Cutout versions, or how to add them."""
     head = "## Cutout examples (part 1)\n\n"
     if found is None:
-        return head + ("No `hw3 run cutout --show 2` run lies beside this one; run it, then "
-                       "report this run again to show two training images and their Cutout "
-                       "versions here.")
+        return head + ("No `hw3 run cutout --show 2` run on the same data lies beside this "
+                       "one; run it, then report this run again to show two training images "
+                       "and their Cutout versions here.")
     run_id, examples = found
     path = draw_examples(examples, ctx)
     paths.append(path)
