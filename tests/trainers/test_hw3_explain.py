@@ -40,6 +40,7 @@ def test_the_cli_prints_the_text_the_page_includes(name: str) -> None:
     assert proc.returncode == 0, proc.stderr
     assert UNIQUE[name] in one_line(proc.stdout)
     assert not re.search(r":(math|protocol):`|``|^\.\. ", proc.stdout, re.M)  # markup thinned
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 80
 
 
 def test_every_slice_the_page_cuts_exists_once_in_the_source() -> None:

@@ -12,6 +12,7 @@ value the docs show (the plugin's config, no framework imported).
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,9 +50,9 @@ def topic(name: str) -> Topic:
     return TOPICS[name]
 
 
-def terminal_text(rst: str) -> str:
+def terminal_text(rst: str, width: int = 79) -> str:
     """``rst`` as a terminal shows it: no comments, roles and literals without backticks,
-    math blocks kept (LaTeX, indented)."""
+    math blocks kept (LaTeX, indented), paragraphs refilled to ``width`` columns."""
     out: list[str] = []
     skipping = False
     for line in rst.splitlines():
@@ -68,7 +69,24 @@ def terminal_text(rst: str) -> str:
         skipping = False
         line = _PROTOCOL.sub(lambda m: protocol_value(m[1], m[2]), line)
         out.append(_LITERAL.sub(r"\1", _ROLE.sub(r"\1", line)))
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip() + "\n"
+    blocks = re.split(r"\n\s*\n", "\n".join(out).strip())
+    return "\n\n".join(rewrap(b, width) for b in blocks if b.strip()) + "\n"
+
+
+def rewrap(block: str, width: int) -> str:
+    """A paragraph or ``-`` list refilled to ``width`` columns; headings and indented
+    blocks (math) kept as they are."""
+    lines = block.splitlines()
+    heading = len(lines) == 2 and set(lines[1]) <= set("-~=^") and lines[1]
+    if heading or lines[0].startswith(" "):
+        return block
+    if lines[0].startswith("- "):
+        items = re.split(r"\n(?=- )", block)
+        return "\n".join(textwrap.fill(" ".join(i[2:].split()), width, initial_indent="- ",
+                                       subsequent_indent="  ", break_long_words=False,
+                                       break_on_hyphens=False) for i in items)
+    return textwrap.fill(" ".join(block.split()), width, break_long_words=False,
+                         break_on_hyphens=False)
 
 
 def protocol_value(plugin: str, name: str) -> str:
