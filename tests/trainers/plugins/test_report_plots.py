@@ -173,6 +173,9 @@ def test_scaling_plots_use_log2_learners_and_bars_for_methods(
         assert ax.patches and not ax.get_lines()  # bars, no one-point lines
     throughput = got.figures["throughput"].axes[0]
     assert throughput.get_ylim()[0] == 0
+    styles = {line.get_label(): line.get_linestyle() for line in throughput.get_lines()}
+    assert {styles["strong, measured"], styles["weak, measured"]} == {"-"}
+    assert {styles["strong, model"], styles["weak, model"]} == {"--"}
 
 
 def test_scaling_time_compares_like_with_like(tmp_path: Path,

@@ -78,7 +78,7 @@ def plot_measure(results: Record, key: str, label: str, note: str, path: Path) -
     for i, part in enumerate(("strong", "weak")):
         rows = [r for r in ok_jobs(results, part) if measure(r, key) is not None]
         if rows:
-            look = plots.series_style(i)
+            look = {**plots.series_style(i), "linestyle": "-"}  # measured solid, model dashed
             values = [float(measure(r, key) or 0) for r in rows]
             ax.plot([r["learners"] for r in rows], values, label=f"{part}, measured", **look)
             model = [r for r in rows if measure(r, key, True) is not None]
