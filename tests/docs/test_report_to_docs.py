@@ -103,3 +103,24 @@ def test_hardware_records_become_one_phrase(recorded: object, expected: str) -> 
     from trainers.session import hardware_phrase
 
     assert hardware_phrase(recorded, {"device": "cpu"}) == expected
+
+
+RESULTS = REPO / "docs" / "results"
+
+
+def test_the_cutout_page_shows_the_training_and_the_show_examples() -> None:
+    """Problem 4.1's two example images and 4.2's training share docs/results/cutout/: the
+    training's report draws the newest --show run on the same data."""
+    summary = (RESULTS / "cutout" / "summary.md").read_text(encoding="utf-8")
+    assert "![examples](plots/cutout-examples.png)" in summary
+    assert (RESULTS / "cutout" / "plots" / "cutout-examples.png").stat().st_size > 1000
+    assert "## Why batch augmentation helps" in summary and "epochs run" in summary
+
+
+@pytest.mark.parametrize("plugin", ["optimizers", "cutout", "scaling", "depth-width"])
+def test_exported_summaries_write_numbers_as_people_do(plugin: str) -> None:
+    import re
+
+    summary = (RESULTS / plugin / "summary.md").read_text(encoding="utf-8")
+    assert not re.findall(r"\b\d\.?\d*e[+-]\d+\b", summary)
+    assert "protocol" in summary  # every reduction is named against the protocol
