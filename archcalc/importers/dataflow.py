@@ -125,10 +125,11 @@ class _Writer:
             if op not in self.idom:
                 raise self.refuse(op, "it does not depend on the model's input")
             if op.join is not None:
-                found.append(Node(self.block(op), op.label, "", op.loc))
+                found.append(Node(self.block(op), op.label, "", op.loc, (), ""))
                 op = self.idom[op]
                 continue
-            found.extend(Node(layer, op.label, "", op.loc) for layer in reversed(op.layers))
+            found.extend(Node(layer, op.label, "", op.loc, (), "")  # every field: fast
+                         for layer in reversed(op.layers))
             if len(op.inputs) != 1:
                 raise self.refuse(op, f"it takes {len(op.inputs)} tensors")
             op = op.inputs[0]
@@ -166,6 +167,6 @@ def _numbered(seq: Seq, prefix: str) -> Seq:
                 _numbered(b, f"{path}.b{j}.") for j, b in enumerate(layer.branches, 1)))
         elif isinstance(layer, Gate):
             layer = replace(layer, body=_numbered(layer.body, f"{path}."))
-        out.append(replace(node, layer=layer, path=path))
+        out.append(Node(layer, node.label, path, node.loc, node.options, node.title))
     return tuple(out)
 

@@ -20,9 +20,12 @@ meta tensors, where every call's shapes are known.
 
 from __future__ import annotations
 
+import gc
+import inspect
 import operator
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
@@ -66,9 +69,10 @@ def from_torch(module: nn.Module, input_size: Sequence[int] = (3, 224, 224),
     (C, H, W), (C, L) or (N,)), as :func:`archcalc.analyze` gives for a spec.
     ``skip_unknown``: calls without a rule that keep their input's shape count as zero,
     each named in the report's warnings."""
-    if not skip_unknown:
-        return analyze(torch_graph(module, input_size, name), convention)
-    return read_torch(module, input_size, name, skip_unknown=True).report(convention)
+    with _collector_paused():
+        if not skip_unknown:
+            return analyze(torch_graph(module, input_size, name), convention)
+        return read_torch(module, input_size, name, skip_unknown=True).report(convention)
 
 
 def torch_graph(module: nn.Module, input_size: Sequence[int] = (3, 224, 224),
@@ -80,12 +84,35 @@ def torch_graph(module: nn.Module, input_size: Sequence[int] = (3, 224, 224),
 def read_torch(module: nn.Module, input_size: Sequence[int] = (3, 224, 224),
                name: str | None = None, skip_unknown: bool = False) -> Imported:
     """:func:`torch_graph`, and the calls ``skip_unknown`` passed over."""
+    with _collector_paused():
+        return _read(module, input_size, name, skip_unknown)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """CPython's cycle collector paused while a model is read: reading EfficientNet-B0
+    makes some 20,000 small objects, enough to set off collections that each walk every
+    object torch has loaded (a quarter of the reading time). What was made is collected
+    afterwards, as usual."""
+    if not gc.isenabled():  # paused already (a reader inside from_torch), or by the user
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _read(module: nn.Module, input_size: Sequence[int], name: str | None,
+          skip_unknown: bool) -> Imported:
     model = name or type(module).__name__
-    training = module.training
-    module.eval()  # what inference computes: dropout and drop-connect branches as in eval
+    training = [m for m in module.modules() if m.training]
+    if training:
+        module.eval()  # what inference computes: dropout and drop-connect branches as in eval
     try:
         try:
-            importer = _Importer(module, _Tracer(module).trace(module), model, skip_unknown)
+            importer = _traced(module, model, skip_unknown)
             body = importer.body()
         except (UnsupportedModel, _Refused):
             raise
@@ -94,7 +121,8 @@ def read_torch(module: nn.Module, input_size: Sequence[int] = (3, 224, 224),
             importer = _RunImporter(module, model, skip_unknown)
             body = importer.run(input_size)
     finally:
-        module.train(training)
+        for m in training:  # each module back in its own mode, as the user left it
+            m.training = True
     source = f"torch {type(module).__module__}.{type(module).__qualname__}"
     graph = Graph(model, tuple(int(d) for d in input_size), body, source=source,
                   file=f"<torch {model}>")
@@ -277,6 +305,300 @@ class _Tracer(fx.Tracer):
         return parameter_proxy_cache[name]
 
 
+# -- a lean tracer: torch.fx's graph for the common case, at a fraction of its cost --------
+class _Fallback(Exception):  # not an error: a change of tracer
+    """Something the lean tracer does not mirror: torch.fx's own tracer reads the module."""
+
+
+@dataclass(eq=False)
+class _TracedNode:
+    """One node of :func:`_lean_trace`, with the fields of the torch.fx node it stands for
+    (its op, target, arguments, name, module stack, users, and its printed form)."""
+
+    op: str
+    target: Any
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    name: str
+    type: Any = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    users: dict[_TracedNode, None] = field(default_factory=dict)
+    all_input_nodes: list[_TracedNode] = field(default_factory=list)
+    _pretty_print_target = staticmethod(fx.Node._pretty_print_target)
+
+    def format_node(self) -> str | None:
+        """As torch.fx prints its node (the text errors and rows point at), a call's
+        written here: torch.fx's general printer was a tenth of reading EfficientNet."""
+        if self.op not in ("call_function", "call_method", "call_module") or self.type:
+            return fx.Node.format_node(self)  # type: ignore[arg-type]
+        target = _TARGETS.get(self.target)
+        if target is None:
+            target = _TARGETS[self.target] = self._pretty_print_target(self.target)
+        return (f"%{self.name} : [num_users={len(self.users)}] = {self.op}[target={target}]"
+                f"(args = {_printed(self.args)}, kwargs = {_printed(self.kwargs)})")
+
+    def _custom_fx_repr_fn(self) -> str:  # how torch.fx prints a node among arguments
+        return f"%{self.name}"
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_TARGETS: dict[Any, str] = {}  # a call's target as torch.fx prints it: found once each
+
+
+def _printed(arg: Any) -> str:
+    """torch.fx's ``_format_arg`` for the arguments the lean tracer records."""
+    kind = type(arg)
+    if kind is _TracedNode:
+        return f"%{arg.name}"
+    if kind is list:
+        return f"[{', '.join(map(_printed, arg))}]"
+    if kind is tuple:
+        return f"({', '.join(map(_printed, arg))}{',' if len(arg) == 1 else ''})"
+    if kind is dict:
+        return "{" + ", ".join(f"{k}: {_printed(v)}" for k, v in arg.items()) + "}"
+    return str(arg)
+
+
+_Node = fx.Node | _TracedNode  # what the importer reads: torch.fx's node or the lean one
+
+_CONSTANTS = frozenset((int, float, bool, str, type(None), type(...), complex, torch.dtype,
+                        torch.device, torch.layout, torch.memory_format))
+_IS_METHOD: dict[Any, bool] = {}  # torch's own test warns and filters on every call
+
+
+class _LeanTracer:
+    """torch.fx's symbolic tracing for modules of layers, functions and arithmetic, without
+    its general machinery (argument trees, tensor constants, wrapped functions, stack
+    records): the same nodes, in the same order, with the same names, at a quarter of the
+    cost (reading EfficientNet-B0 spent most of its time in torch.fx). Anything it does not
+    mirror exactly (a tensor constant, a buffer, unpacking or testing a traced value, a
+    namedtuple) raises :class:`_Fallback`, and torch.fx's own tracer reads the module."""
+
+    def __init__(self, root: nn.Module) -> None:
+        self.root = root
+        self.graph = fx.Graph()  # names nodes exactly as torch.fx does
+        self.nodes: list[_TracedNode] = []
+        self.paths: dict[int, str] = {}
+        self.params: dict[int, str] = {}  # as named_parameters() names them, in one walk
+        self.modules: dict[str, nn.Module] = {}  # for the importer: no second walk
+        self.parameters: dict[str, nn.Parameter] = {}
+        for path, m in root.named_modules():
+            self.paths[id(m)] = path
+            self.modules[path] = m
+            for name, p in m._parameters.items():
+                if p is not None and id(p) not in self.params:
+                    self.params[id(p)] = full = f"{path}.{name}" if path else name
+                    self.parameters[full] = p
+        self.names: dict[Any, str] = {}  # a target's name before numbering, as torch.fx's
+        self.param_nodes: dict[str, _Proxy] = {}
+        self.stack: dict[str, tuple[str, type]] = {}  # torch.fx's nn_module_stack
+        self.calls: dict[str, int] = {}
+
+    def trace(self) -> list[_TracedNode]:
+        from torch.fx import _symbolic_trace as symbolic
+
+        if symbolic._wrapped_methods_to_patch or any(
+                not str(space.get("__name__", "")).startswith("torch.")
+                for space in symbolic._wrapped_fns_to_patch.values()):
+            raise _Fallback("functions registered with torch.fx.wrap")  # torch's own aside
+        forward = type(self.root).forward
+        params = list(inspect.signature(forward).parameters.values())[1:]
+        if len(params) != 1 or params[0].kind is not params[0].POSITIONAL_OR_KEYWORD \
+                or params[0].default is not params[0].empty:
+            raise _Fallback("a forward of other than one plain argument")
+        name = params[0].name
+        x = self.create("placeholder", name, (), {},
+                        type_=inspect.unwrap(forward).__annotations__.get(name))
+        call, get = nn.Module.__call__, nn.Module.__getattr__
+        nn.Module.__call__ = lambda m, *a, **k: self.call_module(m, call, a, k)  # type: ignore[method-assign]
+        nn.Module.__getattr__ = lambda m, attr: self.getattr(get(m, attr))  # type: ignore[method-assign]
+        try:
+            out = forward(self.root, x)
+        finally:
+            nn.Module.__call__, nn.Module.__getattr__ = call, get  # type: ignore[method-assign]
+        self.create("output", "output", (out,), {},
+                    type_=inspect.unwrap(forward).__annotations__.get("return"))
+        return self.nodes
+
+    def call_module(self, m: nn.Module, call: Callable[..., Any], args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Any:
+        """torch.fx's: a layer of torch.nn is one node; any other module is traced through,
+        its path on the module stack of the nodes it makes."""
+        path = self.paths.get(id(m))
+        if path is None:
+            raise _Fallback("a module that is not a submodule")
+        count = self.calls.get(path, 0)
+        key = f"{path}@{count}" if count else path
+        self.stack[key] = (path, type(m))
+        self.calls[path] = count + 1
+        try:
+            if (m.__module__.startswith(("torch.nn", "torch.ao.nn"))
+                    and not isinstance(m, nn.Sequential)):
+                return self.create("call_module", path, args, kwargs)
+            return call(m, *args, **kwargs)
+        finally:
+            del self.stack[key]
+
+    def getattr(self, value: Any) -> Any:
+        """A module's parameter becomes a ``get_attr`` node, once per parameter."""
+        if not isinstance(value, torch.Tensor):
+            return value
+        path = self.params.get(id(value)) if isinstance(value, nn.Parameter) else None
+        if path is None:
+            raise _Fallback("a buffer or a tensor attribute")
+        if path not in self.param_nodes:
+            self.param_nodes[path] = self.create("get_attr", path, (), {})
+        return self.param_nodes[path]
+
+    def create(self, op: str, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+               name: str | None = None, type_: Any = None) -> _Proxy:
+        inputs: dict[_TracedNode, None] = {}
+        args, kwargs = self.arg(args, inputs), self.arg(kwargs, inputs)
+        node = _TracedNode(op, target, args, kwargs, self.graph._graph_namespace.create_name(
+                               self.basename(target) if name is None else name, None), type_,
+                           all_input_nodes=list(inputs))
+        if self.stack:
+            node.meta["nn_module_stack"] = dict(self.stack)
+        for used in inputs:
+            used.users[node] = None
+        self.nodes.append(node)
+        return _Proxy(self, node)
+
+    def basename(self, target: Any) -> str:
+        """A node's name before torch.fx numbers it: ``conv2d`` for torch.conv2d."""
+        name = self.names.get(target)
+        if name is None:
+            name = self.names[target] = self.graph._target_to_str(target)
+        return name
+
+    def arg(self, value: Any, inputs: dict[_TracedNode, None]) -> Any:
+        """A call's argument as a node's: traced values become their nodes."""
+        kind = type(value)
+        if kind in _CONSTANTS:
+            return value
+        if kind is _Proxy or kind is _Attribute:
+            node = value.node
+            inputs[node] = None
+            return node
+        if kind is tuple or kind is list:
+            return kind(self.arg(v, inputs) for v in value)
+        if kind is dict and all(type(k) is str for k in value):
+            return {k: self.arg(v, inputs) for k, v in value.items()}
+        if kind is slice:
+            return slice(self.arg(value.start, inputs), self.arg(value.stop, inputs),
+                         self.arg(value.step, inputs))
+        raise _Fallback(f"an argument of type {kind.__name__}")
+
+
+class _Proxy:
+    """A traced value: what torch.fx's Proxy records, each call a node of the tracer."""
+
+    def __init__(self, tracer: _LeanTracer, node: _TracedNode | None) -> None:
+        self.tracer, self._node = tracer, node
+
+    @property
+    def node(self) -> _TracedNode:
+        assert self._node is not None
+        return self._node
+
+    def __getattr__(self, attr: str) -> _Attribute:
+        if attr.startswith("__"):  # copy, pickle, numpy probes: not a traced attribute
+            raise AttributeError(attr)
+        return _Attribute(self, attr)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Proxy:
+        return self.tracer.create("call_method", "__call__", (self, *args), kwargs)
+
+    def __iter__(self) -> Any:
+        raise _Fallback("unpacking a traced value")
+
+    def __bool__(self) -> bool:
+        raise _Fallback("a traced value tested in Python")
+
+    def __len__(self) -> int:
+        raise _Fallback("len of a traced value")
+
+    def __abs__(self) -> _Proxy:
+        return self.tracer.create("call_function", operator.abs, (self,), {})
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> _Proxy:
+        kwargs = kwargs or {}
+        tracer = _tracer_of((*args, *kwargs.values()))
+        if tracer is None or isinstance(func, torch._C.ScriptMethod | torch._ops.OpOverload
+                                        | torch._ops.HigherOrderOperator):
+            raise _Fallback(f"a call of {func}")
+        method = _IS_METHOD.get(func)
+        if method is None:
+            method = _IS_METHOD[func] = torch.overrides.is_tensor_method_or_property(func)
+        if method:
+            return tracer.create("call_method", func.__name__, args, kwargs)
+        return tracer.create("call_function", func, args, kwargs,
+                             name=tracer.basename(func.__name__))
+
+
+def _tracer_of(values: Sequence[Any]) -> _LeanTracer | None:
+    """The tracer of the first traced value among call arguments (torch.cat's list too)."""
+    for value in values:
+        if isinstance(value, _Proxy):
+            return value.tracer
+        if isinstance(value, list | tuple) and (found := _tracer_of(value)) is not None:
+            return found
+    return None
+
+
+class _Attribute(_Proxy):
+    """``x.attr``: a method call when called, else a ``getattr`` node made when used."""
+
+    def __init__(self, root: _Proxy, attr: str) -> None:
+        super().__init__(root.tracer, None)
+        self.root, self.attr = root, attr
+
+    @property
+    def node(self) -> _TracedNode:
+        if self._node is None:
+            self._node = self.tracer.create("call_function", getattr,
+                                            (self.root, self.attr), {}).node
+        return self._node
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Proxy:
+        return self.tracer.create("call_method", self.attr, (self.root, *args), kwargs)
+
+
+def _magic(name: str, reflected: bool) -> Callable[..., _Proxy]:
+    def call(*args: Any, **kwargs: Any) -> _Proxy:  # operator's function, as torch.fx finds it
+        target = getattr(operator, name)
+        return args[0].tracer.create("call_function", target, args, kwargs)  # type: ignore[no-any-return]
+
+    def reflect(self: _Proxy, other: Any) -> _Proxy:
+        return self.tracer.create("call_function", getattr(operator, name), (other, self), {})
+
+    return reflect if reflected else call
+
+
+for _name in fx.graph.magic_methods:  # the operators torch.fx's Proxy records, as it does
+    setattr(_Proxy, f"__{_name.strip('_')}__", _magic(_name, False))
+for _name in fx.graph.reflectable_magic_methods:
+    setattr(_Proxy, f"__r{_name.strip('_')}__", _magic(_name, True))
+
+
+def _traced(module: nn.Module, model: str, skip_unknown: bool) -> _Importer:
+    """The importer of ``module``'s graph as torch.fx traces it: by the lean tracer where
+    it can, else by torch.fx (whose errors send the module to a run on meta tensors)."""
+    tracer = _LeanTracer(module)
+    try:
+        nodes = tracer.trace()
+    except Exception:  # _Fallback, or user code the lean tracer did not get through
+        return _Importer(module, list(_Tracer(module).trace(module).nodes), model,
+                         skip_unknown)
+    importer = _Importer(module, nodes, model, skip_unknown)
+    importer.modules, importer.parameters = tracer.modules, tracer.parameters
+    return importer
+
+
 class _Refused(Exception):
     """A known call with settings archcalc has no rule for; the importer adds where."""
 
@@ -294,14 +616,16 @@ class _Importer:
     """One traced module: every call node becomes an :class:`Op` (a leaf, a join, or
     nothing), and :func:`~archcalc.importers.dataflow.sequences` writes them as blocks."""
 
-    def __init__(self, root: nn.Module, graph: fx.Graph, model: str,
+    def __init__(self, root: nn.Module, nodes: Sequence[Any], model: str,
                  skip_unknown: bool = False) -> None:
         self.traced, self.model = root, model  # the module itself: no GraphModule is built
         self.skip_unknown = skip_unknown
         self.skipped: list[str] = []  # warnings: the calls passed over
-        self.nodes = list(graph.nodes)
+        self.nodes = list(nodes)  # torch.fx's nodes, or the lean tracer's
         self.index = {n: i for i, n in enumerate(self.nodes, start=1)}
-        self.scalars: set[fx.Node] = set()
+        self.scalars: set[_Node] = set()
+        self.modules: dict[str, nn.Module] = {}  # looked up once each
+        self.parameters: dict[str, nn.Parameter] = {}
 
     def body(self) -> Seq:
         inputs = [n for n in self.nodes if n.op == "placeholder"]
@@ -310,12 +634,12 @@ class _Importer:
             raise UnsupportedModel(f"{self.model}: forward takes {len(inputs)} tensors; "
                                    "archcalc reads models of one input")
         result = outputs[0].args[0]
-        if not isinstance(result, fx.Node):
+        if not isinstance(result, _Node):
             raise UnsupportedModel(f"{self.model}: forward returns {type(result).__name__}; "
                                    "archcalc reads models of one output tensor")
         self.find_scalars()
         needed = self.needed(result)
-        ops: dict[fx.Node, Op] = {}
+        ops: dict[_Node, Op] = {}
         for n in self.nodes:
             if n.op == "placeholder":
                 ops[n] = Op("input", self.loc(n))
@@ -323,10 +647,10 @@ class _Importer:
                 ops[n] = self.op(n, [ops[a] for a in self.tensors_in(n) if a in ops])
         return sequences(list(ops.values()), ops[inputs[0]], ops[result], self.model)
 
-    def needed(self, result: fx.Node) -> set[fx.Node]:
+    def needed(self, result: _Node) -> set[_Node]:
         """The nodes the output depends on: a call whose result nothing uses (a statistic
         for an assertion) is not part of the model."""
-        found: set[fx.Node] = set()
+        found: set[_Node] = set()
         stack = [result]
         while stack:
             n = stack.pop()
@@ -345,17 +669,22 @@ class _Importer:
                         and all(a in self.scalars for a in n.all_input_nodes))):
                 self.scalars.add(n)
 
-    def tensors_in(self, n: fx.Node) -> list[fx.Node]:
+    def tensors_in(self, n: _Node) -> list[_Node]:
         return [a for a in n.all_input_nodes if a not in self.scalars and a.op != "get_attr"]
 
-    def op(self, n: fx.Node, inputs: list[Op]) -> Op:
-        made = Op(self.label(n), self.loc(n), tuple(inputs), where=self.where(n))
+    def op(self, n: _Node, inputs: list[Op]) -> Op:
         join = self.join(n, len(inputs))
-        if join is not None:
-            return replace(made, join=join)
-        return replace(made, layers=tuple(self.leaf(n)))
+        layers = () if join is not None else tuple(self.leaf(n))
+        return Op(self.label(n), self.loc(n), tuple(inputs), layers, join, self.where(n))
 
-    def join(self, n: fx.Node, tensors: int) -> Join | None:
+    def submodule(self, path: str) -> nn.Module:
+        """The module at ``path``, looked up once (its label and its layer both ask)."""
+        found = self.modules.get(path)
+        if found is None:
+            found = self.modules[path] = self.traced.get_submodule(path)
+        return found
+
+    def join(self, n: _Node, tensors: int) -> Join | None:
         """How a call joins paths, or None for a call on one tensor."""
         if self.is_call(n, (torch.cat,)) and tensors >= 1:
             dim = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else 0)
@@ -373,7 +702,7 @@ class _Importer:
         raise self.refuse(n, f"no rule for {self.call_name(n)} on {tensors} tensors")
 
     # -- leaves -------------------------------------------------------------------------
-    def leaf(self, n: fx.Node) -> list[Kind]:
+    def leaf(self, n: _Node) -> list[Kind]:
         """The layers of a call on one tensor: none (it passes its input on), one, or
         two (``x.mean((2, 3))``: global pooling, then flattening)."""
         try:
@@ -391,9 +720,9 @@ class _Importer:
         (a run on meta tensors has, :class:`_RunImporter`)."""
         raise _RunInstead
 
-    def leaf_layers(self, n: fx.Node) -> list[Kind]:
+    def leaf_layers(self, n: _Node) -> list[Kind]:
         if n.op == "call_module":
-            module = self.traced.get_submodule(str(n.target))
+            module = self.submodule(str(n.target))
             convert = _MODULES.get(type(module))
             if convert is None:
                 raise _NoRule(f"no rule for {type(module).__module__}."
@@ -406,7 +735,7 @@ class _Importer:
             return self.method(n)
         raise _NoRule(f"no rule for a {n.op} node")
 
-    def function(self, n: fx.Node) -> list[Kind]:
+    def function(self, n: _Node) -> list[Kind]:
         fn, args, kwargs = n.target, n.args, n.kwargs
         if fn in _FUNCTION_ACTIVATIONS:
             return [Activation(_FUNCTION_ACTIVATIONS[fn])]
@@ -431,7 +760,7 @@ class _Importer:
             return self.mean(args[1:], kwargs)
         raise _NoRule(f"no rule for {self.call_name(n)}")
 
-    def function_conv(self, n: fx.Node) -> Kind:
+    def function_conv(self, n: _Node) -> Kind:
         """F.conv2d(x, weight, bias, stride, padding, dilation, groups), the weight a
         parameter of the module (EfficientNet-PyTorch's Conv2dStaticSamePadding)."""
         names = ["input", "weight", "bias", "stride", "padding", "dilation", "groups"]
@@ -439,17 +768,18 @@ class _Importer:
         shape = self.parameter(n, 1, "weight").shape
         return _conv_kind(shape[0], tuple(shape[2:]), given.get("stride", 1),
                           given.get("padding", 0), given.get("dilation", 1),
-                          int(given.get("groups", 1)),  # type: ignore[arg-type]
+                          int(given.get("groups", 1)),
                           given.get("bias") is not None)
 
-    def parameter(self, n: fx.Node, index: int, name: str) -> torch.Tensor:
+    def parameter(self, n: _Node, index: int, name: str) -> torch.Tensor:
         """The parameter a function call takes as argument ``index`` (or ``name``)."""
         arg = n.kwargs.get(name, n.args[index] if len(n.args) > index else None)
-        if not isinstance(arg, fx.Node) or arg.op != "get_attr":
+        if not isinstance(arg, _Node) or arg.op != "get_attr":
             raise _Refused(f"its {name} is computed, not a parameter of the module")
-        return self.traced.get_parameter(str(arg.target))
+        found = self.parameters.get(str(arg.target))
+        return self.traced.get_parameter(str(arg.target)) if found is None else found
 
-    def function_pool(self, n: fx.Node) -> Kind:
+    def function_pool(self, n: _Node) -> Kind:
         fn, args, kw = n.target, list(n.args), dict(n.kwargs)
         names = ["input", "kernel_size", "stride", "padding"]
         given = dict(zip(names, args, strict=False)) | kw
@@ -459,7 +789,7 @@ class _Importer:
         return _pool(op, given["kernel_size"], given.get("stride"), given.get("padding", 0),
                      bool(given.get("ceil_mode", False)), given.get("dilation", 1))
 
-    def method(self, n: fx.Node) -> list[Kind]:
+    def method(self, n: _Node) -> list[Kind]:
         name, args = str(n.target), n.args
         if name in _METHOD_ACTIVATIONS:
             return [Activation(_METHOD_ACTIVATIONS[name])]
@@ -495,35 +825,35 @@ class _Importer:
         return [pool] if keep else [pool, Flatten()]
 
     # -- where ----------------------------------------------------------------------------
-    def is_call(self, n: fx.Node, functions: tuple[Any, ...]) -> bool:
+    def is_call(self, n: _Node, functions: tuple[Any, ...]) -> bool:
         return n.op == "call_function" and any(n.target is f for f in functions)
 
-    def label(self, n: fx.Node) -> str:
+    def label(self, n: _Node) -> str:
         """The torch module's class and qualified name (``Conv2d layer1.0.conv1``), or for
         a function the call and the module whose forward makes it (``conv2d in _conv_stem``:
         EfficientNet-PyTorch's padded conv)."""
         if n.op == "call_module":
-            return f"{type(self.traced.get_submodule(str(n.target))).__name__} {n.target}"
+            return f"{type(self.submodule(str(n.target))).__name__} {n.target}"
         owner = self.owner(n)
         return f"{n.name} in {owner}" if owner else n.name
 
-    def owner(self, n: fx.Node) -> str:
+    def owner(self, n: _Node) -> str:
         """The qualified name of the innermost module whose forward made ``n`` ("" for the
         traced module's own forward)."""
         stack = n.meta.get("nn_module_stack") or {}
         return str(list(stack.values())[-1][0]) if stack else ""
 
-    def loc(self, n: fx.Node) -> Loc:
+    def loc(self, n: _Node) -> Loc:
         what = str(n.target) if n.op == "call_module" else n.format_node() or n.name
         return Loc(f"<torch {self.model}>", self.index[n], 1, what)
 
-    def where(self, n: fx.Node) -> str:
+    def where(self, n: _Node) -> str:
         if n.op == "call_module":
             return f"module {n.target!r}"
         owner = f" in module {self.owner(n)!r}" if self.owner(n) else ""
         return f"{n.op} {n.name!r}{owner} ({self.call_name(n)})"
 
-    def call_name(self, n: fx.Node) -> str:
+    def call_name(self, n: _Node) -> str:
         if n.op == "call_method":
             return f"Tensor.{n.target}"
         fn = n.target
@@ -531,7 +861,7 @@ class _Importer:
             getattr(fn, "__self__", None), "__name__", "")  # torch.conv2d: a builtin method
         return f"{module}.{getattr(fn, '__name__', str(fn))}".lstrip(".")
 
-    def refuse(self, n: fx.Node, why: str) -> UnsupportedModel:
+    def refuse(self, n: _Node, why: str) -> UnsupportedModel:
         return UnsupportedModel(f"{self.model}: cannot read {self.where(n)}: {why}")
 
 
@@ -563,7 +893,7 @@ class _RunImporter(_Importer):
     is recorded in the order it ran, and the tensors it reads and writes give the graph."""
 
     def __init__(self, root: nn.Module, model: str, skip_unknown: bool = False) -> None:
-        super().__init__(root, fx.Graph(), model, skip_unknown)
+        super().__init__(root, [], model, skip_unknown)
         self.calls: list[tuple[_Call, list[_Call | None]]] = []  # None: the input
         self.producer: dict[int, _Call | None] = {}
         self.alive: list[torch.Tensor] = []  # ids stay unique while the tensors live
