@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -239,6 +240,7 @@ def launch(trainer: Trainer[Any], run: Run, config: Any, settings: HostSettings)
                          settings.device, settings.seed, Path(settings.data_dir),
                          resumed=run.resumed, on_stand_in=run.mark_stand_in)
         costs: list[Plan] = []
+        begun: list[float] = []
 
         def begin() -> None:
             progress.note(f"{'resuming' if run.resumed else 'starting'} run {run.ref} "
@@ -250,10 +252,12 @@ def launch(trainer: Trainer[Any], run: Run, config: Any, settings: HostSettings)
                 progress.note(cost.line())
                 for message in cost.warnings:
                     progress.warn(message)
+            begun.append(time.monotonic())
 
         results = train(trainer, config, ctx, run, begin)
-        if costs:
-            results["plan"] = costs[0].record()
+        if costs:  # the projection beside what this run took after it (a whole run only)
+            measured = None if run.resumed else round(time.monotonic() - begun[0], 3)
+            results["plan"] = {**costs[0].record(), "measured_s": measured}
         if progress.warnings:
             results["warnings"] = list(progress.warnings)
         run.finish(results)

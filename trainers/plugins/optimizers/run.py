@@ -238,7 +238,9 @@ def plan(config: Config, device: str, data_dir: str) -> Plan:
     notes = (f"{'stand-in' if ds.synthetic else 'real'} data: {n_train:,} training and "
              f"{n_test:,} test images",
              f"each epoch also evaluates the full training set and the test set "
-             f"(forward only, counted as 1/{TRAIN_FLOPS_PER_FORWARD} of a training image)")
+             f"(forward only, counted as 1/{TRAIN_FLOPS_PER_FORWARD} of a training image)",
+             "not counted: compiling the optimizer step (rmsprop, rmsprop-nesterov, "
+             "adadelta), seconds once per training; it weighs in short runs only")
     return Plan("optimizers", len(trainings), epochs, train_images, eval_images,
                 float(forward) * (TRAIN_FLOPS_PER_FORWARD * train_images + eval_images),
                 train_images + eval_images / TRAIN_FLOPS_PER_FORWARD, cal, notes=notes)
