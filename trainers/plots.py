@@ -249,4 +249,5 @@ def grouped_bars(ax: Axes, groups: Sequence[str], series: Mapping[str, Sequence[
                 ax.text(x, 0.02, missing, ha="center", va="bottom", fontsize="small",
                         rotation=90, color="0.3", transform=ax.get_xaxis_transform())
     ax.set_xticks(range(len(groups)), list(groups))
+    ax.set_xlim(-0.5, len(groups) - 0.5)  # every slot shown, an empty last one too
     ax.grid(axis="x", visible=False)

@@ -218,6 +218,25 @@ def test_cutout_plots_and_the_examples_from_the_show_run(
     assert "steps 4 (protocol all)" in got.text
 
 
+def test_cutout_to_target_draws_epochs_where_the_target_was_reached(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    results = json.loads((STORED / "cutout.json").read_text())
+    first = results["trainings"][0]
+    first["target"] = {"reached": True, "epoch": 2, "acc": 0.95,
+                       "time_s": first["history"][-1]["train_time_s"]}
+    (tmp_path / "stored").mkdir()
+    (tmp_path / "stored" / "cutout.json").write_text(json.dumps(results))
+    shutil.copy(STORED / "cutout.toml", tmp_path / "stored" / "cutout.toml")
+    monkeypatch.setattr(f"{__name__}.STORED", tmp_path / "stored")
+    got = report("cutout", "cutout", tmp_path, monkeypatch)
+    left = got.figures["to-target"].axes[0]
+    assert_reads("to-target", got.figures["to-target"])
+    assert left.get_ylabel() == "epochs to 94%"
+    assert [p.get_height() for p in left.patches] == [2]
+    assert [t.get_text() for t in left.texts] == ["not reached"] * 2
+    assert "| 1 | none | 64 | 2 |" in got.text
+
+
 def test_cutout_without_a_show_run_says_how_to_add_the_examples(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     got = report("cutout", "cutout", tmp_path, monkeypatch)

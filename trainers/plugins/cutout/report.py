@@ -178,10 +178,10 @@ def draw_target(trainings: Sequence[Mapping[str, Any]], results: Mapping[str, An
     with plots.style():
         left, right = axes
         if any(reached):
-            left.scatter([m for m, r in zip(ms, reached, strict=True) if r],
-                         [t["target"]["epoch"] for t in trainings if t["target"]["reached"]])
-            left.set(ylabel=f"epochs to {target:.0%}",
-                     title=f"Epochs to {target:.0%} (M missing: not reached)")
+            plots.grouped_bars(left, [str(m) for m in ms], {"epochs": [
+                t["target"]["epoch"] if t["target"]["reached"] else None for t in trainings]},
+                missing="not reached")
+            left.set(ylabel=f"epochs to {target:.0%}", title=f"Epochs to {target:.0%}")
             plots.integer_ticks(left, "y")
         else:
             accs = [1 - t["history"][-1]["val_error"] for t in trainings]
@@ -201,10 +201,6 @@ def draw_target(trainings: Sequence[Mapping[str, Any]], results: Mapping[str, An
         for ax in axes:
             ax.set_xlabel("M (copies per image)")
             ax.grid(axis="x", visible=False)
-        if any(reached):
-            left.set_xscale("log", base=2)
-            left.set_xticks(ms, [str(m) for m in ms])
-            left.minorticks_off()
     return _finish(fig, ctx, "to-target")
 
 
