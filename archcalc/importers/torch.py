@@ -32,6 +32,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
+from torch.fx import graph as _fx_graph
 
 from archcalc.analysis import Report, analyze
 from archcalc.errors import Loc
@@ -107,12 +108,13 @@ def _collector_paused() -> Iterator[None]:
 def _read(module: nn.Module, input_size: Sequence[int], name: str | None,
           skip_unknown: bool) -> Imported:
     model = name or type(module).__name__
-    training = [m for m in module.modules() if m.training]
+    named = list(module.named_modules())  # one walk, for the modes and the tracer
+    training = [m for _, m in named if m.training]
     if training:
         module.eval()  # what inference computes: dropout and drop-connect branches as in eval
     try:
         try:
-            importer = _traced(module, model, skip_unknown)
+            importer = _traced(module, named, model, skip_unknown)
             body = importer.body()
         except (UnsupportedModel, _Refused):
             raise
@@ -376,7 +378,8 @@ class _LeanTracer:
     mirror exactly (a tensor constant, a buffer, unpacking or testing a traced value, a
     namedtuple) raises :class:`_Fallback`, and torch.fx's own tracer reads the module."""
 
-    def __init__(self, root: nn.Module) -> None:
+    def __init__(self, root: nn.Module,
+                 named: Sequence[tuple[str, nn.Module]] | None = None) -> None:
         self.root = root
         self.graph = fx.Graph()  # names nodes exactly as torch.fx does
         self.nodes: list[_TracedNode] = []
@@ -384,7 +387,7 @@ class _LeanTracer:
         self.params: dict[int, str] = {}  # as named_parameters() names them, in one walk
         self.modules: dict[str, nn.Module] = {}  # for the importer: no second walk
         self.parameters: dict[str, nn.Parameter] = {}
-        for path, m in root.named_modules():
+        for path, m in root.named_modules() if named is None else named:
             self.paths[id(m)] = path
             self.modules[path] = m
             for name, p in m._parameters.items():
@@ -392,6 +395,9 @@ class _LeanTracer:
                     self.params[id(p)] = full = f"{path}.{name}" if path else name
                     self.parameters[full] = p
         self.names: dict[Any, str] = {}  # a target's name before numbering, as torch.fx's
+        self.parsed: dict[str, tuple[str, str, str | None]] = {}
+        self.used: set[str] = set()
+        self.counts: dict[str, int] = {}
         self.param_nodes: dict[str, _Proxy] = {}
         self.stack: dict[str, tuple[str, type]] = {}  # torch.fx's nn_module_stack
         self.calls: dict[str, int] = {}
@@ -455,9 +461,11 @@ class _LeanTracer:
     def create(self, op: str, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                name: str | None = None, type_: Any = None) -> _Proxy:
         inputs: dict[_TracedNode, None] = {}
-        args, kwargs = self.arg(args, inputs), self.arg(kwargs, inputs)
-        node = _TracedNode(op, target, args, kwargs, self.graph._graph_namespace.create_name(
-                               self.basename(target) if name is None else name, None), type_,
+        arg = self.arg
+        args = tuple([v if type(v) in _CONSTANTS else arg(v, inputs) for v in args])
+        kwargs = arg(kwargs, inputs) if kwargs else {}
+        node = _TracedNode(op, target, args, kwargs,
+                           self.unique(self.basename(target) if name is None else name), type_,
                            all_input_nodes=list(inputs))
         if self.stack:
             node.meta["nn_module_stack"] = dict(self.stack)
@@ -465,6 +473,35 @@ class _LeanTracer:
             used.users[node] = None
         self.nodes.append(node)
         return _Proxy(self, node)
+
+    def unique(self, candidate: str) -> str:
+        """torch.fx's ``_Namespace.create_name``: ``candidate``, or numbered (``add_3``)
+        when taken or a Python keyword or builtin; each candidate parsed once."""
+        parsed = self.parsed.get(candidate)
+        if parsed is None:
+            name = candidate
+            match = _fx_graph._name_regex.match(name)
+            if match is None:
+                name = _fx_graph._illegal_char_regex.sub("_", name) or "_unnamed"
+                name = f"_{name}" if name[0].isdigit() else name
+                match = _fx_graph._name_regex.match(name)
+                assert match is not None
+            parsed = self.parsed[candidate] = (name, match.group(1), match.group(2))
+        name, base, number = parsed
+        used = self.used
+        if number is None or name in used:
+            count = self.counts.get(base, 0)
+            if _fx_graph._illegal_names.get(name) is not None:
+                count += 1
+                name = f"{base}_{count}"
+        else:
+            count = int(number)
+        while name in used:
+            count += 1
+            name = f"{base}_{count}"
+        used.add(name)
+        self.counts[base] = count
+        return name
 
     def basename(self, target: Any) -> str:
         """A node's name before torch.fx numbers it: ``conv2d`` for torch.conv2d."""
@@ -585,10 +622,12 @@ for _name in fx.graph.reflectable_magic_methods:
     setattr(_Proxy, f"__r{_name.strip('_')}__", _magic(_name, True))
 
 
-def _traced(module: nn.Module, model: str, skip_unknown: bool) -> _Importer:
+def _traced(module: nn.Module, named: Sequence[tuple[str, nn.Module]], model: str,
+            skip_unknown: bool) -> _Importer:
     """The importer of ``module``'s graph as torch.fx traces it: by the lean tracer where
-    it can, else by torch.fx (whose errors send the module to a run on meta tensors)."""
-    tracer = _LeanTracer(module)
+    it can, else by torch.fx (whose errors send the module to a run on meta tensors).
+    ``named``: ``module.named_modules()``."""
+    tracer = _LeanTracer(module, named)
     try:
         nodes = tracer.trace()
     except Exception:  # _Fallback, or user code the lean tracer did not get through
