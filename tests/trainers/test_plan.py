@@ -156,3 +156,18 @@ def test_depth_width_and_optimizers_plan_their_sweeps(tmp_path: Path) -> None:
     found = document["plan"]
     assert found["trainings"] == 6  # 16, 32, and four two-layer pairs within 64 units
     assert any("REDUCED run" in w for w in document["warnings"])
+
+
+def test_settings_that_train_nothing_have_no_cost(env: PluginEnv) -> None:
+    result = hw3("run", "cutout", "--plan", "--show", "2", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "train nothing" in result.output
+    document = json.loads(hw3("run", "cutout", "--plan", "--show", "2", "--format",
+                              "json").output)
+    assert document["plan"] is None
+
+
+def test_a_plugin_without_a_plan_says_so(hw3_env: object) -> None:
+    result = hw3("run", "tenant", "--plan", "--device", "cpu")
+    assert result.exit_code == 2
+    assert "cannot project its cost" in result.output
