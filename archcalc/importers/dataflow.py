@@ -13,7 +13,7 @@ and is refused.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -77,7 +77,8 @@ class Op:
     inputs: Sequence[Op] = ()
     layers: Sequence[Kind] = ()
     join: Join | None = None
-    where: str = ""  # how errors name it; the label if empty
+    where: str | Callable[[], str] = ""  # how errors name it (the label if empty); a
+    # function is asked only for an error: most operations never need their name written
     order: int = field(default=0)  # position in a topological order, set by sequences
 
 
@@ -153,7 +154,8 @@ class _Writer:
         return tuple(self.sequence(fork, end))
 
     def refuse(self, op: Op, why: str) -> UnsupportedModel:
-        return UnsupportedModel(f"{self.model}: cannot read {op.where or op.label}: {why}")
+        where = op.where() if callable(op.where) else op.where
+        return UnsupportedModel(f"{self.model}: cannot read {where or op.label}: {why}")
 
 
 def _numbered(seq: Seq, prefix: str) -> Seq:

@@ -507,7 +507,11 @@ class _LeanTracer:
         """A node's name before torch.fx numbers it: ``conv2d`` for torch.conv2d."""
         name = self.names.get(target)
         if name is None:
-            name = self.names[target] = self.graph._target_to_str(target)
+            if type(target) is str and target.islower() and not target.startswith("__"):
+                name = target  # a module path in snake case already: as fx's, regex spared
+            else:
+                name = self.graph._target_to_str(target)
+            self.names[target] = name
         return name
 
     def arg(self, value: Any, inputs: dict[_TracedNode, None]) -> Any:
@@ -664,6 +668,7 @@ class _Importer:
         self.index = {n: i for i, n in enumerate(self.nodes, start=1)}
         self.scalars: set[_Node] = set()
         self.modules: dict[str, nn.Module] = {}  # looked up once each
+        self.file = f"<torch {model}>"
         self.parameters: dict[str, nn.Parameter] = {}
 
     def body(self) -> Seq:
@@ -714,7 +719,8 @@ class _Importer:
     def op(self, n: _Node, inputs: list[Op]) -> Op:
         join = self.join(n, len(inputs))
         layers = () if join is not None else tuple(self.leaf(n))
-        return Op(self.label(n), self.loc(n), tuple(inputs), layers, join, self.where(n))
+        return Op(self.label(n), self.loc(n), tuple(inputs), layers, join,
+                  partial(self.where, n))
 
     def submodule(self, path: str) -> nn.Module:
         """The module at ``path``, looked up once (its label and its layer both ask)."""
@@ -884,7 +890,7 @@ class _Importer:
 
     def loc(self, n: _Node) -> Loc:
         what = str(n.target) if n.op == "call_module" else n.format_node() or n.name
-        return Loc(f"<torch {self.model}>", self.index[n], 1, what)
+        return Loc(self.file, self.index[n], 1, what)
 
     def where(self, n: _Node) -> str:
         if n.op == "call_module":
