@@ -1,7 +1,7 @@
 """The plugin interface of hw3: what a trainer provides and what the host hands it.
 
 A plugin is small: a name, a one-line summary, a typed config dataclass, ``run`` and
-``report``, and optionally ``datasets`` and ``check`` (:data:`OPTIONAL`). The host owns
+``report``, and optionally ``datasets``, ``check`` and ``plan`` (:data:`OPTIONAL`). The host owns
 discovery, configuration, progress, storage, checkpoints, devices and data; :class:`RunContext`
 is the plugin's only way to reach them (a working directory, its checkpoints, the progress
 display), so a plugin never prints, never opens the run's own files and never parses options.
@@ -51,6 +51,8 @@ INTERFACE = ("an object (or a class made without arguments) with name: str, summ
 OPTIONAL = {
     "datasets": "datasets: tuple[str, ...] of dataset names hw3 knows (hw3 data info)",
     "check": "check(config, device: str, data_dir: str) -> None",
+    "plan": "plan(config, device: str, data_dir: str) -> trainers.plan.Plan | None "
+            "(hw3 run --plan, and the line that opens every run)",
 }
 
 

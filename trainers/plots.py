@@ -179,9 +179,12 @@ def from_zero(ax: Axes) -> None:
     ax.set_ylim(bottom=0)
 
 
-def place_legend(ax: Axes, **kwargs: Any) -> Legend:
+def place_legend(ax: Axes, **kwargs: Any) -> Legend | None:
     """A legend inside the axes where it covers no data point; outside to the right if no
-    such place exists."""
+    such place exists. None when nothing is labelled (every depth-width network diverged),
+    instead of matplotlib's "No artists with labels" warning in the terminal."""
+    if not ax.get_legend_handles_labels()[1]:
+        return None
     legend = ax.legend(loc="best", **kwargs)
     if covered_points(ax, legend):
         legend.remove()

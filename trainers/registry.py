@@ -262,6 +262,10 @@ def _check_optional(obj: Any) -> str:
         problem = _check_method(obj, "check", "check(config, device, data_dir)", 3)
         if problem:
             return f"{problem}; expected {OPTIONAL['check']}"
+    if hasattr(obj, "plan"):
+        problem = _check_method(obj, "plan", "plan(config, device, data_dir)", 3)
+        if problem:
+            return f"{problem}; expected {OPTIONAL['plan']}"
     return ""
 
 

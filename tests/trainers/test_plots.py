@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -136,9 +137,19 @@ def test_a_legend_that_would_cover_data_moves_beside_the_axes() -> None:
     for k in range(6):  # curves everywhere: no free corner inside
         ax.plot(xs, [((x * (k + 3)) % 17) for x in xs], label=f"series {k}")
     legend = plots.place_legend(ax)
+    assert legend is not None
     assert plots.covered_points(ax, legend) == 0
     plots._drawn(ax)
     assert legend.get_window_extent().x0 >= ax.get_window_extent().x1  # outside, right
+
+
+def test_no_legend_and_no_warning_when_nothing_is_labelled() -> None:
+    _fig, ax = plots.subplots()
+    ax.plot([1, 2], [3, 4])  # every labelled series dropped (e.g. all diverged)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "No artists with labels" would raise
+        assert plots.place_legend(ax) is None
+    assert ax.get_legend() is None
 
 
 def test_grouped_bars_mark_a_missing_value_instead_of_dropping_it() -> None:

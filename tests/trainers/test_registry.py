@@ -116,6 +116,8 @@ OPTIONAL_MISFITS = {
         "    def run(self", "    def check(self, config):\n        pass\n    def run(self"),
     "optdata": GOOD.format(name="optdata").replace(
         "    config_type = Config", "    config_type = Config\n    datasets = ('imagenet',)"),
+    "optplan": GOOD.format(name="optplan").replace(
+        "    def run(self", "    def plan(self, config, device):\n        pass\n    def run(self"),
 }
 
 
@@ -123,6 +125,8 @@ OPTIONAL_MISFITS = {
     ("optcheck", "check(config) cannot be called as check(config, device, data_dir); "
                  "expected check(config, device: str, data_dir: str) -> None"),
     ("optdata", "datasets names 'imagenet', unknown to hw3 (known: cifar10, fashion-mnist)"),
+    ("optplan", "plan(config, device) cannot be called as plan(config, device, data_dir); "
+                "expected plan(config, device: str, data_dir: str) -> trainers.plan.Plan"),
 ])
 def test_optional_members_are_checked_when_a_plugin_loads(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, problem: str) -> None:
