@@ -401,6 +401,7 @@ class _LeanTracer:
         self.param_nodes: dict[str, _Proxy] = {}
         self.stack: dict[str, tuple[str, type]] = {}  # torch.fx's nn_module_stack
         self.calls: dict[str, int] = {}
+        self.leaves: dict[type, bool] = {}
 
     def trace(self) -> list[_TracedNode]:
         from torch.fx import _symbolic_trace as symbolic
@@ -440,8 +441,11 @@ class _LeanTracer:
         self.stack[key] = (path, type(m))
         self.calls[path] = count + 1
         try:
-            if (m.__module__.startswith(("torch.nn", "torch.ao.nn"))
-                    and not isinstance(m, nn.Sequential)):
+            leaf = self.leaves.get(type(m))
+            if leaf is None:  # torch.fx's default: torch.nn's own layers
+                leaf = self.leaves[type(m)] = (m.__module__.startswith(("torch.nn", "torch.ao.nn"))
+                                               and not isinstance(m, nn.Sequential))
+            if leaf:
                 return self.create("call_module", path, args, kwargs)
             return call(m, *args, **kwargs)
         finally:
@@ -461,9 +465,15 @@ class _LeanTracer:
     def create(self, op: str, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                name: str | None = None, type_: Any = None) -> _Proxy:
         inputs: dict[_TracedNode, None] = {}
-        arg = self.arg
-        args = tuple([v if type(v) in _CONSTANTS else arg(v, inputs) for v in args])
-        kwargs = arg(kwargs, inputs) if kwargs else {}
+        given, args = args, ()
+        for v in given:  # the common cases inline: a traced value, a constant
+            kind = type(v)
+            if kind is _Proxy:
+                inputs[v._node] = None
+                args += (v._node,)
+            else:
+                args += (v if kind in _CONSTANTS else self.arg(v, inputs),)
+        kwargs = self.arg(kwargs, inputs) if kwargs else {}
         node = _TracedNode(op, target, args, kwargs,
                            self.unique(self.basename(target) if name is None else name), type_,
                            all_input_nodes=list(inputs))
