@@ -8,13 +8,15 @@ torch models: ResNet-50 (archcalc's zoo spec built as a torch module: torch's ow
 archcalc's containers) and EfficientNet-B0 from EfficientNet-PyTorch (a package nobody here
 wrote; skipped if it is not installed). Keras models: keras.applications' ResNet50,
 MobileNetV2 and EfficientNetB0 (weights=None; skipped without TensorFlow). All at
-224x224x3. Each measurement is the median of interleaved repeats; archcalc's time includes
-reading the model (tracing the module's forward). ``--breakdown`` adds where each side's
-time goes: archcalc's reading (tracing and the graph) and analysis, and a plain forward of
-the model, which torchinfo runs (on real tensors, with hooks) and cannot go below.
+224x224x3. Each row: the median times of interleaved repeats and their ratio, then the
+ratio of the best runs (least disturbed by other work); archcalc's time includes reading
+the model (tracing the module's forward). ``--breakdown`` adds where archcalc's time goes
+(reading: tracing and the graph; analysis) and a plain forward of the model, which
+torchinfo runs (on real tensors, with hooks) and cannot go below.
 
-The machine is shared: torchinfo's forward competes for the cores with other work, so a
-busy machine inflates the ratios. The header gives the load average; trust runs at a low one.
+The machine is shared: torchinfo's forward competes for the cores with other work (two
+torch threads on two busy cores can take 10-50x as long), so a busy machine inflates the
+ratios. The header gives the load average; trust runs at a low one.
 
 Run: ``.venv/bin/python benchmarks/bench_importers.py [--repeat 7] [--breakdown]``
 """
@@ -27,6 +29,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torchinfo
@@ -38,27 +41,47 @@ from archcalc.importers.torch import from_torch, torch_graph
 
 def models() -> dict[str, torch.nn.Module]:
     found: dict[str, torch.nn.Module] = {
-        "resnet50": build_module(archcalc.load("resnet50")).eval()}
+        "ResNet-50 (archcalc's zoo)": build_module(archcalc.load("resnet50")).eval()}
     try:
         from efficientnet_pytorch import EfficientNet  # type: ignore[import-untyped]
     except ImportError:
         return found
     effnet = EfficientNet.from_name("efficientnet-b0")
     effnet.set_swish(memory_efficient=False)
-    found["efficientnet-b0 (EfficientNet-PyTorch)"] = effnet.eval()
+    found["EfficientNet-B0 (EfficientNet-PyTorch)"] = effnet.eval()
     return found
 
 
-def interleaved(a: Callable[[], object], b: Callable[[], object],
-                repeat: int) -> tuple[float, float]:
-    times: tuple[list[float], list[float]] = ([], [])
+@dataclass
+class Timed:
+    """Each side's times over interleaved repeats."""
+
+    ours: list[float]
+    theirs: list[float]
+
+    def row(self, name: str) -> str:
+        """Medians and the speed-up, then the speed-up of the best runs: the ones least
+        disturbed by other work on a shared machine."""
+        ours, theirs = statistics.median(self.ours), statistics.median(self.theirs)
+        best = min(self.theirs) / min(self.ours)
+        return (f"  {name:<39}{ours * 1e3:>6.0f} ms{theirs * 1e3:>7.0f} ms"
+                f"{theirs / ours:>7.1f}x{best:>7.1f}x")
+
+
+HEADER = f"  {'model':<39}{'archcalc':>9}{'theirs':>10}{'median':>8}{'best':>8}"
+
+
+def interleaved(a: Callable[[], object], b: Callable[[], object], repeat: int) -> Timed:
+    """``a`` and ``b`` in turns (each first every other time), so that load on the machine
+    falls on both alike."""
+    timed = Timed([], [])
     for i in range(repeat):
-        for fn, sink in ((a, times[0]), (b, times[1])) if i % 2 == 0 else \
-                ((b, times[1]), (a, times[0])):
+        for fn, sink in ((a, timed.ours), (b, timed.theirs)) if i % 2 == 0 else \
+                ((b, timed.theirs), (a, timed.ours)):
             start = time.perf_counter()
             fn()
             sink.append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
+    return timed
 
 
 def breakdown(module: torch.nn.Module, size: tuple[int, ...], repeat: int) -> None:
@@ -70,11 +93,12 @@ def breakdown(module: torch.nn.Module, size: tuple[int, ...], repeat: int) -> No
         with torch.no_grad():
             return module(x)
 
-    t_read, t_analyze = interleaved(lambda: torch_graph(module, size),
-                                    lambda: archcalc.analyze(graph), repeat)
-    t_forward, _ = interleaved(forward, lambda: None, repeat)
-    print(f"    archcalc: reading {t_read * 1e3:.1f} ms + analysis {t_analyze * 1e3:.1f} ms; "
-          f"a plain forward (torchinfo runs one) {t_forward * 1e3:.1f} ms", flush=True)
+    steps = interleaved(lambda: torch_graph(module, size), lambda: archcalc.analyze(graph),
+                        repeat)
+    plain = interleaved(forward, lambda: None, repeat)
+    read, analysis = (statistics.median(t) * 1e3 for t in (steps.ours, steps.theirs))
+    print(f"    archcalc: reading {read:.1f} ms, analysis {analysis:.1f} ms; a plain "
+          f"forward: {statistics.median(plain.ours) * 1e3:.1f} ms", flush=True)
 
 
 def keras_models() -> dict[str, object]:
@@ -102,9 +126,7 @@ def keras_rows(repeat: int) -> None:
 
         ours()
         theirs()
-        t_ours, t_theirs = interleaved(ours, theirs, repeat)
-        print(f"  {name + ' (keras.applications)':<40} {t_ours * 1e3:>7.0f}ms "
-              f"{t_theirs * 1e3:>8.0f}ms {t_theirs / t_ours:>8.1f}x  (model.summary())",
+        print(interleaved(ours, theirs, repeat).row(f"{name} (keras.applications)"),
               flush=True)
 
 
@@ -115,10 +137,11 @@ def main() -> None:
                         help="also time archcalc's reading and analysis, and a plain forward")
     args = parser.parse_args()
     size = (3, 224, 224)
-    print(f"from_torch vs torchinfo.summary at {size[1]}x{size[2]}x{size[0]}: median of "
-          f"{args.repeat} interleaved runs, torch threads {torch.get_num_threads()}, "
+    print(f"{args.repeat} interleaved runs each, torch threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"  {'model':<40} {'archcalc':>9} {'torchinfo':>10} {'speed-up':>9}")
+    print(f"from_torch vs torchinfo.summary at {size[1]}x{size[2]}x{size[0]} "
+          "(target: at least 3x):")
+    print(HEADER)
     for name, module in models().items():
         def ours(module: torch.nn.Module = module) -> object:
             return from_torch(module, size)
@@ -130,12 +153,10 @@ def main() -> None:
 
         ours()  # warm-up: lazy imports on both sides
         theirs()
-        t_ours, t_theirs = interleaved(ours, theirs, args.repeat)
-        print(f"  {name:<40} {t_ours * 1e3:>7.0f}ms {t_theirs * 1e3:>8.0f}ms "
-              f"{t_theirs / t_ours:>8.1f}x  (target >= 3x)", flush=True)
+        print(interleaved(ours, theirs, args.repeat).row(name), flush=True)
         if args.breakdown:
             breakdown(module, size, args.repeat)
-    print("from_keras vs model.summary():")
+    print("from_keras vs Keras' model.summary():")
     keras_rows(args.repeat)
 
 
