@@ -411,6 +411,7 @@ class _LeanTracer:
         self.stack: dict[str, tuple[str, type]] = {}  # torch.fx's nn_module_stack
         self.calls: dict[str, int] = {}
         self.leaves: dict[type, bool] = {}
+        self.refused = ""  # why this tracer cannot mirror torch.fx, once it knows
 
     def trace(self) -> list[_TracedNode]:
         from torch.fx import _symbolic_trace as symbolic
@@ -435,6 +436,8 @@ class _LeanTracer:
         finally:
             nn.Module.__call__, nn.Module.__getattr__ = call, get  # type: ignore[method-assign]
             self.param_nodes.clear()  # their proxies refer back to the tracer
+        if self.refused:  # the forward caught the _Fallback and went on
+            raise _Fallback(self.refused)
         self.create("output", "output", (out,), {},
                     type_=inspect.unwrap(forward).__annotations__.get("return"))
         return self.nodes
@@ -445,7 +448,7 @@ class _LeanTracer:
         its path on the module stack of the nodes it makes."""
         path = self.paths.get(id(m))
         if path is None:
-            raise _Fallback("a module that is not a submodule")
+            raise self.refuse("a module that is not a submodule")
         count = self.calls.get(path, 0)
         key = f"{path}@{count}" if count else path
         self.stack[key] = (path, type(m))
@@ -467,7 +470,7 @@ class _LeanTracer:
             return value
         path = self.params.get(id(value)) if isinstance(value, nn.Parameter) else None
         if path is None:
-            raise _Fallback("a buffer or a tensor attribute")
+            raise self.refuse("a buffer or a tensor attribute")
         if path not in self.param_nodes:
             self.param_nodes[path] = self.create("get_attr", path, (), {})
         return self.param_nodes[path]
@@ -523,6 +526,12 @@ class _LeanTracer:
         self.counts[base] = count
         return name
 
+    def refuse(self, why: str) -> _Fallback:
+        """The error that hands the module to torch.fx, remembered in case the forward
+        catches it (``try: ... except Exception``) and goes on."""
+        self.refused = self.refused or why
+        return _Fallback(why)
+
     def basename(self, target: Any) -> str:
         """A node's name before torch.fx numbers it: ``conv2d`` for torch.conv2d."""
         name = self.names.get(target)
@@ -550,7 +559,7 @@ class _LeanTracer:
         if kind is slice:
             return slice(self.arg(value.start, inputs), self.arg(value.stop, inputs),
                          self.arg(value.step, inputs))
-        raise _Fallback(f"an argument of type {kind.__name__}")
+        raise self.refuse(f"an argument of type {kind.__name__}")
 
 
 class _Proxy:
@@ -573,13 +582,13 @@ class _Proxy:
         return self.tracer.create("call_method", "__call__", (self, *args), kwargs)
 
     def __iter__(self) -> Any:
-        raise _Fallback("unpacking a traced value")
+        raise self.tracer.refuse("unpacking a traced value")
 
     def __bool__(self) -> bool:
-        raise _Fallback("a traced value tested in Python")
+        raise self.tracer.refuse("a traced value tested in Python")
 
     def __len__(self) -> int:
-        raise _Fallback("len of a traced value")
+        raise self.tracer.refuse("len of a traced value")
 
     def __abs__(self) -> _Proxy:
         return self.tracer.create("call_function", operator.abs, (self,), {})
@@ -589,9 +598,11 @@ class _Proxy:
                            kwargs: dict[str, Any] | None = None) -> _Proxy:
         kwargs = kwargs or {}
         tracer = _tracer_of((*args, *kwargs.values()))
-        if tracer is None or isinstance(func, torch._C.ScriptMethod | torch._ops.OpOverload
-                                        | torch._ops.HigherOrderOperator):
+        if tracer is None:
             raise _Fallback(f"a call of {func}")
+        if isinstance(func, torch._C.ScriptMethod | torch._ops.OpOverload
+                      | torch._ops.HigherOrderOperator):
+            raise tracer.refuse(f"a call of {func}")
         method = _IS_METHOD.get(func)
         if method is None:
             method = _IS_METHOD[func] = torch.overrides.is_tensor_method_or_property(func)

@@ -8,6 +8,7 @@ wrote), and archcalc's zoo built as torch modules."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -127,3 +128,26 @@ def test_each_module_keeps_its_own_mode() -> None:
     archcalc.from_torch(module, size)
     assert {name: m.training for name, m in module.named_modules()} == before
     assert sorted(set(before.values())) == [False, True]
+
+
+class Forgiving(nn.Module):
+    """A forward that catches what it tries: torch.fx raises on ``len`` of a traced value,
+    and so does the lean tracer, which must not go on as if it had mirrored torch.fx."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 4, 3, padding=1), nn.Linear(4 * 8 * 8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        with contextlib.suppress(Exception):  # what the user's code does
+            len(x)
+        return self.fc(torch.flatten(x, 1))
+
+
+def test_a_forward_that_catches_the_lean_tracer_still_goes_to_torch_fx() -> None:
+    module = Forgiving().eval()
+    with pytest.raises(_Fallback, match="len"):
+        _LeanTracer(module).trace()
+    fx_nodes = list(_Tracer(module).trace(module).nodes)
+    assert torch_graph(module, (3, 8, 8)).body == _Importer(module, fx_nodes, "Forgiving").body()
