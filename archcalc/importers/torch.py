@@ -1,8 +1,10 @@
 """A torch ``nn.Module`` -> an archcalc graph, and the report ``analyze`` gives for it.
 
-torch.fx traces the module's ``forward`` into a graph of calls, running no arithmetic; a
-forward it cannot trace (Python control flow on shapes) is run once on meta tensors instead,
-recording every call in the order it ran (:class:`_RunImporter`). Each call of a layer
+The module's ``forward`` is traced into torch.fx's graph of calls, running no arithmetic:
+by a lean tracer that makes torch.fx's nodes at a fifth of its cost (:class:`_LeanTracer`),
+or by torch.fx itself where the lean one does not mirror it; a forward torch.fx cannot
+trace (Python control flow on shapes) is run once on meta tensors instead, recording every
+call in the order it ran (:class:`_RunImporter`). Each call of a layer
 archcalc has a rule for becomes that layer kind, built from the module's own attributes
 (``nn.Conv2d(64, 128, 3, stride=2, padding=1, bias=False)`` is ``conv3-128 s=2 p=1
 bias=false``), so the numbers come from the same rules as a spec's.
@@ -123,8 +125,8 @@ def _read(module: nn.Module, input_size: Sequence[int], name: str | None,
             # a call to pass over, whose shapes a run on meta tensors tells (_RunInstead)
             importer = _RunImporter(module, model, skip_unknown)
             body = importer.run(input_size)
-    finally:
-        for m in training:  # each module back in its own mode, as the user left it
+    finally:  # each module back in its own mode, as the user left it (a training model
+        for m in training:  # with frozen batch norms keeps them frozen)
             m.training = True
     source = f"torch {type(module).__module__}.{type(module).__qualname__}"
     graph = Graph(model, tuple(int(d) for d in input_size), body, source=source,
@@ -315,8 +317,8 @@ class _Fallback(Exception):  # not an error: a change of tracer
 
 @dataclass(eq=False)
 class _TracedNode:
-    """One node of :func:`_lean_trace`, with the fields of the torch.fx node it stands for
-    (its op, target, arguments, name, module stack, users, and its printed form)."""
+    """One node of :class:`_LeanTracer`, with the fields of the torch.fx node it stands
+    for (its op, target, arguments, name, module stack, users, and its printed form)."""
 
     op: str
     target: Any
@@ -383,7 +385,7 @@ _IS_METHOD: dict[Any, bool] = {}  # torch's own test warns and filters on every 
 class _LeanTracer:
     """torch.fx's symbolic tracing for modules of layers, functions and arithmetic, without
     its general machinery (argument trees, tensor constants, wrapped functions, stack
-    records): the same nodes, in the same order, with the same names, at a quarter of the
+    records): the same nodes, in the same order, with the same names, at a fifth of the
     cost (reading EfficientNet-B0 spent most of its time in torch.fx). Anything it does not
     mirror exactly (a tensor constant, a buffer, unpacking or testing a traced value, a
     namedtuple) raises :class:`_Fallback`, and torch.fx's own tracer reads the module."""
