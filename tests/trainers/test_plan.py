@@ -5,6 +5,7 @@ reduced run; and the plan line every run starts with."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,7 +91,9 @@ def test_plan_counts_the_protocol_and_makes_no_run(env: PluginEnv) -> None:
     train_images = 2 * 3 * 8 * (1 + 2)  # epochs x steps x B x sum(M)
     assert f"training images  {train_images:,} (forward and backward)" in result.output
     assert "trainings        2" in result.output and "stand-in data" in result.output
-    assert "projection: these settings ≈" in result.output and "A100" in result.output
+    # a tiny run on a fast machine projects "under 1 s", a slow one "≈ 2 s"
+    assert re.search(r"projection: these settings (≈ |under )\d", result.output)
+    assert "A100" in result.output
 
 
 def test_plan_as_json_holds_archcalc_flops(env: PluginEnv) -> None:
