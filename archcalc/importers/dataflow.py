@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Literal
 from archcalc.algebra import fmt_shape
 from archcalc.errors import ArchcalcError, Loc
 from archcalc.kinds import Add, Concat, Gate, Kind
-from archcalc.kinds.blocks import Parallel
 from archcalc.layers import Graph, Node, Seq, Shape
 from archcalc.records import Record
 
@@ -112,11 +111,12 @@ class _Writer:
         return a
 
     def write(self, result: Op) -> Seq:
-        return _numbered(tuple(self.sequence(self.source, result)), "")
+        return _numbered(self.sequence(self.source, result), "")
 
-    def sequence(self, start: Op, end: Op) -> list[Node]:
-        """The nodes after ``start`` up to ``end``, in order; a block for each join."""
-        found: list[Node] = []
+    def sequence(self, start: Op, end: Op) -> list[_Written]:
+        """What comes after ``start`` up to ``end``, in order: each layer, or a block for
+        each join; numbered and built as nodes once the whole is known (:func:`_numbered`)."""
+        found: list[_Written] = []
         op = end
         while op is not start:
             if op in self.placed:
@@ -126,49 +126,57 @@ class _Writer:
             if op not in self.idom:
                 raise self.refuse(op, "it does not depend on the model's input")
             if op.join is not None:
-                found.append(Node(self.block(op), op.label, "", op.loc, (), ""))
+                found.append((op, self.block(op)))
                 op = self.idom[op]
                 continue
-            found.extend(Node(layer, op.label, "", op.loc, (), "")  # every field: fast
-                         for layer in reversed(op.layers))
+            found.extend((op, layer) for layer in reversed(op.layers))
             if len(op.inputs) != 1:
                 raise self.refuse(op, f"it takes {len(op.inputs)} tensors")
             op = op.inputs[0]
         found.reverse()
         return found
 
-    def block(self, op: Op) -> Kind:
+    def block(self, op: Op) -> _Block:
         fork = self.idom[op]
         if op.join == "gate":
             if len(op.inputs) != 2 or fork not in op.inputs:
                 raise self.refuse(op, "a product of two computed tensors (archcalc's gate "
                                       "is x * f(x))")
             other = op.inputs[1] if op.inputs[0] is fork else op.inputs[0]
-            return Gate(self.branch(fork, other))
-        branches = tuple(self.branch(fork, p) for p in op.inputs)
-        if op.join == "concat":
-            return Concat(branches)
-        return Add(branches, op.join == "add_inplace" and bool(branches[0]))
-
-    def branch(self, fork: Op, end: Op) -> Seq:
-        return tuple(self.sequence(fork, end))
+            return _Block("gate", [self.sequence(fork, other)])
+        return _Block(op.join or "add", [self.sequence(fork, p) for p in op.inputs])
 
     def refuse(self, op: Op, why: str) -> UnsupportedModel:
         where = op.where() if callable(op.where) else op.where
         return UnsupportedModel(f"{self.model}: cannot read {where or op.label}: {why}")
 
 
-def _numbered(seq: Seq, prefix: str) -> Seq:
-    """Paths as the spec parser writes them: 1, 2, 3.b1.1 (a branch), 4.1 (a body)."""
-    out = []
-    for i, node in enumerate(seq, start=1):
-        path = f"{prefix}{i}"
-        layer = node.layer
-        if isinstance(layer, Parallel):
-            layer = replace(layer, branches=tuple(
-                _numbered(b, f"{path}.b{j}.") for j, b in enumerate(layer.branches, 1)))
-        elif isinstance(layer, Gate):
-            layer = replace(layer, body=_numbered(layer.body, f"{path}."))
-        out.append(Node(layer, node.label, path, node.loc, node.options, node.title))
-    return tuple(out)
+@dataclass
+class _Block:
+    """A join as the writer finds it: its branches (a gate's body alone), not yet built."""
 
+    join: Join
+    branches: list[list[_Written]]
+
+
+_Written = tuple[Op, "Kind | _Block"]  # a layer of an operation, or a join's block
+
+
+def _numbered(found: list[_Written], prefix: str) -> Seq:
+    """The nodes, with paths as the spec parser writes them: 1, 2, 3.b1.1 (a branch), 4.1
+    (a body); each node and block built once, here, where its path is known."""
+    out = []
+    for i, (op, what) in enumerate(found, start=1):
+        path = f"{prefix}{i}"
+        layer: Kind
+        if not isinstance(what, _Block):
+            layer = what
+        elif what.join == "gate":
+            layer = Gate(_numbered(what.branches[0], f"{path}."))
+        else:
+            branches = tuple(_numbered(b, f"{path}.b{j}.")
+                             for j, b in enumerate(what.branches, 1))
+            layer = (Concat(branches) if what.join == "concat" else
+                     Add(branches, what.join == "add_inplace" and bool(branches[0])))
+        out.append(Node(layer, op.label, path, op.loc, (), ""))  # every field: fast
+    return tuple(out)

@@ -315,7 +315,7 @@ class _Fallback(Exception):  # not an error: a change of tracer
     """Something the lean tracer does not mirror: torch.fx's own tracer reads the module."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _TracedNode:
     """One node of :class:`_LeanTracer`, with the fields of the torch.fx node it stands
     for (its op, target, arguments, name, module stack, users, and its printed form)."""
@@ -411,6 +411,7 @@ class _LeanTracer:
         self.counts: dict[str, int] = {}
         self.param_nodes: dict[str, _Proxy] = {}
         self.stack: dict[str, tuple[str, type]] = {}  # torch.fx's nn_module_stack
+        self.snapshot: dict[str, tuple[str, type]] | None = None  # a copy of it, if made
         self.calls: dict[str, int] = {}
         self.leaves: dict[type, bool] = {}
         self.refused = ""  # why this tracer cannot mirror torch.fx, once it knows
@@ -455,6 +456,7 @@ class _LeanTracer:
         key = f"{path}@{count}" if count else path
         self.stack[key] = (path, type(m))
         self.calls[path] = count + 1
+        self.snapshot = None
         try:
             leaf = self.leaves.get(type(m))
             if leaf is None:  # torch.fx's default: torch.nn's own layers
@@ -465,6 +467,7 @@ class _LeanTracer:
             return call(m, *args, **kwargs)
         finally:
             del self.stack[key]
+            self.snapshot = None
 
     def getattr(self, value: Any) -> Any:
         """A module's parameter becomes a ``get_attr`` node, once per parameter."""
@@ -492,8 +495,10 @@ class _LeanTracer:
         node = _TracedNode(op, target, args, kwargs,
                            self.unique(self.basename(target) if name is None else name), type_,
                            all_input_nodes=list(inputs))
-        if self.stack:
-            node.meta["nn_module_stack"] = dict(self.stack)
+        if self.stack:  # one copy per module entered, shared by the nodes made inside
+            if self.snapshot is None:
+                self.snapshot = dict(self.stack)
+            node.meta["nn_module_stack"] = self.snapshot
         for used in inputs:
             used.users[node] = None
         self.nodes.append(node)
@@ -567,6 +572,8 @@ class _LeanTracer:
 class _Proxy:
     """A traced value: what torch.fx's Proxy records, each call a node of the tracer."""
 
+    __slots__ = ("_node", "tracer")
+
     def __init__(self, tracer: _LeanTracer, node: _TracedNode | None) -> None:
         self.tracer, self._node = tracer, node
 
@@ -626,6 +633,8 @@ def _tracer_of(values: Sequence[Any]) -> _LeanTracer | None:
 
 class _Attribute(_Proxy):
     """``x.attr``: a method call when called, else a ``getattr`` node made when used."""
+
+    __slots__ = ("attr", "root")
 
     def __init__(self, root: _Proxy, attr: str) -> None:
         super().__init__(root.tracer, None)
