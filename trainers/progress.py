@@ -52,13 +52,21 @@ def plain_value(value: Any) -> Any:
 
 
 def make_table(title: str, rows: Sequence[Mapping[str, Any]]) -> Table:
-    """A results table: one column per key (in first-seen order), floats to 4 digits."""
+    """A results table: one column per key (in first-seen order), floats to 4 digits.
+
+    On a narrow terminal no cell is cut with an ellipsis: cells fold onto more lines, and
+    the first column (what names the row: a job, a method) keeps its full width, since
+    ``strong-n1-…`` and ``strong-n1-…`` would name two jobs alike."""
     columns: dict[str, None] = {}
     for row in rows:
         columns.update(dict.fromkeys(row))
     table = Table(title=title, min_width=len(title) + 4)  # the title never wraps
-    for name in columns:
-        table.add_column(name, justify="left" if _is_text(rows, name) else "right")
+    for i, name in enumerate(columns):
+        names_rows = i == 0 and _is_text(rows, name)
+        widest = max((len(fmt(r.get(name, ""))) for r in rows), default=0)
+        table.add_column(name, justify="left" if _is_text(rows, name) else "right",
+                         overflow="fold", no_wrap=names_rows,
+                         min_width=min(widest, 40) if names_rows else None)
     for row in rows:
         table.add_row(*(fmt(row.get(name, "")) for name in columns))
     return table

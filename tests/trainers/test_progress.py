@@ -220,3 +220,17 @@ def test_a_bar_polled_without_news_still_shows_its_position() -> None:
             clock.now += 1.0
             job.advance_to(0)
     assert out.getvalue().count("[jobs 0/2 | strong-n1 0/40]") == 3
+
+
+@pytest.mark.parametrize("width", [80, 50])
+def test_a_narrow_table_cuts_no_cell_and_keeps_the_row_names_whole(width: int) -> None:
+    rows = [{"job": f"{part}-n{n}-{comm}", "status": "finished", "img/s": 1234.5678 * n,
+             "ops": "HierarchicalCopyAllReduce"}
+            for part in ("strong", "weak") for n in (1, 8) for comm in ("auto", "ring")]
+    out = io.StringIO()
+    Console(file=out, width=width).print(make_table("scaling jobs", rows))
+    text = out.getvalue()
+    assert "…" not in text
+    assert all(len(line) <= width for line in text.splitlines())
+    for row in rows:  # each job's name on one line, whole: two jobs never read alike
+        assert re.search(rf"│ {re.escape(row['job'])}\s+│", text), row["job"]
