@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import torch
 import torch.nn.functional as F
@@ -375,7 +375,10 @@ def _printed(arg: Any) -> str:
     return str(arg)
 
 
-_Node = fx.Node | _TracedNode  # what the importer reads: torch.fx's node or the lean one
+# What the importer reads: torch.fx's node or the lean one. A string, so importing this
+# module does not evaluate fx.Node (the docs build imports it with torch mocked).
+_Node: TypeAlias = "fx.Node | _TracedNode"
+_NODE_TYPES = (fx.Node, _TracedNode)  # the same, for isinstance
 
 _CONSTANTS = frozenset((int, float, bool, str, type(None), type(...), complex, torch.dtype,
                         torch.device, torch.layout, torch.memory_format))
@@ -720,7 +723,7 @@ class _Importer:
             raise UnsupportedModel(f"{self.model}: forward takes {len(inputs)} tensors; "
                                    "archcalc reads models of one input")
         result = outputs[0].args[0]
-        if not isinstance(result, _Node):
+        if not isinstance(result, _NODE_TYPES):
             raise UnsupportedModel(f"{self.model}: forward returns {type(result).__name__}; "
                                    "archcalc reads models of one output tensor")
         self.find_scalars()
@@ -869,7 +872,7 @@ class _Importer:
     def parameter(self, n: _Node, index: int, name: str) -> torch.Tensor:
         """The parameter a function call takes as argument ``index`` (or ``name``)."""
         arg = n.kwargs.get(name, n.args[index] if len(n.args) > index else None)
-        if not isinstance(arg, _Node) or arg.op != "get_attr":
+        if not isinstance(arg, _NODE_TYPES) or arg.op != "get_attr":
             raise _Refused(f"its {name} is computed, not a parameter of the module")
         found = self.parameters.get(str(arg.target))
         return self.traced.get_parameter(str(arg.target)) if found is None else found
