@@ -24,6 +24,7 @@ Run: ``.venv/bin/python benchmarks/bench_importers.py [--repeat 7] [--breakdown]
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import time
@@ -73,15 +74,25 @@ HEADER = f"  {'model':<39}{'archcalc':>9}{'theirs':>10}{'median':>8}{'best':>8}"
 
 def interleaved(a: Callable[[], object], b: Callable[[], object], repeat: int) -> Timed:
     """``a`` and ``b`` in turns (each first every other time), so that load on the machine
-    falls on both alike."""
+    falls on both alike; each call starts settled (:func:`settle`)."""
     timed = Timed([], [])
     for i in range(repeat):
         for fn, sink in ((a, timed.ours), (b, timed.theirs)) if i % 2 == 0 else \
                 ((b, timed.theirs), (a, timed.ours)):
+            settle()
             start = time.perf_counter()
             fn()
             sink.append(time.perf_counter() - start)
     return timed
+
+
+def settle() -> None:
+    """Untimed, before each timed call: the garbage of the call before collected, and a
+    pause in which torch's worker threads, spinning after a forward, go idle. Without it a
+    call pays for the one before it (on two cores, reading a model right after torchinfo's
+    forward took ~40% longer than right after another read)."""
+    gc.collect()
+    time.sleep(0.05)
 
 
 def breakdown(module: torch.nn.Module, size: tuple[int, ...], repeat: int) -> None:
