@@ -53,6 +53,9 @@ OPTIONAL = {
     "check": "check(config, device: str, data_dir: str) -> None",
     "plan": "plan(config, device: str, data_dir: str) -> trainers.plan.Plan | None "
             "(hw3 run --plan, and the line that opens every run)",
+    "reports_partial": "reports_partial: bool, True when run() keeps the results of its "
+                       "finished trainings under trainers.reporting.PARTIAL_KEY in each "
+                       "checkpoint's extra (hw3 report on an interrupted run)",
 }
 
 

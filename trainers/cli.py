@@ -421,11 +421,14 @@ def report_cmd(run: Annotated[str, typer.Argument(
                    "header, and the plots to DOCS/results/PLUGIN/ (replacing what was "
                    "there), e.g. --to docs.")] = None,
                fmt: FormatOpt = "table") -> None:
-    """Regenerate a finished run's plots and Markdown summary from its stored results."""
+    """Regenerate a run's plots and Markdown summary from its stored results (an
+    interrupted run's from the trainings it finished, marked partial)."""
     as_json = table_or_json(fmt)
     if to is not None and to.exists() and not to.is_dir():
         raise ConfigError(f"--to {to}: not a directory")
     info = RunStore(session.runs_root(runs_dir)).find(run)
+    if to is not None:
+        session.check_exportable(info)
     trainer = registry().get(info.plugin)
     needs = registry().needs(info.plugin)
     if needs is not None:  # plots need matplotlib, nothing else of the run's frameworks
@@ -433,7 +436,8 @@ def report_cmd(run: Annotated[str, typer.Argument(
     path, summary = session.write_summary(trainer, info, locked=False)
     docs = session.export_to_docs(trainer, info, to) if to is not None else None
     if as_json:
-        emit_json({"run": _run_record(info), "summary": str(path),
+        emit_json({"run": _run_record(info), "partial": info.state != "finished",
+                   "summary": str(path),
                    "markdown": path.read_text(encoding="utf-8"),
                    "plots": [str(p) for p in summary.plots],
                    "docs": None if docs is None else str(docs)},

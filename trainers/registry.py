@@ -266,6 +266,9 @@ def _check_optional(obj: Any) -> str:
         problem = _check_method(obj, "plan", "plan(config, device, data_dir)", 3)
         if problem:
             return f"{problem}; expected {OPTIONAL['plan']}"
+    if hasattr(obj, "reports_partial") and not isinstance(obj.reports_partial, bool):
+        return (f"reports_partial is {obj.reports_partial!r}; "
+                f"expected {OPTIONAL['reports_partial']}")
     return ""
 
 

@@ -12,6 +12,26 @@ from dataclasses import fields
 from typing import Any
 
 RUN_SHOWN = "In the run shown"
+# The key of a checkpoint's extra under which a plugin keeps the results of the trainings
+# it finished (results.json's form plus ``partial``: finished, total, unit), so hw3 report
+# can show an interrupted run.
+PARTIAL_KEY = "partial_results"
+
+
+def partial_results(results: dict[str, Any], finished: int, total: int,
+                    unit: str) -> dict[str, Any]:
+    """``results`` marked as covering ``finished`` of ``total`` ``unit`` (a checkpoint's
+    snapshot, stored under :data:`PARTIAL_KEY`)."""
+    return {**results, "partial": {"finished": finished, "total": total, "unit": unit}}
+
+
+def partial_note(results: Any) -> str:
+    """``partial: 1 of 10 trainings`` for a partial run's results, else ``""``; for plot
+    footnotes and the written answers."""
+    mark = results.get("partial") if hasattr(results, "get") else None
+    if not isinstance(mark, dict):
+        return ""
+    return f"partial run: {mark['finished']} of {mark['total']} {mark['unit']} finished"
 
 
 def human(value: float | int | None, digits: int = 3) -> str:

@@ -34,6 +34,7 @@ from trainers.errors import (
 )
 from trainers.plan import Plan
 from trainers.progress import Progress
+from trainers.reporting import PARTIAL_KEY
 from trainers.store import (
     Checkpoints,
     Lock,
@@ -317,37 +318,104 @@ def _warned(ctx: RunContext) -> dict[str, Any]:
 
 
 # -- summaries and the docs ------------------------------------------------------------------
+PARTIAL_STATES = ("interrupted", "failed")  # stopped runs whose checkpoint may hold results
+
+
+@dataclass(frozen=True)
+class Partial:
+    """What an unfinished run's report covers: ``finished`` of ``total`` ``unit``."""
+
+    finished: int
+    total: int
+    unit: str
+
+    def line(self, plugin: str, run_id: str) -> str:
+        return (f"PARTIAL run: {self.finished} of {self.total} {self.unit} finished; resume "
+                f"with hw3 run {plugin} --resume {run_id}")
+
+
+def stored_results(trainer: Trainer[Any], info: RunInfo) -> tuple[dict[str, Any], Partial | None]:
+    """A finished run's results.json; for an interrupted (or failed) run, the results of the
+    trainings its last checkpoint holds, which the plugin keeps under
+    :data:`trainers.reporting.PARTIAL_KEY` of the checkpoint's extra as each one ends."""
+    if info.state == "finished":
+        return read_json(info.dir / "results.json"), None
+    resume_hint = f"resume with hw3 run {trainer.name} --resume {info.run_id}"
+    if info.state not in PARTIAL_STATES:
+        raise RunError(f"run {info.ref} is {info.state}; only a finished or stopped run has "
+                       "results to report")
+    if not getattr(trainer, "reports_partial", False):
+        raise RunError(f"run {info.ref} is {info.state}, and plugin {trainer.name!r} keeps no "
+                       f"results of unfinished runs; {resume_hint}")
+    snapshot = checkpoint_extra(info.dir).get(PARTIAL_KEY)
+    if snapshot is None:
+        raise RunError(f"run {info.ref} is {info.state} with nothing finished yet; "
+                       f"{resume_hint}")
+    mark = snapshot.get("partial") if isinstance(snapshot, dict) else None
+    if not isinstance(mark, dict):
+        raise DamagedRunError(f"{info.dir / 'checkpoints'}: its {PARTIAL_KEY!r} has no "
+                              f"'partial' count; {resume_hint}")
+    return dict(snapshot), Partial(int(mark["finished"]), int(mark["total"]),
+                                   str(mark["unit"]))
+
+
+def checkpoint_extra(folder: Path) -> dict[str, Any]:
+    """The plain-data extra of a run's last checkpoint, read without restoring anything
+    (``weights_only``, so no code runs); empty when the run has no checkpoint."""
+    from trainers.store.checkpoints import damaged, read_pointer
+
+    last = read_pointer(folder / "checkpoints")
+    if last is None:
+        return {}
+    import torch
+
+    path = folder / "checkpoints" / str(last["file"])
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several kinds for a bad file
+        raise damaged(path, f"cannot be read as a checkpoint ({exc})") from None
+    extra = state.get("extra") if isinstance(state, dict) else None
+    if not isinstance(extra, dict):
+        raise damaged(path, "holds no 'extra' dict")
+    return extra
+
+
 def write_summary(trainer: Trainer[Any], info: RunInfo, *, locked: bool,
                   config: Any = None) -> tuple[Path, Summary]:
     """Call the plugin's ``report`` on the stored results; write summary.md atomically.
-    ``config`` is the run's (read from its config.toml when not given)."""
-    if info.state != "finished":
-        raise RunError(f"run {info.ref} is {info.state}; only a finished run has results")
+    ``config`` is the run's (read from its config.toml when not given). An interrupted run
+    is reported from the trainings it finished, under a PARTIAL banner."""
     lock = Lock(info.dir / ".lock")
     if not locked:
         lock.acquire()
     try:
+        results, partial = stored_results(trainer, info)
         if config is None:
             config, _ = stored_config(trainer, info.dir)
         rctx = ReportContext(info, config, info.dir / "plots", info.stand_in)
-        results = read_json(info.dir / "results.json")
+        source = info.dir / ("results.json" if partial is None else "checkpoints")
         try:
             summary = trainer.report(results, rctx)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise DamagedRunError(
-                f"{info.dir / 'results.json'}: does not hold what plugin {trainer.name!r} "
+                f"{source}: does not hold what plugin {trainer.name!r} "
                 f"reports on ({type(exc).__name__}: {exc}); rerun the experiment, or restore "
                 "the file from a backup") from None
         path = info.dir / "summary.md"
-        atomic_write(path, summary_text(info, summary))
+        atomic_write(path, summary_text(info, summary, partial))
     finally:
         lock.release()
     return path, summary
 
 
-def summary_text(info: RunInfo, summary: Summary) -> str:
-    """The plugin's Markdown with a stand-in banner and links to plots it did not mention."""
-    parts = [f"<!-- hw3 report {info.ref}: generated from results.json -->"]
+def summary_text(info: RunInfo, summary: Summary, partial: Partial | None = None) -> str:
+    """The plugin's Markdown with a partial-run and a stand-in banner, and links to plots it
+    did not mention."""
+    source = "results.json" if partial is None else "the last checkpoint (partial run)"
+    parts = [f"<!-- hw3 report {info.ref}: generated from {source} -->"]
+    if partial is not None:
+        parts.append(f"> **{partial.line(info.plugin, info.run_id)}.** Only what finished "
+                     "is shown; no comparison below covers what did not run.")
     if info.stand_in:
         why = f" ({info.stand_in_why})" if info.stand_in_why else ""
         parts.append(f"> **Stand-in data{why}.** These numbers come from synthetic data, "
@@ -367,8 +435,17 @@ def _relative(path: Path, base: Path) -> str:
         return str(path)
 
 
+def check_exportable(info: RunInfo) -> None:
+    """The docs show finished runs only: a partial one would stand in for the answer."""
+    if info.state != "finished":
+        raise ConfigError(f"--to: run {info.ref} is {info.state}; the docs show finished "
+                          f"runs only (resume it with hw3 run {info.plugin} --resume "
+                          f"{info.run_id}, or report it without --to)")
+
+
 def export_to_docs(trainer: Trainer[Any], info: RunInfo, docs: Path) -> Path:
     """Copy summary.md (under a provenance header) and plots/ to DOCS/results/PLUGIN/."""
+    check_exportable(info)
     target = docs / "results" / info.plugin
     staging = target.with_name(f".{info.plugin}.export")
     shutil.rmtree(staging, ignore_errors=True)

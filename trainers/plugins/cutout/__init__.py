@@ -35,6 +35,7 @@ class Cutout:
                "on CIFAR-10.")
     config_type = Config
     datasets = ("cifar10",)  # checked by the host before a run directory exists
+    reports_partial = True  # each checkpoint keeps the finished trainings' results
 
     def run(self, config: Config, ctx: RunContext) -> dict[str, Any]:
         from trainers.plugins.cutout.run import run_all

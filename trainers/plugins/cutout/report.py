@@ -12,7 +12,14 @@ import numpy as np
 from trainers import plots
 from trainers.api import ReportContext, Summary
 from trainers.plugins.cutout.augment import CIFAR10_MEAN
-from trainers.reporting import RUN_SHOWN, human, reduced_banner, reductions, seconds
+from trainers.reporting import (
+    RUN_SHOWN,
+    human,
+    partial_note,
+    reduced_banner,
+    reductions,
+    seconds,
+)
 from trainers.runtime import hardware_text
 
 EXPLAIN = (
@@ -34,7 +41,9 @@ def summarize(results: Mapping[str, Any], ctx: ReportContext) -> Summary:
         return Summary(f"# Cutout examples\n\n{EXPLAIN}\n\n![examples]({_link(path, ctx)})\n\n"
                        f"Data: {results['data']}.", (path,))
     trainings = results["trainings"]
-    paths = [*draw_error(trainings, ctx), *draw_target(trainings, results, ctx)]
+    partial = partial_note(results)
+    paths = [*draw_error(trainings, ctx, partial),
+             *draw_target(trainings, results, ctx, partial)]
     examples = examples_from_sibling(ctx, results["data"])
     model = results["model"]
     target = results["target_accuracy"]
@@ -46,7 +55,7 @@ def summarize(results: Mapping[str, Any], ctx: ReportContext) -> Summary:
         reduced_banner(reductions(ctx.config, REDUCIBLE), ctx.stand_in),
         f"## Epochs and time to {target:.0%}, or accuracy and time after the last epoch\n\n"
         + target_table(trainings, target),
-        "## Why batch augmentation helps\n\n" + answer(trainings, target),
+        "## Why batch augmentation helps\n\n" + answer(trainings, target, partial),
         "## Per epoch\n\n" + epoch_table(trainings),
         *(f"![{p.stem}]({_link(p, ctx)})" for p in paths if p.suffix == ".png"),
         examples_section(examples, ctx, paths)])
@@ -109,8 +118,9 @@ def target_table(trainings: Sequence[Mapping[str, Any]], target: float) -> str:
     return "\n".join(rows)
 
 
-def answer(trainings: Sequence[Mapping[str, Any]], target: float) -> str:
-    """Why batch augmentation helps: the mechanism, and what this run's numbers show."""
+def answer(trainings: Sequence[Mapping[str, Any]], target: float, partial: str = "") -> str:
+    """Why batch augmentation helps: the mechanism, and what this run's numbers show (of a
+    partial run: the M that finished only)."""
     base = next((t for t in trainings if t["M"] == 1), None)
     lines = ["Each step sees M differently cut-out copies of its B images: more views of the "
              "same images per step, a gradient averaged over more varied samples, and a "
@@ -127,6 +137,8 @@ def answer(trainings: Sequence[Mapping[str, Any]], target: float) -> str:
         verdict = "above" if acc > acc0 else "below" if acc < acc0 else "equal to"
         lines.append(f"- {RUN_SHOWN}, M = {t['M']} ends at {acc:.2%}, {verdict} M = 1's "
                      f"{acc0:.2%}, for {time_ratio:.1f}x its training time.")
+    if partial:
+        lines.append(f"- Only the M that finished are compared ({partial}).")
     reached = [t["M"] for t in trainings if t["target"]["reached"]]
     lines.append(f"- {target:.0%} was reached by M = {', '.join(map(str, reached))}." if reached
                  else f"- No training reached {target:.0%}, so the run cannot say which M "
@@ -142,13 +154,16 @@ def epoch_table(trainings: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def _finish(fig: Any, ctx: ReportContext, name: str) -> list[Path]:
+def _finish(fig: Any, ctx: ReportContext, name: str, partial: str = "") -> list[Path]:
+    if partial:
+        fig.suptitle(partial.upper(), fontsize="small", color="0.3")
     if ctx.stand_in:
         plots.stamp_synthetic(fig)
     return plots.save_figure(fig, ctx.plot_path(name))
 
 
-def draw_error(trainings: Sequence[Mapping[str, Any]], ctx: ReportContext) -> list[Path]:
+def draw_error(trainings: Sequence[Mapping[str, Any]], ctx: ReportContext,
+               partial: str = "") -> list[Path]:
     """Validation error against epochs, one line per M (Hoffer et al. Fig. 3a), on [0, 1]."""
     fig, ax = plots.subplots()
     with plots.style():
@@ -162,11 +177,11 @@ def draw_error(trainings: Sequence[Mapping[str, Any]], ctx: ReportContext) -> li
         plots.fraction_axis(ax, "validation error")
         plots.integer_ticks(ax, "x")
         plots.place_legend(ax)
-    return _finish(fig, ctx, "val-error")
+    return _finish(fig, ctx, "val-error", partial)
 
 
 def draw_target(trainings: Sequence[Mapping[str, Any]], results: Mapping[str, Any],
-                ctx: ReportContext) -> list[Path]:
+                ctx: ReportContext, partial: str = "") -> list[Path]:
     """Left: epochs to the target where any M reached it, else the accuracy after the last
     epoch against the target; right: training time (to the target, or for all epochs)."""
     fig, axes = plots.subplots(1, 2, figsize=(9, 3.6))
@@ -201,7 +216,7 @@ def draw_target(trainings: Sequence[Mapping[str, Any]], results: Mapping[str, An
         for ax in axes:
             ax.set_xlabel("M (copies per image)")
             ax.grid(axis="x", visible=False)
-    return _finish(fig, ctx, "to-target")
+    return _finish(fig, ctx, "to-target", partial)
 
 
 def cutout_image(image: np.ndarray, box: Sequence[int]) -> np.ndarray:

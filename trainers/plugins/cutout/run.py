@@ -10,6 +10,7 @@ gloo on CPU), wraps the model in DDP and augments its share of every step.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -34,9 +35,11 @@ from trainers.plugins.cutout.train import (
     train_step,
 )
 from trainers.progress import Bar
+from trainers.reporting import PARTIAL_KEY, partial_results
 from trainers.runtime import Timer, hardware, keep_freed_memory
 
 Opt = tuple[torch.optim.SGD, torch.optim.lr_scheduler.MultiStepLR]
+Snapshot = Callable[[list[dict[str, Any]]], dict[str, Any]]
 
 
 def recipe(config: Config, m: int) -> Augment:
@@ -59,11 +62,19 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
     done, pending = restore(config, ctx, world)
     if config.epochs > EPOCH_LIMIT:
         ctx.progress.warn(epoch_warning(config.epochs))
+
+    def snapshot(finished: list[dict[str, Any]]) -> dict[str, Any]:
+        """The finished trainings as results, for hw3 report on an interrupted run."""
+        return {PARTIAL_KEY: partial_results(assemble(config, ctx, ds.summary, finished),
+                                             len(finished), len(config.M), "trainings")} \
+            if finished else {}
+
     with ctx.progress.bar("trainings", total=len(config.M), unit="run") as bar:
         bar.skip(len(done))
         for k in range(len(done), len(config.M)):
             start = pending if pending is not None and pending[0] == k else None
-            done.append(train_one(config, ctx, data, k, done, start, world, cuda, bar))
+            done.append(train_one(config, ctx, data, k, done, start, world, cuda, bar,
+                                  snapshot))
     return assemble(config, ctx, ds.summary, done)
 
 
@@ -115,10 +126,11 @@ def restore(config: Config, ctx: RunContext,
 
 def train_one(config: Config, ctx: RunContext, data: DeviceData, k: int,
               done: list[dict[str, Any]], pending: Pending | None, world: World,
-              cuda: bool, trainings: Bar) -> dict[str, Any]:
+              cuda: bool, trainings: Bar, snapshot: Snapshot) -> dict[str, Any]:
     """Train M = config.M[k] for every epoch, checkpointing after each; return its record.
     ``trainings`` advances before the last checkpoint, so a Ctrl-C there (which stops at
-    it) shows the count the checkpoint holds."""
+    it) shows the count the checkpoint holds. Every checkpoint carries ``snapshot`` of the
+    trainings finished by then."""
     m = config.M[k]
     if pending is None:
         model, (opt, sched) = new_training(config, ctx, world, cuda)
@@ -129,6 +141,7 @@ def train_one(config: Config, ctx: RunContext, data: DeviceData, k: int,
     plan = StepPlan(m, recipe(config, m), config.micro_batch, cuda and config.amp,
                     cuda and config.amp)
     record: dict[str, Any] | None = None
+    kept = snapshot(done)
     steps = config.steps or len(data.y_train) // config.batch_size
     with ctx.progress.bar(f"M={m}", total=config.epochs, unit="epoch") as bar:
         bar.skip(len(history))
@@ -147,8 +160,8 @@ def train_one(config: Config, ctx: RunContext, data: DeviceData, k: int,
             record = training_record(config, m, history) if epoch == config.epochs else None
             if record is not None:
                 trainings.advance()
-            extra = {"done": [*done, record], "history": []} if record is not None \
-                else {"done": done, "history": history}
+            extra = {"done": [*done, record], "history": [], **snapshot([*done, record])} \
+                if record is not None else {"done": done, "history": history, **kept}
             ctx.checkpoints.save(k * config.epochs + epoch, model, opt, sched, extra)
     assert record is not None
     return record

@@ -31,6 +31,7 @@ class DepthWidth:
     name = "depth-width"
     summary = "Problem 5: depth vs width of MLPs regressing the Eggholder function."
     config_type = Config
+    reports_partial = True  # each checkpoint keeps the stored networks' results
 
     def run(self, config: Config, ctx: RunContext) -> dict[str, Any]:
         from trainers.plugins.depth_width.run import run

@@ -13,7 +13,7 @@ from typing import Any
 
 from trainers import plots
 from trainers.api import ReportContext, Summary
-from trainers.reporting import RUN_SHOWN, human, seconds
+from trainers.reporting import RUN_SHOWN, human, partial_note, seconds
 from trainers.runtime import hardware_text
 
 Record = Mapping[str, Any]
@@ -42,6 +42,8 @@ def settings(config: Any) -> str:
 
 def _footnote(results: Mapping[str, Any], ctx: ReportContext) -> str:
     parts = ["reduced run, not the seed's protocol"] if results["reduced"] else []
+    if partial := partial_note(results):
+        parts.insert(0, partial.upper())
     if ctx.stand_in:
         parts.append(plots.SYNTHETIC_NOTE)
     return " | ".join(parts)
@@ -145,7 +147,9 @@ def markdown(results: Mapping[str, Any], records: Sequence[Record], training: st
                   "![test RMSE vs parameters](plots/rmse_vs_params.png)",
                   "## Trade-off",
                   f"{RUN_SHOWN} (the answer depends on these numbers; a full run replaces "
-                  "them):", tradeoff(records, results["device"] == "cpu"),
+                  "them" + (f"; {partial}, so only the stored networks are compared"
+                            if (partial := partial_note(results)) else "") + "):",
+                  tradeoff(records, results["device"] == "cpu"),
                   "![training time vs parameters](plots/time_vs_params.png)"]
     return "\n\n".join(parts) + "\n"
 
@@ -163,9 +167,11 @@ def _intro(results: Mapping[str, Any]) -> str:
 def _depth_table(results: Mapping[str, Any], records: Sequence[Record]) -> str:
     lines = ["| hidden layers | networks | best (widths) | test RMSE | train RMSE | params | "
              "median train time (s) |", "|---|---|---|---|---|---|---|"]
+    partial = bool(partial_note(results))
     for depth, mine in by_depth(records).items():
         best = min(mine, key=lambda r: r["test_rmse"])
-        lines.append(f"| {depth} | {results['networks_per_depth'].get(str(depth), len(mine))} "
+        count = results['networks_per_depth'].get(str(depth), len(mine))
+        lines.append(f"| {depth} | {f'{len(mine)} of {count}' if partial else count} "
                      f"| {best['key']} | {best['test_rmse']:.2f} | {best['train_rmse']:.2f} | "
                      f"{best['params']:,} | "
                      f"{human(statistics.median(r['train_time_s'] for r in mine))} |")

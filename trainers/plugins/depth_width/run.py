@@ -9,6 +9,7 @@ and an interrupted sweep loses at most the configurations in flight.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -36,6 +37,7 @@ from trainers.plugins.depth_width.train import (
     optimizer,
     run_jobs,
 )
+from trainers.reporting import PARTIAL_KEY, partial_results
 from trainers.runtime import hardware
 
 
@@ -51,11 +53,23 @@ def run(config: Config, ctx: RunContext) -> dict[str, Any]:
     hyper = Hyper(config.batch_size, config.epochs, config.lr, config.momentum, config.schedule)
     jobs = [Job(a, job_seed(ctx.seed, a), hyper, spec, ctx.device) for a in todo]
     start = time.perf_counter()
-    _train(jobs, workers, done, counts, ctx, config.epochs)
-    wall = time.perf_counter() - start
-    return results(config, ctx, archs, done, spec, workers,
-                   {"configs": len(todo), "wall_s": round(wall, 2),
-                    "flop_rate": flop_rate([done[a.key] for a in todo], spec, wall)})
+    scaler = Scaler.fit(make_data(spec), spec.x_range)
+
+    def session() -> dict[str, Any]:
+        wall = time.perf_counter() - start
+        trained = [done[a.key] for a in todo if a.key in done]
+        return {"configs": len(trained), "wall_s": round(wall, 2),
+                "flop_rate": flop_rate(trained, spec, wall)}
+
+    def snapshot() -> dict[str, Any]:
+        """The stored networks as results, for hw3 report on an interrupted run."""
+        found = results(config, ctx, archs, done, spec, workers, session(), scaler)
+        return {PARTIAL_KEY: partial_results(found, len(done), len(archs), "networks")}
+
+    _train(jobs, workers, done, counts, ctx, config.epochs, snapshot)
+    found = results(config, ctx, archs, done, spec, workers, session(), scaler)
+    _table(ctx, found["configs"])
+    return found
 
 
 def restore(ctx: RunContext) -> dict[str, Record]:
@@ -74,7 +88,8 @@ def _announce(config: Config, ctx: RunContext, archs: tuple[Arch, ...], done: in
 
 
 def _train(jobs: list[Job], workers: int, done: dict[str, Record],
-           counts: dict[str, ArchCounts], ctx: RunContext, epochs: int) -> None:
+           counts: dict[str, ArchCounts], ctx: RunContext, epochs: int,
+           snapshot: Callable[[], dict[str, Any]]) -> None:
     marker = torch.nn.Module()  # save_checkpoint wants a model; the records are the state
     total = len(done) + len(jobs)
     with ctx.progress.bar("epochs", total=len(jobs) * epochs, unit="epoch") as bar, \
@@ -92,7 +107,7 @@ def _train(jobs: list[Job], workers: int, done: dict[str, Record],
             if record["diverged"]:
                 ctx.progress.warn(f"network {record['key']} diverged: its loss stopped being "
                                   f"finite after {record['epochs']} epoch(s); it has no RMSE")
-            ctx.checkpoints.save(len(done), marker, extra={"done": done})
+            ctx.checkpoints.save(len(done), marker, extra={"done": done, **snapshot()})
 
         run_jobs(jobs, workers, on_done, bar.advance, lambda: ctx.stop_requested)
 
@@ -115,15 +130,16 @@ def flop_rate(records: list[Record], spec: DataSpec, seconds: float) -> float | 
 
 
 def results(config: Config, ctx: RunContext, archs: tuple[Arch, ...], done: dict[str, Record],
-            spec: DataSpec, workers: int, session: dict[str, Any]) -> dict[str, Any]:
-    records = [done[a.key] for a in archs]
-    scaler = Scaler.fit(make_data(spec), spec.x_range)
+            spec: DataSpec, workers: int, session: dict[str, Any],
+            scaler: Scaler) -> dict[str, Any]:
+    """The records ``report`` reads: every network of ``archs`` stored in ``done`` (all of
+    them once the sweep has finished)."""
+    records = [done[a.key] for a in archs if a.key in done]
     finite = [r for r in records if r["test_rmse"] is not None]
     best = min(finite, key=lambda r: r["test_rmse"], default=None)
     reduced = reductions(config)
     headline = (f"best test RMSE {best['test_rmse']:.2f} ({best['key']})" if best
                 else "every network diverged") + (" [reduced run]" if reduced else "")
-    _table(ctx, records)
     return {"headline": headline, "reduced": reduced,
             "networks_per_depth": {str(d): n for d, n in per_depth(archs).items()},
             "configs": records, "hardware": hardware(ctx.device, workers).record(),

@@ -35,6 +35,7 @@ class Optimizers:
                "MLP, with L2 and with dropout.")
     config_type = Config
     datasets = ("cifar10",)  # checked by the host before a run directory exists
+    reports_partial = True  # each checkpoint keeps the finished trainings' results
 
     def check(self, config: Config, device: str, data_dir: str) -> None:
         """Before the run directory exists: a compiled step needs a compiler here."""

@@ -16,7 +16,7 @@ from typing import Any
 from trainers import plots
 from trainers.api import ReportContext, Summary
 from trainers.progress import fmt
-from trainers.reporting import RUN_SHOWN, human, reduced_banner, reductions
+from trainers.reporting import RUN_SHOWN, human, partial_note, reduced_banner, reductions
 from trainers.runtime import hardware_text
 
 Record = Mapping[str, Any]
@@ -149,13 +149,13 @@ def _curve(training: Record, key: str) -> tuple[list[int], list[float]]:
 
 
 def _finish(fig: Any, ax: Any, title: str, stand_in: bool, path: Path,
-            outside: bool = False) -> list[Path]:
+            outside: bool = False, partial: str = "") -> list[Path]:
     values = [float(v) for line in ax.get_lines() for v in line.get_ydata()]
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss (cross-entropy)" + (", log scale" if plots.log_axis(
         ax, "y", values=values) else ""))
     plots.integer_ticks(ax, "x")
-    ax.set_title(title)
+    ax.set_title(title + (f"\n({partial.upper()})" if partial else ""))
     if outside:  # ten entries: beside the axes, where no curve can be
         ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
                   borderaxespad=0)
@@ -167,7 +167,7 @@ def _finish(fig: Any, ax: Any, title: str, stand_in: bool, path: Path,
 
 
 def plot_variant(trainings: Sequence[Record], variant: str, stand_in: bool,
-                 path: Path) -> list[Path]:
+                 path: Path, partial: str = "") -> list[Path]:
     """Five methods of one variant: full pass (solid) and mean minibatch loss (dashed)."""
     fig, ax = plots.subplots()
     for i, t in enumerate(x for x in trainings if x["variant"] == variant):
@@ -176,10 +176,11 @@ def plot_variant(trainings: Sequence[Record], variant: str, stand_in: bool,
         ax.plot(*_curve(t, LOSS), color=colour, marker=marker, label=t["method"])
         ax.plot(*_curve(t, "train_loss"), color=colour, linestyle="--", linewidth=0.9)
     return _finish(fig, ax, f"{variant}: solid full pass, dashed minibatch mean", stand_in,
-                   path)
+                   path, partial=partial)
 
 
-def plot_both(trainings: Sequence[Record], stand_in: bool, path: Path) -> list[Path]:
+def plot_both(trainings: Sequence[Record], stand_in: bool, path: Path,
+              partial: str = "") -> list[Path]:
     """Both variants together: colour is the method, line style the variant."""
     fig, ax = plots.subplots(figsize=(8.4, 4.0))
     styles = dict(zip(variants(trainings), ("-", "--", ":", "-."), strict=False))
@@ -189,14 +190,15 @@ def plot_both(trainings: Sequence[Record], stand_in: bool, path: Path) -> list[P
         ax.plot(*_curve(t, LOSS), color=colours[t["method"]], linestyle=styles[t["variant"]],
                 marker=marker, label=f"{t['method']} ({t['variant']})")
     return _finish(fig, ax, "Full-pass training loss, " + " vs ".join(styles), stand_in, path,
-                   outside=True)
+                   outside=True, partial=partial)
 
 
-def draw(trainings: Sequence[Record], ctx: ReportContext) -> list[Path]:
+def draw(trainings: Sequence[Record], ctx: ReportContext, partial: str = "") -> list[Path]:
     saved = []
     for v in variants(trainings):
-        saved += plot_variant(trainings, v, ctx.stand_in, ctx.plot_path(f"loss-{v}"))
-    saved += plot_both(trainings, ctx.stand_in, ctx.plot_path("loss-both"))
+        saved += plot_variant(trainings, v, ctx.stand_in, ctx.plot_path(f"loss-{v}"),
+                              partial)
+    saved += plot_both(trainings, ctx.stand_in, ctx.plot_path("loss-both"), partial)
     return saved
 
 
@@ -219,10 +221,11 @@ WHY = {
 
 def summarize(results: Mapping[str, Any], ctx: ReportContext) -> Summary:
     trainings = results["trainings"]
-    saved = draw(trainings, ctx)
+    partial = partial_note(results)
+    saved = draw(trainings, ctx, partial)
     reduced = reductions(ctx.config, REDUCIBLE)
     parts = [_intro(results, ctx.config), reduced_banner(reduced, ctx.stand_in),
-             test_network(ctx.config), _findings(trainings), answer(trainings)]
+             test_network(ctx.config), _findings(trainings), answer(trainings, partial)]
     for title, rows in result_rows(trainings):
         parts.append(f"## {title}\n\n{markdown_table(rows)}")
         if title.startswith("Best method by each"):
@@ -276,11 +279,15 @@ def _findings(trainings: Sequence[Record]) -> str:
     return "\n".join(lines)
 
 
-def answer(trainings: Sequence[Record]) -> str:
-    """The seed's question, which method is best and why, answered from this run only."""
+def answer(trainings: Sequence[Record], partial: str = "") -> str:
+    """The seed's question, which method is best and why, answered from this run only (of a
+    partial run: among the trainings that finished)."""
     best = best_by_variant(trainings)
     names = {m for m, _ in best.values()}
     lines = ["## Which method is best, and why", ""]
+    if partial:
+        lines += [f"Only the trainings that finished are compared ({partial}): a method "
+                  "that did not run may be better.", ""]
     for v, (method, loss) in best.items():
         ranked = ranking(trainings, v)
         runner = ranked[1][1] if len(ranked) > 1 else math.nan
@@ -288,7 +295,8 @@ def answer(trainings: Sequence[Record]) -> str:
         margin = (f", {gap:.0%} below the runner-up {ranked[1][0]}" if gap == gap else "")
         lines.append(f"- {RUN_SHOWN}, with {v} the best by final training loss is {method} "
                      f"({human(loss)}{margin}).")
-    lines.append("- " + ("The same method wins both variants" if len(names) == 1 else
+    lines.append("- " + ("One variant ran" if len(best) == 1 else
+                         "The same method wins both variants" if len(names) == 1 else
                          "The variants have different winners") +
                  "; a mechanism that can explain it: " +
                  "; ".join(f"{m}: {WHY[m]}" for m in sorted(names) if m in WHY) + ".")

@@ -38,9 +38,11 @@ from trainers.plugins.optimizers.train import (
     train_epoch,
 )
 from trainers.progress import Bar
+from trainers.reporting import PARTIAL_KEY, partial_results
 from trainers.runtime import Timer, compile_seconds, hardware, keep_freed_memory
 
 Job = tuple[str, str]  # (variant, method)
+Snapshot = Callable[[list[dict[str, Any]]], dict[str, Any]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,11 +80,18 @@ def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
         keep_freed_memory()
     plan = jobs(config)
     done, pending = restore(config, ctx, plan)
+
+    def snapshot(finished: list[dict[str, Any]]) -> dict[str, Any]:
+        """The finished trainings as results, for hw3 report on an interrupted run."""
+        return {PARTIAL_KEY: partial_results(assemble(config, ctx, ds.summary, finished),
+                                             len(finished), len(plan), "trainings")} \
+            if finished else {}
+
     with ctx.progress.bar("trainings", total=len(plan), unit="run") as bar:
         bar.skip(len(done))
         for k in range(len(done), len(plan)):
             start = pending if pending is not None and pending.index == k else None
-            done.append(train_one(config, ctx, data, plan, k, done, start, bar))
+            done.append(train_one(config, ctx, data, plan, k, done, start, bar, snapshot))
     results = assemble(config, ctx, ds.summary, done)
     for title, rows in result_rows(done):
         ctx.progress.table(title, rows)
@@ -105,10 +114,12 @@ def restore(config: Config, ctx: RunContext, plan: list[Job]) -> tuple[list[Any]
 
 
 def train_one(config: Config, ctx: RunContext, data: DeviceData, plan: list[Job], k: int,
-              done: list[Any], pending: Pending | None, trainings: Bar) -> dict[str, Any]:
+              done: list[Any], pending: Pending | None, trainings: Bar,
+              snapshot: Snapshot) -> dict[str, Any]:
     """Train ``plan[k]`` to the last epoch, checkpointing after each; return its record.
     ``trainings`` advances before the last checkpoint, so a Ctrl-C there (which stops at
-    it) shows the count the checkpoint holds."""
+    it) shows the count the checkpoint holds. Every checkpoint carries ``snapshot`` of the
+    trainings finished by then."""
     variant, method = plan[k]
     if pending is None:
         model, optimizer = build(config, plan[k], ctx.device)
@@ -121,7 +132,7 @@ def train_one(config: Config, ctx: RunContext, data: DeviceData, plan: list[Job]
     def penalty() -> torch.Tensor:
         return l2_penalty(weights, config.weight_decay)
 
-    n, record = data.x_train.shape[0], None
+    n, record, kept = data.x_train.shape[0], None, snapshot(done)
     with ctx.progress.bar(f"{variant} {method}", total=config.epochs, unit="epoch") as bar:
         bar.skip(len(history))
         for epoch in range(len(history) + 1, config.epochs + 1):
@@ -141,8 +152,8 @@ def train_one(config: Config, ctx: RunContext, data: DeviceData, plan: list[Job]
                 if epoch == config.epochs else None
             if record is not None:
                 trainings.advance()
-            extra = {"done": [*done, record], "history": []} if record is not None \
-                else {"done": done, "history": history}
+            extra = {"done": [*done, record], "history": [], **snapshot([*done, record])} \
+                if record is not None else {"done": done, "history": history, **kept}
             ctx.checkpoints.save(k * config.epochs + epoch, model, optimizer, extra=extra)
     assert record is not None
     return record

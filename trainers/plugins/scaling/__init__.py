@@ -34,6 +34,7 @@ class Scaling:
     summary = ("Problem 2: strong and weak scaling of ResNet-50 on FashionMNIST with "
                "tf.distribute, plus an all-reduce cost model.")
     config_type = Config
+    reports_partial = True  # each checkpoint keeps the finished jobs' results
 
     def check(self, config: Config, device: str, data_dir: str) -> None:
         """Before the run directory exists: FashionMNIST on disk (unless only the model is

@@ -8,7 +8,14 @@ from typing import Any
 
 from trainers import plots
 from trainers.api import ReportContext, Summary
-from trainers.reporting import RUN_SHOWN, human, reduced_banner, reductions, seconds
+from trainers.reporting import (
+    RUN_SHOWN,
+    human,
+    partial_note,
+    reduced_banner,
+    reductions,
+    seconds,
+)
 from trainers.runtime import hardware_text
 
 Record = Mapping[str, Any]
@@ -38,7 +45,9 @@ def note_of(results: Record, stand_in: bool) -> str:
         text = "performance model (no training)"
     else:
         text = f"measured on {hardware_text(results['hardware'])}, model {results['model']}"
-    return text + (f"; {plots.SYNTHETIC_NOTE}" if stand_in else "")
+    partial = partial_note(results)
+    return (f"{partial.upper()}; " if partial else "") + text + \
+        (f"; {plots.SYNTHETIC_NOTE}" if stand_in else "")
 
 
 def ok_jobs(results: Record, part: str) -> list[Record]:
@@ -280,6 +289,9 @@ def summarize(results: Record, ctx: ReportContext) -> Summary:
     saved += plot_comm(results, "all-reduce", note, ctx.plot_path("all-reduce"))
     saved += plot_comm(results, "multi-worker", note, ctx.plot_path("collectives"))
     banner = reduced_banner(reductions(ctx.config, REDUCIBLE), ctx.stand_in)
+    if partial := partial_note(results):
+        banner += (f"\n\n**Only the finished jobs are shown ({partial}).** The answers below "
+                   "cover those jobs; a job that has not run yet can change them.")
     text = (f"# Scaling: strong and weak, tf.distribute\n\n{note}. Data: {results['data']}.\n\n"
             f"{banner}\n\n{table(results['jobs'])}\n\nWall time: the whole job, warm-up "
             "and checkpoints included. Time and cost at timed rate: the job's steps at the "
