@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hw3_helpers import builtin_plugin
+from hw3_helpers import builtin_plugin, install, make_env
 from hw3_helpers import invoke as hw3
 
 from trainers import store
@@ -38,6 +38,14 @@ def stop_at(monkeypatch: pytest.MonkeyPatch, when: Callable[[int], bool]) -> Ite
 
 def ref(run_dir: Path) -> str:
     return f"{run_dir.parent.name}/{run_dir.name}"
+
+
+def assert_plots_marked(run_dir: Path, count: str) -> None:
+    """Every plot says it is partial (SVG keeps its text as text)."""
+    svgs = sorted((run_dir / "plots").glob("*.svg"))
+    assert svgs
+    for svg in svgs:
+        assert f"PARTIAL RUN: {count} FINISHED" in svg.read_text(), svg.name
 
 
 def test_an_interrupted_optimizers_run_reports_what_finished(
@@ -67,6 +75,8 @@ def test_an_interrupted_optimizers_run_reports_what_finished(
     assert not (tmp_path / "docs").exists()
     record = json.loads(runs.output)["runs"][0]
     assert record["state"] == "interrupted" and record["headline"] == ""
+    assert_plots_marked(folder, "2 OF 3 TRAININGS")
+    assert "(partial run: 2 of 3 trainings finished): a method that did not run" in text
 
 
 def test_an_interrupted_cutout_run_reports_the_finished_m(
@@ -87,6 +97,7 @@ def test_an_interrupted_cutout_run_reports_the_finished_m(
     assert rows and not any(line.startswith("| 2 |") for line in text.splitlines())
     assert "Only the M that finished are compared" in text
     assert {Path(p).name for p in payload["plots"]} >= {"val-error.png", "to-target.png"}
+    assert_plots_marked(folder, "1 OF 2 TRAININGS")
 
 
 def test_an_interrupted_depth_width_sweep_reports_its_stored_networks(
@@ -106,6 +117,7 @@ def test_an_interrupted_depth_width_sweep_reports_its_stored_networks(
     assert "so only the stored networks are compared" in text
     # largest first: both stored networks have two layers, of the three under 48 units
     assert "| 2 | 2 of 3 |" in text and "| 1 |" not in text
+    assert_plots_marked(folder, "2 OF 5 NETWORKS")
 
 
 def test_a_run_stopped_before_any_training_finished_is_one_line_exit_2(
@@ -123,3 +135,38 @@ def test_a_run_stopped_before_any_training_finished_is_one_line_exit_2(
     assert len(lines) == 1 and "nothing finished yet" in lines[0]
     assert f"hw3 run optimizers --resume {folder.name}" in lines[0]
     assert not (folder / "summary.md").exists()
+
+
+def test_a_plugin_that_keeps_no_partial_results_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test tenant checkpoints its epochs but declares no ``reports_partial``."""
+    install(make_env(tmp_path), monkeypatch)
+    with stop_at(monkeypatch, lambda epoch: epoch == 2):
+        run = hw3("run", "tenant", "--epochs", "3")
+    assert run.exit_code == 130, run.output
+    folder = next((tmp_path / "runs" / "tenant").iterdir())
+    report = hw3("report", ref(folder))
+    assert report.exit_code == 2
+    assert report.output.strip() == (
+        f"error: run {ref(folder)} is interrupted, and plugin 'tenant' keeps no results of "
+        f"unfinished runs; resume with hw3 run tenant --resume {folder.name}")
+
+
+def test_an_interrupted_scaling_run_reports_its_finished_job(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.write("fashion-mnist", tmp_path / "data", n=256, n_test=64, seed=0)
+    with builtin_plugin(tmp_path, "scaling") as env:
+        with stop_at(monkeypatch, lambda epoch: epoch == 1):  # its epoch: jobs stored
+            run = hw3("run", "scaling", "--parts", "strong,weak", "--model", "tiny",
+                      "--learners", "1", "--batch-size", "64", "--steps", "4",
+                      "--epochs", "1", "--warmup-steps", "3", "--train-samples", "128",
+                      "--device", "cpu")
+        assert run.exit_code == 130, run.output
+        folder = env.newest()
+        payload = json.loads(hw3("report", ref(folder), "--format", "json").output)
+    text = payload["markdown"]
+    assert payload["partial"] is True
+    assert "PARTIAL run: 1 of 2 jobs finished" in text
+    assert "Only the finished jobs are shown (partial run: 1 of 2 jobs finished)" in text
+    assert "| strong-n1-default |" in text and "| weak-n1-default |" not in text
+    assert_plots_marked(folder, "1 OF 2 JOBS")
