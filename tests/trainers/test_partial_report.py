@@ -170,3 +170,19 @@ def test_an_interrupted_scaling_run_reports_its_finished_job(
     assert "Only the finished jobs are shown (partial run: 1 of 2 jobs finished)" in text
     assert "| strong-n1-default |" in text and "| weak-n1-default |" not in text
     assert_plots_marked(folder, "1 OF 2 JOBS")
+
+
+def test_one_finished_training_is_shown_not_ranked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.write("cifar10", tmp_path / "data", n=64, n_test=32, seed=1)
+    with builtin_plugin(tmp_path, "optimizers") as env:
+        with stop_at(monkeypatch, lambda epoch: epoch == 1):
+            run = hw3("run", "optimizers", "--variants", "l2", "--methods", "adam,adagrad",
+                      *TINY)
+        assert run.exit_code == 130, run.output
+        text = json.loads(hw3("report", ref(env.newest()), "--format", "json").output)[
+            "markdown"]
+    assert "PARTIAL run: 1 of 2 trainings finished" in text
+    assert "- **l2**: only adam ran; its training loss is" in text
+    assert "One method ran for each variant, so this run ranks none: l2: adam (" in text
+    assert "the best by final training loss is" not in text

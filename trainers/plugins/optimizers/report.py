@@ -270,8 +270,10 @@ def test_network(config: Any) -> str:
 def _findings(trainings: Sequence[Record]) -> str:
     lines = ["## Findings", ""]
     for v, (method, loss) in best_by_variant(trainings).items():
-        lines.append(f"- **{v}**: {method} reaches the lowest training loss, {human(loss)} "
-                     f"(full pass of the deterministic network after the last epoch).")
+        said = f"only {method} ran; its training loss is" if len(ranking(trainings, v)) == 1 \
+            else f"{method} reaches the lowest training loss,"
+        lines.append(f"- **{v}**: {said} {human(loss)} (full pass of the deterministic "
+                     "network after the last epoch).")
     lines += _dropout_effect(trainings)
     acc = max(trainings, key=lambda t: float(final(t)["test_acc"]))
     lines.append(f"- Highest test accuracy: {acc['method']} ({acc['variant']}), "
@@ -288,6 +290,11 @@ def answer(trainings: Sequence[Record], partial: str = "") -> str:
     if partial:
         lines += [f"Only the trainings that finished are compared ({partial}): a method "
                   "that did not run may be better.", ""]
+    if all(len(ranking(trainings, v)) == 1 for v in best):
+        lines.append("- One method ran for each variant, so this run ranks none: "
+                     + "; ".join(f"{v}: {m} ({human(loss)})" for v, (m, loss) in best.items())
+                     + ".")
+        return "\n".join(lines)
     for v, (method, loss) in best.items():
         ranked = ranking(trainings, v)
         runner = ranked[1][1] if len(ranked) > 1 else math.nan
