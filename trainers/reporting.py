@@ -6,6 +6,7 @@ torch-free and matplotlib-free, so a report's text can be tested without drawing
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import fields
@@ -21,8 +22,11 @@ PARTIAL_KEY = "partial_results"
 def partial_results(results: dict[str, Any], finished: int, total: int,
                     unit: str) -> dict[str, Any]:
     """``results`` marked as covering ``finished`` of ``total`` ``unit`` (a checkpoint's
-    snapshot, stored under :data:`PARTIAL_KEY`)."""
-    return {**results, "partial": {"finished": finished, "total": total, "unit": unit}}
+    snapshot, stored under :data:`PARTIAL_KEY`). Passed through JSON, as results.json is:
+    ``report`` sees the same types, and a checkpoint holds only what torch's
+    ``weights_only`` loader reads back (no numpy scalars)."""
+    marked = {**results, "partial": {"finished": finished, "total": total, "unit": unit}}
+    return json.loads(json.dumps(marked))  # type: ignore[no-any-return]
 
 
 def partial_note(results: Any) -> str:
