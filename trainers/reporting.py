@@ -29,6 +29,13 @@ def partial_results(results: dict[str, Any], finished: int, total: int,
     return json.loads(json.dumps(marked))  # type: ignore[no-any-return]
 
 
+def partial_banner(finished: int, total: int, unit: str, plugin: str, run_id: str) -> str:
+    """The line on top of a partial run's summary: how much finished, how to finish it."""
+    return (f"> **PARTIAL run: {finished} of {total} {unit} finished; resume with hw3 run "
+            f"{plugin} --resume {run_id}.** Only what finished is shown; no comparison below "
+            "covers what did not run.")
+
+
 def partial_note(results: Any) -> str:
     """``partial: 1 of 10 trainings`` for a partial run's results, else ``""``; for plot
     footnotes and the written answers."""

@@ -34,7 +34,7 @@ from trainers.errors import (
 )
 from trainers.plan import Plan
 from trainers.progress import Progress
-from trainers.reporting import PARTIAL_KEY
+from trainers.reporting import PARTIAL_KEY, partial_banner
 from trainers.store import (
     Checkpoints,
     Lock,
@@ -329,10 +329,6 @@ class Partial:
     total: int
     unit: str
 
-    def line(self, plugin: str, run_id: str) -> str:
-        return (f"PARTIAL run: {self.finished} of {self.total} {self.unit} finished; resume "
-                f"with hw3 run {plugin} --resume {run_id}")
-
 
 def stored_results(trainer: Trainer[Any], info: RunInfo) -> tuple[dict[str, Any], Partial | None]:
     """A finished run's results.json; for an interrupted (or failed) run, the results of the
@@ -352,11 +348,15 @@ def stored_results(trainer: Trainer[Any], info: RunInfo) -> tuple[dict[str, Any]
         raise RunError(f"run {info.ref} is {info.state} with nothing finished yet; "
                        f"{resume_hint}")
     mark = snapshot.get("partial") if isinstance(snapshot, dict) else None
-    if not isinstance(mark, dict):
+    try:
+        counts = Partial(int(mark["finished"]), int(mark["total"]), str(mark["unit"])) \
+            if isinstance(mark, dict) else None
+    except (KeyError, TypeError, ValueError):
+        counts = None
+    if counts is None:
         raise DamagedRunError(f"{info.dir / 'checkpoints'}: its {PARTIAL_KEY!r} has no "
-                              f"'partial' count; {resume_hint}")
-    return dict(snapshot), Partial(int(mark["finished"]), int(mark["total"]),
-                                   str(mark["unit"]))
+                              f"'partial' count (finished, total, unit); {resume_hint}")
+    return dict(snapshot), counts
 
 
 def checkpoint_extra(folder: Path) -> dict[str, Any]:
@@ -414,8 +414,8 @@ def summary_text(info: RunInfo, summary: Summary, partial: Partial | None = None
     source = "results.json" if partial is None else "the last checkpoint (partial run)"
     parts = [f"<!-- hw3 report {info.ref}: generated from {source} -->"]
     if partial is not None:
-        parts.append(f"> **{partial.line(info.plugin, info.run_id)}.** Only what finished "
-                     "is shown; no comparison below covers what did not run.")
+        parts.append(partial_banner(partial.finished, partial.total, partial.unit,
+                                    info.plugin, info.run_id))
     if info.stand_in:
         why = f" ({info.stand_in_why})" if info.stand_in_why else ""
         parts.append(f"> **Stand-in data{why}.** These numbers come from synthetic data, "
