@@ -172,17 +172,29 @@ def test_an_interrupted_scaling_run_reports_its_finished_job(
     assert_plots_marked(folder, "1 OF 2 JOBS")
 
 
-def test_one_finished_training_is_shown_not_ranked(
+def test_one_finished_training_is_shown_not_ranked_then_resumed_whole(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopped inside the second training (the checkpoint of its first epoch carries the
+    first training's results); resumed, the run's report is whole again."""
     fake.write("cifar10", tmp_path / "data", n=64, n_test=32, seed=1)
+    two_epochs = [*TINY[:1], "2", *TINY[2:]]
     with builtin_plugin(tmp_path, "optimizers") as env:
-        with stop_at(monkeypatch, lambda epoch: epoch == 1):
+        with stop_at(monkeypatch, lambda epoch: epoch == 3):
             run = hw3("run", "optimizers", "--variants", "l2", "--methods", "adam,adagrad",
-                      *TINY)
+                      *two_epochs)
         assert run.exit_code == 130, run.output
-        text = json.loads(hw3("report", ref(env.newest()), "--format", "json").output)[
-            "markdown"]
+        folder = env.newest()
+        partial = json.loads(hw3("report", ref(folder), "--format", "json").output)
+        resumed = hw3("run", "optimizers", "--resume", folder.name)
+        assert resumed.exit_code == 0, resumed.output
+        whole = json.loads(hw3("report", ref(folder), "--format", "json").output)
+    text = partial["markdown"]
     assert "PARTIAL run: 1 of 2 trainings finished" in text
     assert "- **l2**: only adam ran; its training loss is" in text
     assert "One method ran for each variant, so this run ranks none: l2: adam (" in text
     assert "the best by final training loss is" not in text
+    assert whole["partial"] is False and whole["run"]["state"] == "finished"
+    assert "PARTIAL" not in whole["markdown"]
+    assert "with l2 the best by final training loss is" in whole["markdown"]
+    stored = json.loads((folder / "results.json").read_text())
+    assert "partial" not in stored and len(stored["trainings"]) == 2
