@@ -198,3 +198,21 @@ def test_one_finished_training_is_shown_not_ranked_then_resumed_whole(
     assert "with l2 the best by final training loss is" in whole["markdown"]
     stored = json.loads((folder / "results.json").read_text())
     assert "partial" not in stored and len(stored["trainings"]) == 2
+
+
+def test_reports_partial_must_be_a_bool_and_every_builtin_plugin_declares_it() -> None:
+    from trainers import registry
+    from trainers.plugins.cutout import plugin as cutout
+    from trainers.plugins.depth_width import plugin as depth_width
+    from trainers.plugins.optimizers import plugin as optimizers
+    from trainers.plugins.scaling import plugin as scaling
+
+    for found in (cutout, depth_width, optimizers, scaling):
+        assert registry.check(found, found.name) == ""
+        assert found.reports_partial is True
+
+    class Claims(type(optimizers)):  # type: ignore[misc]
+        reports_partial = "yes"
+
+    assert registry.check(Claims(), "optimizers").startswith(
+        "reports_partial is 'yes'; expected reports_partial: bool")
