@@ -45,8 +45,9 @@ Results = dict[str, Any]
 
 INTERFACE = ("an object (or a class made without arguments) with name: str, summary: str "
              "(one line), config_type: a dataclass type, run(config, ctx) -> dict and "
-             "report(results, ctx) -> Summary, and optionally datasets: tuple[str, ...] and "
-             "check(config, device, data_dir) -> None; see trainers.api.Trainer")
+             "report(results, ctx) -> Summary, and optionally the members of "
+             "trainers.api.OPTIONAL (datasets, check, plan, reports_partial); see "
+             "trainers.api.Trainer")
 # Optional members of a Trainer, and the form each must have (the registry checks them).
 OPTIONAL = {
     "datasets": "datasets: tuple[str, ...] of dataset names hw3 knows (hw3 data info)",

@@ -137,10 +137,11 @@ def _save_atomic(fig: Figure, path: Path, fmt: str) -> Path:
 
 # -- axes that read ----------------------------------------------------------------------------
 def integer_ticks(ax: Axes, axis: str = "x") -> None:
-    """Whole-number ticks (epochs, learners, M): never "1.5 epochs"."""
+    """Whole-number ticks (epochs, learners, M): never "1.5 epochs". One tick is enough: with
+    the default two, a single epoch's axis (0.95 to 1.05) got fractional ones."""
     from matplotlib.ticker import MaxNLocator
 
-    getattr(ax, f"{axis}axis").set_major_locator(MaxNLocator(integer=True))
+    getattr(ax, f"{axis}axis").set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
 def log_axis(ax: Axes, axis: str = "y", base: int = 10, values: Sequence[float] = ()) -> bool:

@@ -143,6 +143,17 @@ def test_a_legend_that_would_cover_data_moves_beside_the_axes() -> None:
     assert legend.get_window_extent().x0 >= ax.get_window_extent().x1  # outside, right
 
 
+@pytest.mark.parametrize("epochs", [[1], [1, 2, 3], list(range(1, 31))])
+def test_epoch_ticks_are_whole_numbers_even_for_one_epoch(epochs: list[int]) -> None:
+    _fig, ax = plots.subplots()
+    ax.plot(epochs, [0.5] * len(epochs), marker="o")
+    plots.integer_ticks(ax)
+    plots._drawn(ax)
+    low, high = ax.get_xlim()
+    shown = [x for x in ax.get_xticks() if low <= x <= high]
+    assert shown and all(float(x).is_integer() for x in shown), shown
+
+
 def test_no_legend_and_no_warning_when_nothing_is_labelled() -> None:
     _fig, ax = plots.subplots()
     ax.plot([1, 2], [3, 4])  # every labelled series dropped (e.g. all diverged)
