@@ -89,40 +89,31 @@ def quiet_stdout() -> NoReturn:
     raise typer.Exit(0)
 
 
-class _Group(TyperGroup):
-    """The app: a usage error of any command is reported in one line; a closed pipe ends
-    it quietly."""
+class _Edge:
+    """Mixed into the app and the one-command app (``archcalc MODEL``): a usage error of any
+    command is reported in one line; a closed pipe ends it quietly."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return super().make_context(*args, **kwargs)
+            return super().make_context(*args, **kwargs)  # type: ignore[misc]
         except ClickUsageError as exc:
             _usage_error(exc)
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            return super().invoke(ctx)  # type: ignore[misc]
         except ClickUsageError as exc:
             _usage_error(exc)
         except BrokenPipeError:
             quiet_stdout()
 
 
-class _Command(TyperCommand):
-    """One command run as an app of its own (``archcalc MODEL``): usage errors in one line,
-    a closed pipe ends it quietly."""
+class _Group(_Edge, TyperGroup):
+    pass
 
-    def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().make_context(*args, **kwargs)
-        except ClickUsageError as exc:
-            _usage_error(exc)
 
-    def invoke(self, ctx: Any) -> Any:
-        try:
-            return super().invoke(ctx)
-        except BrokenPipeError:
-            quiet_stdout()
+class _Command(_Edge, TyperCommand):
+    pass
 
 
 app = typer.Typer(
