@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 ConfigT = TypeVar("ConfigT")
 ConfigIn = TypeVar("ConfigIn", contravariant=True)
 Results = dict[str, Any]
+WORKDIR = "work"  # runs/<plugin>/<run-id>/work/: the plugin's own files (ctx.workdir)
 
 INTERFACE = ("an object (or a class made without arguments) with name: str, summary: str "
              "(one line), config_type: a dataclass type, run(config, ctx) -> dict and "
@@ -153,6 +154,12 @@ class ReportContext:
             except json.JSONDecodeError:
                 continue
         return records
+
+    @property
+    def workdir(self) -> Path:
+        """The run's folder for the plugin's own files, as ``run`` saw it (``ctx.workdir``):
+        what the plugin kept there while training, for its report to read back."""
+        return self.run.dir / WORKDIR
 
     def plot_path(self, name: str) -> Path:
         """Where to save a plot called ``name`` (e.g. ``"loss.png"``)."""

@@ -24,7 +24,7 @@ from typing import Any
 from rich.console import Console
 
 from trainers import config as cfg
-from trainers.api import ReportContext, RunContext, Summary, Trainer
+from trainers.api import WORKDIR, ReportContext, RunContext, Summary, Trainer
 from trainers.errors import (
     ConfigError,
     DamagedRunError,
@@ -48,7 +48,6 @@ from trainers.store import (
 )
 
 RUNS_ENV = "HW3_RUNS"
-WORKDIR = "work"  # runs/<plugin>/<run-id>/work/: the plugin's own files (ctx.workdir)
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,9 @@ class Report:
 
 
 def report(plugin: str, stored: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-           sibling: str | None = None) -> Report:
-    """Run the plugin's report on a stored result, keeping each figure it saves."""
+           sibling: str | None = None, work: dict[str, str] | None = None) -> Report:
+    """Run the plugin's report on a stored result, keeping each figure it saves; ``work``:
+    files the run kept in its work folder (name: text)."""
     runs = tmp_path / "runs" / plugin
     run_dir = runs / "20261202-120000-aaaa"
     run_dir.mkdir(parents=True)
@@ -47,6 +48,9 @@ def report(plugin: str, stored: str, tmp_path: Path, monkeypatch: pytest.MonkeyP
         other = runs / "20261202-110000-bbbb"
         other.mkdir()
         shutil.copy(STORED / f"{sibling}.json", other / "results.json")
+    for name, text in (work or {}).items():
+        (run_dir / "work").mkdir(exist_ok=True)
+        (run_dir / "work" / name).write_text(text, encoding="utf-8")
     results = json.loads((STORED / f"{stored}.json").read_text(encoding="utf-8"))
     trainer = registry().get(plugin)
     values = cfg.read_toml(STORED / f"{stored}.toml")[plugin]
@@ -201,9 +205,17 @@ def test_scaling_time_compares_like_with_like(tmp_path: Path,
     assert not SCIENTIFIC.search(got.text)
 
 
-def test_cutout_plots_and_the_examples_from_the_show_run(
+def kept_examples(seed: int = 0) -> dict[str, str]:
+    """The work file of a run that kept part 1's examples: a real ``--show`` run's (same
+    stand-in data as cutout.json) with the seed a training run adds."""
+    shown = json.loads((STORED / "cutout_examples.json").read_text())
+    record = {**shown["examples"], "seed": seed, "data": shown["data"]}
+    return {"cutout-examples.json": json.dumps(record)}
+
+
+def test_cutout_plots_and_the_run_s_own_examples(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    got = report("cutout", "cutout", tmp_path, monkeypatch, sibling="cutout_examples")
+    got = report("cutout", "cutout", tmp_path, monkeypatch, work=kept_examples(7))
     for name in ("val-error", "to-target"):
         assert_reads(name, got.figures[name])
     assert got.figures["val-error"].axes[0].get_ylim() == (0, 1)
@@ -211,9 +223,10 @@ def test_cutout_plots_and_the_examples_from_the_show_run(
     assert not any(t["target"]["reached"] for t in results["trainings"])
     labels = [ax.get_ylabel() for ax in got.figures["to-target"].axes]
     assert not any("epochs" in label for label in labels)  # never reached: no epochs axis
-    assert "cutout-examples" in got.figures
+    shown = got.figures["cutout-examples"]
+    assert len(shown.axes) == 4 and all(ax.images for ax in shown.axes)
     assert "![examples](plots/cutout-examples.png)" in got.text
-    assert "cutout/20261202-110000-bbbb" in got.text
+    assert "16x16 mask" in got.text and "seed 7" in got.text
     assert "| 1 | none | 64 | not reached | - | 2 |" in got.text
     assert "steps 4 (protocol all)" in got.text
 
@@ -237,24 +250,25 @@ def test_cutout_to_target_draws_epochs_where_the_target_was_reached(
     assert "| 1 | none | 64 | 2 |" in got.text
 
 
-def test_cutout_without_a_show_run_says_how_to_add_the_examples(
+def test_cutout_run_without_examples_says_so_and_ignores_a_show_run_beside_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    got = report("cutout", "cutout", tmp_path, monkeypatch)
+    """A run made before runs kept their examples: a --show run of the same data in the
+    same folder is not taken for its own."""
+    got = report("cutout", "cutout", tmp_path, monkeypatch, sibling="cutout_examples")
     assert "cutout-examples" not in got.figures
+    assert "work/cutout-examples.json is missing" in got.text
     assert "hw3 run cutout --show 2" in got.text
+    assert "cutout/20261202-110000-bbbb" not in got.text
 
 
-def test_cutout_leaves_out_examples_drawn_from_other_data(
+def test_cutout_damaged_examples_are_named_and_not_drawn(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    other = json.loads((STORED / "cutout_examples.json").read_text())
-    other["data"] = "cifar10 (python layout): 50000 train, 10000 test, 10 classes"
-    (tmp_path / "real_examples.json").write_text(json.dumps(other))
-    runs = tmp_path / "runs" / "cutout" / "20261202-110000-cccc"
-    runs.mkdir(parents=True)
-    shutil.copy(tmp_path / "real_examples.json", runs / "results.json")
-    got = report("cutout", "cutout", tmp_path, monkeypatch)
+    torn = kept_examples()["cutout-examples.json"][:-40]
+    got = report("cutout", "cutout", tmp_path, monkeypatch,
+                 work={"cutout-examples.json": torn})
     assert "cutout-examples" not in got.figures
-    assert "on the same data" in got.text
+    assert "damaged: work/cutout-examples.json cannot be read as JSON" in got.text
+    assert "## Per epoch" in got.text
 
 
 def test_depth_width_plots_read_and_parameters_increase_along_lines(

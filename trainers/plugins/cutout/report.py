@@ -11,6 +11,7 @@ import numpy as np
 
 from trainers import plots
 from trainers.api import ReportContext, Summary
+from trainers.plugins.cutout import examples
 from trainers.plugins.cutout.augment import CIFAR10_MEAN
 from trainers.reporting import (
     RUN_SHOWN,
@@ -32,6 +33,7 @@ EXPLAIN = (
     "puts M differently augmented copies of each image in one batch of M x B.")
 
 
+WHERE = f"work/{examples.FILE}"  # in the run directory
 REDUCIBLE = ("epochs", "steps", "M", "batch_size", "cutout_size")
 
 
@@ -44,7 +46,6 @@ def summarize(results: Mapping[str, Any], ctx: ReportContext) -> Summary:
     partial = partial_note(results)
     paths = [*draw_error(trainings, ctx, partial),
              *draw_target(trainings, results, ctx, partial)]
-    examples = examples_from_sibling(ctx, results["data"])
     model = results["model"]
     target = results["target_accuracy"]
     text = "\n\n".join([
@@ -58,43 +59,34 @@ def summarize(results: Mapping[str, Any], ctx: ReportContext) -> Summary:
         "## Why batch augmentation helps\n\n" + answer(trainings, target, partial),
         "## Per epoch\n\n" + epoch_table(trainings),
         *(f"![{p.stem}]({_link(p, ctx)})" for p in paths if p.suffix == ".png"),
-        examples_section(examples, ctx, paths)])
+        examples_section(ctx, paths)])
     return Summary(text, tuple(paths))
 
 
-def examples_from_sibling(ctx: ReportContext,
-                          data: str) -> tuple[str, Mapping[str, Any]] | None:
-    """The newest ``hw3 run cutout --show N`` run beside this one (same runs folder) that
-    read the same data: its run id and stored examples, so the report shows part 1's images
-    with the training (never stand-in images beside a real run, or the reverse)."""
-    import json
-
-    found = []
-    for results in ctx.run.dir.parent.glob("*/results.json"):
-        try:
-            stored = json.loads(results.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(stored, dict) and isinstance(stored.get("examples"), dict) \
-                and stored.get("data") == data:
-            found.append((results.parent.name, stored["examples"]))
-    return max(found, key=lambda f: f[0]) if found else None
-
-
-def examples_section(found: tuple[str, Mapping[str, Any]] | None, ctx: ReportContext,
-                     paths: list[Path]) -> str:
-    """Part 1's two images beside their Cutout versions, or how to add them."""
+def examples_section(ctx: ReportContext, paths: list[Path]) -> str:
+    """Part 1's images beside their Cutout versions, as this run kept them when it started
+    (examples.py); a run that kept none (made before runs did, or Cutout off) says so."""
     head = "## Cutout examples (part 1)\n\n"
+    if ctx.config.cutout_size == 0:
+        return head + "This run used no Cutout (cutout_size 0), so it has no examples."
+    try:
+        found = examples.load(ctx.workdir)
+    except examples.BadExamples as exc:
+        return head + (f"The examples this run kept are damaged: {WHERE} {exc}. The "
+                       "results above do not depend on them; `hw3 run cutout --show 2` "
+                       "draws two training images and their Cutout versions on their own.")
     if found is None:
-        return head + ("No `hw3 run cutout --show 2` run on the same data lies beside this "
-                       "one; run it, then report this run again to show two training images "
-                       "and their Cutout versions here.")
-    run_id, examples = found
-    path = draw_examples(examples, ctx)
+        return head + (f"This run has no Cutout examples ({WHERE} is missing; runs made "
+                       "before each training kept its own have none). `hw3 run cutout "
+                       "--show 2` "
+                       "draws two training images and their Cutout versions on their own.")
+    path = draw_examples(found, ctx)
     paths.append(path)
-    return head + (f"Two training images and their Cutout versions, from run "
-                   f"`cutout/{run_id}` (`hw3 run cutout --show {len(examples['index'])}`, "
-                   f"same runs folder).\n\n![examples]({_link(path, ctx)})")
+    size = found["size"]
+    return head + (f"{len(found['index'])} training images of this run's data and their "
+                   f"Cutout versions ({size}x{size} mask at a random centre, filled with the "
+                   f"dataset mean), drawn with the run's seed {found.get('seed', '?')} "
+                   f"when it started.\n\n![examples]({_link(path, ctx)})")
 
 
 def _link(path: Path, ctx: ReportContext) -> str:

@@ -21,7 +21,8 @@ from trainers.api import RunContext
 from trainers.counts import model_counts
 from trainers.data import DeviceData
 from trainers.plan import TRAIN_FLOPS_PER_FORWARD, Calibration, Plan, time_steps
-from trainers.plugins.cutout.augment import Augment, cutout_boxes
+from trainers.plugins.cutout import examples
+from trainers.plugins.cutout.augment import Augment
 from trainers.plugins.cutout.config import Config
 from trainers.plugins.cutout.train import (
     StepPlan,
@@ -48,13 +49,16 @@ def recipe(config: Config, m: int) -> Augment:
 
 
 def run_all(config: Config, ctx: RunContext) -> dict[str, Any]:
-    """Train one ResNet per M (or draw the --show examples); return the records."""
+    """Train one ResNet per M (or draw the --show examples); return the records. A training
+    run first keeps two examples of its Cutout in its work folder (examples.py)."""
     ds = datasets.load("cifar10", ctx.data_dir)
     if ds.synthetic:
         ctx.use_stand_in(ds.summary)
     if config.show:
         return show_examples(ds.train.x, config, ds.summary)
     world = setup_world(ctx.device)
+    if world.rank == 0 and config.cutout_size:  # part 1's images, before any training
+        examples.keep(ctx.workdir, ds.train.x, config.cutout_size, ctx.seed, ds.summary)
     cuda = ctx.device.startswith("cuda")
     if ctx.device == "cpu":
         keep_freed_memory()
@@ -233,12 +237,9 @@ def assemble(config: Config, ctx: RunContext, data_summary: str,
 
 def show_examples(x: torch.Tensor, config: Config, data_summary: str) -> dict[str, Any]:
     """``config.show`` training images (uint8, as lists) and one Cutout box for each."""
-    n, _, h, w = x.shape
-    pick = torch.randperm(n)[:config.show]
-    boxes = cutout_boxes(len(pick), h, w, config.cutout_size or 16)
-    return {"headline": f"{len(pick)} Cutout examples", "data": data_summary,
-            "examples": {"index": pick.tolist(), "images": x[pick].tolist(),
-                         "boxes": boxes.tolist(), "size": config.cutout_size or 16}}
+    drawn = examples.pick(x, config.show, config.cutout_size or 16)
+    return {"headline": f"{len(drawn['index'])} Cutout examples", "data": data_summary,
+            "examples": drawn}
 
 
 def plan(config: Config, device: str, data_dir: str) -> Plan | None:
