@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 
 from archcalc.algebra import INPUT_RF, RF, Ops, Params, merge_rfs
 from archcalc.conventions import Convention, get_convention
-from archcalc.errors import Loc, UsageError
+from archcalc.errors import Loc, SpecError, UsageError, suggest
 from archcalc.kinds.base import Block, Kind, WeightFormula, output_at, rules_at, uncolumn
-from archcalc.layers import Graph, Node, Seq, Shape
+from archcalc.kinds.heads import Head
+from archcalc.kinds.names import From, Keep
+from archcalc.layers import Graph, Node, Seq, Shape, walk
 from archcalc.records import Record
 
 
@@ -155,6 +157,7 @@ class Walker:
     # Repeated blocks (every ResNet stage) meet the same layer at the same shape many times.
     derived: dict[tuple[Kind, Shape], _Derived] = field(default_factory=dict)
     head: str = ""  # the output head being walked ("" the main path)
+    names: Names = field(default_factory=lambda: Names())  # ``keep``/``from`` tensors
 
     @contextmanager
     def in_head(self, name: str) -> Iterator[None]:
@@ -185,6 +188,7 @@ class Walker:
         ``held``: elements kept alive by enclosing joins; ``pinned``: the sequence's input,
         if it must outlive the first layer (a residual or concat input)."""
         peak = held + math.prod(shape)
+        self.names.enter()
         for i, node in enumerate(nodes):
             extra = held + (pinned if i else 0)
             shape, rf, node_peak = self.node(node, shape, rf, depth, extra)
@@ -194,8 +198,12 @@ class Walker:
     def node(self, node: Node, shape: Shape, rf: RF | None, depth: int,
              held: int) -> tuple[Shape, RF | None, int]:
         layer = node.layer
-        if isinstance(layer, Block):
+        if isinstance(layer, Keep | From):
             return layer.walk(self, node, shape, rf, depth, held)
+        extra = self.names.extra()
+        if isinstance(layer, Block):
+            with self.names.block(extra, keeps_input=isinstance(layer, Head)):
+                return layer.walk(self, node, shape, rf, depth, held + extra)
         d = self.derive(node, shape)
         title = node.title or layer.title()
         new_rf = None
@@ -212,8 +220,32 @@ class Walker:
             inplace=d.inplace, stored=d.stored, formula=d.formula, title=title,
             options=node.options, homework_row=layer.homework_row, loc=node.loc,
             head=self.head))
-        live = held + math.prod(shape) + (0 if d.inplace else math.prod(d.out))
+        in_place = d.inplace and not self.names.needed_later()  # else it would clobber one
+        live = held + extra + math.prod(shape) + (0 if in_place else math.prod(d.out))
+        self.names.step(in_place)
         return d.out, new_rf, live
+
+    def keep(self, node: Node, layer: Keep, shape: Shape, rf: RF | None, depth: int,
+             held: int) -> tuple[Shape, RF | None, int]:
+        """``keep NAME``: the current tensor, named; a row that allocates nothing."""
+        self.names.keep(node.path, layer.name, shape, rf)
+        self.add_join(node, layer, node.label, depth, shape, shape, rf, Ops())
+        return shape, rf, held + self.names.extra() + math.prod(shape)
+
+    def read(self, node: Node, layer: From, shape: Shape, depth: int,
+             held: int) -> tuple[Shape, RF | None, int]:
+        """``from NAME``: the tensor kept as NAME becomes the current one (its shape and
+        field); a SpecError at the node if no tensor is kept under that name yet."""
+        name = layer.name
+        found = self.names.bound.get(name)
+        if found is None:
+            raise SpecError(f"no tensor is kept as {name!r} before this 'from'"
+                            f"{suggest(name, list(self.names.bound))} (name one with "
+                            f"'keep {name}')", node.loc)
+        self.names.read(node.path, name)
+        self.add_join(node, layer, node.label, depth, shape, found.shape, found.rf, Ops())
+        live = held + self.names.extra() + math.prod(shape) + math.prod(found.shape)
+        return found.shape, found.rf, live
 
     def add_join(self, node: Node, block: Block, label: str, depth: int, in_shape: Shape,
                  out: Shape, rf: RF | None, ops: Ops, kind: str | None = None) -> None:
@@ -238,6 +270,94 @@ class Walker:
         return merged
 
 
+class _Bound(Record):
+    """A named tensor: what identifies it (the path of the ``keep`` that first named it),
+    its shape and its field."""
+
+    tensor: str
+    shape: Shape
+    rf: RF | None
+
+
+@dataclass
+class Names:
+    """The walker's environment of named tensors, and what they keep alive.
+
+    Memory: a kept tensor stays live from its ``keep`` to its last ``from`` (counted by
+    :meth:`plan` before the walk, in the order the walk runs), on top of whatever the path
+    holds; it is not counted twice while it is also the tensor flowing along the path (the
+    input of the next layer), and an in-place layer on it while a later ``from`` still
+    reads it counts as allocating (in place it would overwrite the kept tensor). Inside a
+    block, the kept tensors live at its entry are held for the whole block, so there the
+    peak is an upper bound: exact along sequences, at most one kept tensor too high where a
+    branch reads one of them."""
+
+    bound: dict[str, _Bound] = field(default_factory=dict)  # name -> tensor
+    reads: dict[str, int] = field(default_factory=dict)  # keep path -> froms reading it
+    left: dict[str, int] = field(default_factory=dict)  # tensor -> reads still to come
+    pending: dict[str, int] = field(default_factory=dict)  # tensor -> elements, read later
+    current: str | None = None  # the named tensor flowing along the path, if it is one
+    entries: list[str | None] = field(default_factory=list)  # blocks' inputs, innermost last
+    included: int = 0  # pending elements already counted in ``held`` by enclosing blocks
+
+    def plan(self, body: Seq) -> None:
+        """How many ``from`` statements read each ``keep``'s tensor, in the walk's order."""
+        last: dict[str, str] = {}
+        for node in walk(body):
+            if isinstance(node.layer, Keep):
+                last[node.layer.name] = node.path
+            elif isinstance(node.layer, From) and node.layer.name in last:
+                keep = last[node.layer.name]
+                self.reads[keep] = self.reads.get(keep, 0) + 1
+
+    def extra(self) -> int:
+        """Elements of pending kept tensors not counted elsewhere."""
+        total = sum(n for t, n in self.pending.items() if t != self.current)
+        return max(total - self.included, 0)
+
+    def needed_later(self) -> bool:
+        return self.current is not None and self.current in self.pending
+
+    def enter(self) -> None:
+        """A sequence starts on its block's input (the walk's input at the top)."""
+        if self.entries:
+            self.current = self.entries[-1]
+
+    def step(self, in_place: bool) -> None:
+        """After a layer: its output is a new, unnamed tensor unless it ran in place."""
+        if not in_place:
+            self.current = None
+
+    @contextmanager
+    def block(self, extra: int, keeps_input: bool) -> Iterator[None]:
+        """Within a block: its input is where its sequences start, and ``extra`` is held;
+        after it, the join's new tensor flows on (a head passes its input on)."""
+        entry = self.current
+        self.entries.append(entry)
+        self.included += extra
+        try:
+            yield
+        finally:
+            self.entries.pop()
+            self.included -= extra
+            self.current = entry if keeps_input else None
+
+    def keep(self, path: str, name: str, shape: Shape, rf: RF | None) -> None:
+        tensor = self.current or path
+        self.bound[name] = _Bound(tensor, shape, rf)
+        self.left[tensor] = self.left.get(tensor, 0) + self.reads.get(path, 0)
+        if self.left[tensor]:
+            self.pending[tensor] = math.prod(shape)
+        self.current = tensor
+
+    def read(self, path: str, name: str) -> None:
+        tensor = self.bound[name].tensor
+        self.left[tensor] = max(self.left.get(tensor, 0) - 1, 0)
+        if not self.left[tensor]:
+            self.pending.pop(tensor, None)  # its last reader: it flows on the path now
+        self.current = tensor
+
+
 def _fmt_center(rf: RF) -> str:
     return "(" + ", ".join(str(float(c)) for c in rf.center) + ")"
 
@@ -252,6 +372,7 @@ def analyze(graph: Graph, convention: str | Convention = "full",
         raise UsageError(f"input shape must be (C, H, W), (C, L) or (N,) of positive whole "
                          f"numbers, not {shape}")
     walker = Walker(conv)
+    walker.names.plan(graph.body)
     rf = INPUT_RF if len(shape) > 1 else None
     _, _, peak = walker.seq(graph.body, shape, rf, 0, 0, 0)
     return Report(graph.name, graph.source, shape, conv, tuple(walker.rows),

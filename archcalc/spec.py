@@ -105,8 +105,10 @@ from archcalc.kinds import (
     REGISTRY,
     Add,
     Concat,
+    From,
     Gate,
     Head,
+    Keep,
     Kind,
     Residual,
     ShortcutKind,
@@ -166,6 +168,7 @@ class _Parser:
     defines: dict[str, _Define] = field(default_factory=dict)
     calling: list[str] = field(default_factory=list)  # blocks being expanded, outermost first
     budget: Budget = field(default_factory=Budget)  # operations left to the expressions
+    kept: dict[str, None] = field(default_factory=dict)  # tensor names kept so far, in order
 
     def __post_init__(self) -> None:
         check_size(self.file, self.text)
@@ -552,10 +555,39 @@ class _Parser:
             return [self.split(tok, path)]
         if word == "head":
             return [self.head(tok, path)]
+        if word in ("keep", "from"):
+            return [self.named(tok, path)]
         if word == "branch":
             raise self.error(tok, "'branch' is only allowed inside 'concat { ... }' or "
                                   "'split { ... }'")
         return self.layer(tok, path)
+
+    def named(self, tok: Token, path: str) -> Node:
+        """``keep NAME`` names the current tensor, ``from NAME`` makes the tensor most
+        recently kept under NAME the current one. Names are dynamic, like variables: they
+        are checked in the order the spec runs (a defined block reads what its caller
+        kept), so a ``from`` needs a ``keep`` of its name somewhere before it."""
+        word = tok.text.lower()
+        name_tok = self.expect("word", f"a tensor name after '{word}'")
+        name = self.substitute(name_tok)
+        if not _NAME.fullmatch(name):
+            raise self.error(name_tok, f"a tensor name is a name (letters, digits, '_'), "
+                                       f"not {shorten(name)!r}")
+        if name.lower() in _RESERVED:
+            raise self.error(name_tok, f"{name!r} is a word of the language; name the "
+                                       "tensor otherwise")
+        extra = self.rest_of_statement()
+        if extra:
+            raise self.error(extra[0], f"'{word}' takes one name; unexpected "
+                                       f"{shorten(extra[0].text)!r}")
+        if word == "from" and name not in self.kept:
+            raise self.error(name_tok, f"no tensor is kept as {name!r} before this 'from'"
+                                       f"{suggest(name, list(self.kept))} (name one with "
+                                       f"'keep {name}')")
+        if word == "keep":
+            self.kept.setdefault(name, None)
+        layer: Kind = Keep(name) if word == "keep" else From(name)
+        return Node(layer, f"{word} {name}", path, self.loc(tok))
 
     def repeat(self, tok: Token, path: str) -> list[Node]:
         count_tok = self.expect("word", "a repeat count")
@@ -831,7 +863,7 @@ class _Define:
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RESERVED = frozenset({"model", "source", "input", "param", "let", "variant", "define",
                        "repeat", "as", "concat", "add", "branch", "residual", "gate",
-                       "split"})
+                       "split", "keep", "from", "head"})
 
 
 def _signature(text: str, line: int, col: int, error: Callable[..., SpecError]) -> _Define:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import cache
 
 from archcalc.algebra import fmt_shape
-from archcalc.kinds import Block, Gate, Head, Kind, Residual
+from archcalc.kinds import Block, From, Gate, Head, Keep, Kind, Residual
 from archcalc.kinds.blocks import Parallel
 from archcalc.layers import Graph, Seq
 
@@ -94,6 +94,8 @@ def _statement(layer: Kind) -> list[str]:
     if not isinstance(layer, Block):
         return [written(layer)]
     header = layer.spec()
+    if isinstance(layer, Keep | From):
+        return [header]  # ``keep p``, ``from p``: a statement of one line, no body
     if isinstance(layer, Parallel):
         inner = []
         for branch in layer.branches:

@@ -12,6 +12,8 @@ probe's version of each layer instead (:meth:`~archcalc.kinds.base.Kind.probe_mo
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -32,11 +34,18 @@ class Net(nn.Sequential):
         super().__init__(OrderedDict(children))
         self.input_shape = input_shape
         self.heads = [m for m in self.modules() if isinstance(m, HeadBlock)]
+        self.tensors = list({id(m.tensors): m.tensors for m in self.modules()
+                             if isinstance(m, NamedTensor)}.values())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """The main output; with ``head`` blocks, a tuple of it and each head's output in
-        spec order (so tracing tools see, and count, every head)."""
-        y = super().forward(x)
+        spec order (so tracing tools see, and count, every head). Named tensors live for
+        one forward: none is held between calls."""
+        try:
+            y = super().forward(x)
+        finally:
+            for tensors in self.tensors:
+                tensors.clear()
         if not self.heads:
             return y
         return (y, *(head.output for head in self.heads))
@@ -45,10 +54,52 @@ class Net(nn.Sequential):
         return torch.rand((batch, *self.input_shape), dtype=dtype)
 
 
+class NamedTensor(nn.Module):
+    """``keep NAME`` (store the input under NAME, pass it on) or ``from NAME`` (return the
+    tensor stored under NAME; the input is dropped). The modules of one built model share
+    one dictionary, which :class:`Net` empties after each forward."""
+
+    def __init__(self, action: str, name: str, tensors: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.action, self.name, self.tensors = action, name, tensors
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.action == "keep":
+            self.tensors[self.name] = x
+            return x
+        return self.tensors[self.name]
+
+    def extra_repr(self) -> str:
+        return f"{self.action} {self.name}"
+
+
+_BUILDING: list[dict[str, torch.Tensor]] = []  # the named tensors of the model being built
+
+
+@contextmanager
+def _named_tensors() -> Iterator[dict[str, torch.Tensor]]:
+    tensors: dict[str, torch.Tensor] = {}
+    _BUILDING.append(tensors)
+    try:
+        yield tensors
+    finally:
+        _BUILDING.pop()
+        tensors.clear()  # the meta tensors of the build
+
+
+def named_module(action: str, name: str) -> NamedTensor:
+    """The module of a ``keep``/``from`` statement in the model being built."""
+    if not _BUILDING:
+        raise RuntimeError("keep/from modules are made by build_module, which shares one "
+                           "dictionary of named tensors among them")
+    return NamedTensor(action, name, _BUILDING[-1])
+
+
 def build_module(graph: Graph, input_shape: Shape | None = None) -> Net:
     """The network of ``graph`` with torch's default initialisation, in training mode."""
     shape = tuple(input_shape or graph.input_shape)
-    with torch.device("meta"):  # shapes without arithmetic; batch 2 for training-mode BN
+    # shapes without arithmetic; batch 2 for training-mode BN
+    with torch.device("meta"), _named_tensors():
         children, _ = _seq(graph.body, torch.empty((2, *shape)))
         net = Net(shape, children)
     net.to_empty(device="cpu")

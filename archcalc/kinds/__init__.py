@@ -21,6 +21,7 @@ from archcalc.kinds.blocks import (
 from archcalc.kinds.conv import Conv, DepthwiseConv
 from archcalc.kinds.heads import Head
 from archcalc.kinds.linear import Linear
+from archcalc.kinds.names import From, Keep
 from archcalc.kinds.norm import LRN, BatchNorm, GroupNorm, InstanceNorm, LayerNorm, LayerScale
 from archcalc.kinds.pad import Pad
 from archcalc.kinds.pool import AdaptivePool, GlobalPool, Pool
@@ -45,11 +46,13 @@ __all__ = [
     "DepthwiseConv",
     "Dropout",
     "Flatten",
+    "From",
     "Gate",
     "GlobalPool",
     "GroupNorm",
     "Head",
     "InstanceNorm",
+    "Keep",
     "Kind",
     "LayerNorm",
     "LayerScale",
