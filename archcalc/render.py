@@ -143,6 +143,8 @@ def homework_table(report: Report, bias: bool = False, dtype: str = "float32",
 def _homework_footer(report: Report, bias: bool, acts: int, params: int, dtype: str,
                      batch: int) -> tuple[str, ...]:
     unlisted = [r for r in report.rows if not _listed(r)]
+    named = sum(r.kind in ("keep", "from") for r in unlisted)  # statements, not layers
+    unlisted = [r for r in unlisted if r.kind not in ("keep", "from")]
     in_place = Counter(r.label for r in unlisted if r.inplace)
     allocating = Counter(r.label for r in unlisted if not r.inplace)
     extra = sum(r.activations for r in unlisted if not r.inplace)
@@ -157,6 +159,9 @@ def _homework_footer(report: Report, bias: bool, acts: int, params: int, dtype: 
         listed = ", ".join(f"{label} x{n}" for label, n in allocating.items())
         lines.append(f"Not listed, as the assignment's table lists no activation outputs: "
                      f"{listed}, allocating {extra:,} more activations (not in the TOTAL).")
+    if named:
+        lines.append(f"Not listed: {named} keep/from statements (named tensors: no layer, "
+                     "no new tensor).")
     lines += heads_line(report)
     lines += _counting_lines(report, bias)
     lines.append(f"Memory {per}, {dtype} ({size} B per number): activations "

@@ -17,7 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from archcalc.backends.torch import KIND_ATTR, PATH_ATTR, Net, leaf_names, modules_by_path
+from archcalc.backends.torch import (
+    KIND_ATTR,
+    PATH_ATTR,
+    NamedTensor,
+    Net,
+    leaf_names,
+    modules_by_path,
+)
 from archcalc.layers import Shape
 
 Box = tuple[tuple[int, int], tuple[int, int]]  # ((first row, last row), (first col, last col))
@@ -265,13 +272,17 @@ def _probe_forward(probe: Net, x: torch.Tensor, paths: set[str] | None
 
     # row hooks first: they replace outputs, and the cuts are the replaced ones
     handles = [m.register_forward_hook(row_hook(p)) for p, m in modules_by_path(probe).items()]
-    for chain in probe.modules():
+    # ``from NAME`` reads a tensor off the chain (a NASNet cell, a DenseNet layer): a chain
+    # element's input is then no longer a cut every path passes through, so with named
+    # tensors every row's gradient runs back to the input itself (exact, slower)
+    named = any(isinstance(m, NamedTensor) for m in probe.modules())
+    for chain in () if named else probe.modules():
         if isinstance(chain, nn.Sequential):
             for child in chain.children():
                 handles.append(child.register_forward_pre_hook(enter(chain)))
                 handles.append(child.register_forward_hook(leave(chain)))
     handles += [m.register_forward_pre_hook(open_chain) for m in probe.modules()
-                if isinstance(m, nn.Sequential) and m is not probe]
+                if isinstance(m, nn.Sequential) and m is not probe and not named]
     try:
         probe(x)
     except _Done:

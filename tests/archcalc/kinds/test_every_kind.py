@@ -68,6 +68,11 @@ EXAMPLES: dict[str, str] = {
     "standardize": "input 5x4x3\nstandardize; conv1-2; standardize adapted=false; flatten; "
                    "standardize",
     "head": "input 8x8x3\nconv3-4\nhead aux { conv1-2; gap; flatten; FC-5 }\nmaxpool; FC-3",
+    # named tensors: a join of two tensors off the series-parallel path (NASNet's cells)
+    "keep": "input 8x8x4\nconv3-4; keep a; conv3-4 s=2; keep b\nfrom a; conv3-6 s=2\n"
+            "add { branch { } branch { from b; conv1-6 } }",
+    "from": "input 8x8x4\nkeep x; conv3-8 s=2; keep y\nfrom x; maxpool2\n"
+            "concat { branch { } branch { from y } }\nconv1-2",
 }
 
 

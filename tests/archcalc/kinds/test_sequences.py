@@ -57,6 +57,9 @@ SEQUENCE_EXAMPLES: dict[str, str] = {
     "rescale": "input 10x3\nrescale scale=0.5 offset=-1; conv1-2",
     "standardize": "input 10x3\nstandardize; conv1-2; standardize adapted=false",
     "head": "input 16x3\nconv3-4\nhead aux { conv1-2; gap; flatten; FC-5 }\nmaxpool; FC-3",
+    "keep": "input 12x4\nconv3-4; keep a; conv3-4\nadd { branch { } branch { from a } }",
+    "from": "input 12x4\nkeep x; conv3-8 s=2; keep y\n"
+            "concat { branch { from x; maxpool2 } branch { from y } }",
 }
 
 # Layers that enlarge or crop a map: not yet written for sequences; each says so.
