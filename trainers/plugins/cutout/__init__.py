@@ -8,13 +8,14 @@ Hoffer et al.'s code) trained with batch size B = 64 and batch augmentation (Hof
 al. baseline without Cutout. The report plots validation error against epochs for every M
 (Hoffer et al. Fig. 3a) and epochs and wall-clock time to 94% against M.
 
-Command: ``hw3 run cutout`` (``hw3 run cutout --show 2`` saves two training images beside
-their Cutout versions instead of training). Measured results and speed:
-docs/problems/problem4.rst.
+Command: ``hw3 run cutout`` (each run first keeps two training images and their Cutout boxes
+in its work folder, which its report draws; ``hw3 run cutout --show 2`` saves only that
+figure, without training). Measured results and speed: docs/problems/problem4.rst.
 
 Modules: config (settings), augment (batched crop, flip, normalise, Cutout), train (model,
-step with accumulation and DDP, epoch, evaluation), run (the trainings, checkpoints, resume,
-the --show figure data), report (plots and summary). This module and config are torch-free.
+step with accumulation and DDP, epoch, evaluation), examples (part 1's images, kept by each
+run), run (the trainings, checkpoints, resume, the --show figure data), report (plots and
+summary). This module and config are torch-free.
 """
 
 from __future__ import annotations
