@@ -257,9 +257,14 @@ def _needs_text(entry: Entry) -> str:
     """``needs [train]: torch, matplotlib (missing)``: the extra and each module's state."""
     if entry.needs is None:
         return "needs: nothing declared beyond hw3's core"
-    mods = [f"{m} (missing)" if m in entry.missing else m for m in entry.needs.modules]
+    needs = entry.needs
+    mods = [f"{m} (missing)" if m in entry.missing else m for m in needs.modules]
     state = "" if entry.missing else " (installed)"
-    return f"needs [{entry.needs.extra}]: {', '.join(mods)}{state}"
+    extra = f"{needs.distribution}[{needs.extra}]" if needs.by_distribution else \
+        f"[{needs.extra}]"  # a third-party plugin's extra is its own package's
+    if not mods:
+        return f"needs {extra}: its package's metadata lists nothing for that extra"
+    return f"needs {extra}: {', '.join(mods)}{state}"
 
 
 def _note(entry: Entry) -> str:
@@ -278,6 +283,8 @@ def _plugin_record(entry: Entry, status: str) -> dict[str, Any]:
             "package": entry.package, "summary": entry.summary, "error": entry.error,
             "extra": needs.extra if needs else None,
             "modules": {m: m not in entry.missing for m in needs.modules} if needs else {},
+            "checked_as": ("distribution" if needs.by_distribution else "module")
+            if needs else None,
             "install": needs.install if needs else None}
 
 
@@ -432,7 +439,8 @@ def report_cmd(run: Annotated[str, typer.Argument(
     trainer = registry().get(info.plugin)
     needs = registry().needs(info.plugin)
     if needs is not None:  # plots need matplotlib, nothing else of the run's frameworks
-        require(Needs(needs.extra, ("matplotlib",)), f"hw3 report {info.ref}")
+        extra = "train" if needs.by_distribution else needs.extra  # hw3's plots: hw3's extra
+        require(Needs(extra, ("matplotlib",)), f"hw3 report {info.ref}")
     path, summary = session.write_summary(trainer, info, locked=False)
     docs = session.export_to_docs(trainer, info, to) if to is not None else None
     if as_json:

@@ -7,10 +7,14 @@ its package and the interface expected, while every other plugin keeps working. 
 plugins register in pyproject.toml exactly like a third-party package would.
 
 Plugins import their frameworks only inside ``run``, so a plugin loads (and ``hw3 list`` works)
-with only hw3's core installed. What each built-in plugin needs beyond the core is declared
-once, in :data:`NEEDS` (the pyproject extra and the modules it installs), and checked with
-``importlib.util.find_spec``, which imports nothing: ``hw3 list`` shows it and ``hw3 run``
-refuses, in one line naming the ``pip install`` to run, before any framework is imported.
+with only hw3's core installed. What a plugin needs beyond the core is read without importing
+it: a third-party plugin names extras of its own distribution on its entry point
+(``demo = "pkg.demo:plugin [gpu]"``, the entry-point syntax for extras), and the extras'
+``Requires-Dist`` entries in its installed metadata are the distributions checked for
+(:func:`declared_needs`); each built-in plugin's extra and the modules it installs are in
+:data:`NEEDS`, checked with ``importlib.util.find_spec``. Either way nothing is imported:
+``hw3 list`` shows the needs and ``hw3 run`` refuses, in one line naming the ``pip install``
+to run, before any framework is imported.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import dataclasses
 import importlib.util
 import inspect
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import metadata
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -42,19 +48,24 @@ class MissingExtraError(PluginError):
 
 @dataclass(frozen=True)
 class Needs:
-    """What a plugin needs beyond hw3's core: the extra that installs it, and the top-level
-    modules checked for (the run machinery's torch and tensorboard included)."""
+    """What a plugin needs beyond hw3's core: the extra (of ``distribution``) that installs
+    it, and what is checked for: top-level modules (the built-ins', the run machinery's
+    torch and tensorboard included) or, ``by_distribution``, the distributions the extra's
+    ``Requires-Dist`` entries name (a third-party plugin's)."""
 
     extra: str
     modules: tuple[str, ...]
+    distribution: str = DISTRIBUTION
+    by_distribution: bool = False
 
     @property
     def install(self) -> str:
-        return f"pip install '{DISTRIBUTION}[{self.extra}]'"
+        return f"pip install '{self.distribution}[{self.extra}]'"
 
     def missing(self) -> tuple[str, ...]:
-        """The modules that are not installed, found without importing any of them."""
-        return tuple(m for m in self.modules if not installed(m))
+        """What is not installed, found without importing anything."""
+        found = distribution_installed if self.by_distribution else installed
+        return tuple(m for m in self.modules if not found(m))
 
 
 # Each extra's modules (pyproject.toml's distributions by import name; a test keeps the two in
@@ -64,7 +75,8 @@ EXTRAS = {
     "train": ("torch", "numpy", "matplotlib", "tensorboard"),
     "scaling": ("tensorflow", "torch", "numpy", "matplotlib", "tensorboard"),
 }
-# The built-in plugins' needs, by entry-point value; a third-party plugin's are its package's.
+# The built-in plugins' needs, by entry-point value; a third-party plugin's are read from its
+# distribution's metadata (declared_needs).
 NEEDS = {
     "trainers.plugins.optimizers:plugin": Needs("train", EXTRAS["train"]),
     "trainers.plugins.depth_width:plugin": Needs("train", EXTRAS["train"]),
@@ -83,6 +95,68 @@ def installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
+
+
+def distribution_installed(name: str) -> bool:
+    """Whether distribution ``name`` is installed, from metadata alone (names compare as
+    importlib.metadata normalises them: ``Tensorflow_CPU`` is ``tensorflow-cpu``)."""
+    try:
+        metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def declared_needs(ep: EntryPoint) -> Needs | None:
+    """What a plugin's own distribution declares it needs: the extras on its entry point and
+    the distributions their ``Requires-Dist`` entries name (None: no extras declared, or no
+    distribution to read them from). Reads metadata only; the plugin is not imported."""
+    extras = tuple(ep.extras)
+    dist = getattr(ep, "dist", None)
+    if not extras or dist is None:
+        return None
+    names = [name for extra in extras for name in extra_requirements(dist.requires or [], extra)]
+    return Needs(",".join(extras), tuple(dict.fromkeys(names)), dist.metadata["Name"],
+                 by_distribution=True)
+
+
+def _normal(name: str) -> str:
+    """A distribution or extra name normalised as PEP 503 / PEP 685 compare them."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def extra_requirements(requires: Iterable[str], extra: str) -> list[str]:
+    """The distribution names of the ``Requires-Dist`` lines that ``extra`` adds and that
+    apply here (their markers hold for this interpreter and platform).
+
+    Markers are evaluated by ``packaging`` (PEP 508) where it is installed; without it, only
+    the plain ``extra == "NAME"`` marker that build backends write for an optional
+    dependency is recognised, and a line with any other condition is left unchecked."""
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:
+        return [name for line in requires
+                if (name := _plain_extra_requirement(line, extra)) is not None]
+    names = []
+    for line in requires:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if req.marker is not None and req.marker.evaluate({"extra": extra}) \
+                and not req.marker.evaluate({"extra": ""}):
+            names.append(req.name)
+    return names
+
+
+PLAIN_EXTRA = re.compile(  # NAME ... ; extra == "EXTRA"
+    r"""^\s*([A-Za-z0-9][A-Za-z0-9._-]*)[^;]*;\s*extra\s*==\s*(['"])([^'"]+)\2\s*$""")
+
+
+def _plain_extra_requirement(line: str, extra: str) -> str | None:
+    """``torch`` for ``torch>=2.1; extra == "gpu"`` when ``extra`` is gpu, else None."""
+    match = PLAIN_EXTRA.match(line)
+    return match.group(1) if match and _normal(match.group(3)) == _normal(extra) else None
 
 
 def require(needs: Needs | None, what: str) -> None:
@@ -171,9 +245,12 @@ class Registry:
         return found
 
     def needs(self, name: str) -> Needs | None:
-        """What plugin ``name`` needs beyond the core (None: not declared); imports nothing."""
+        """What plugin ``name`` needs beyond the core (None: not declared): a built-in's
+        from :data:`NEEDS`, any other's from its distribution's metadata; imports nothing."""
         eps = self.entry_points().get(name)
-        return NEEDS.get(eps[0].value) if eps else None
+        if not eps:
+            return None
+        return NEEDS.get(eps[0].value) or declared_needs(eps[0])
 
     def require(self, name: str, what: str) -> None:
         """MissingExtraError if plugin ``name``'s frameworks are not installed."""
