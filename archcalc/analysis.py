@@ -242,9 +242,10 @@ class Walker:
             raise SpecError(f"no tensor is kept as {name!r} before this 'from'"
                             f"{suggest(name, list(self.names.bound))} (name one with "
                             f"'keep {name}')", node.loc)
-        self.names.read(node.path, name)
+        dropped = 0 if self.names.current == found.tensor else math.prod(shape)
+        self.names.read(name)
         self.add_join(node, layer, node.label, depth, shape, found.shape, found.rf, Ops())
-        live = held + self.names.extra() + math.prod(shape) + math.prod(found.shape)
+        live = held + self.names.extra() + dropped + math.prod(found.shape)
         return found.shape, found.rf, live
 
     def add_join(self, node: Node, block: Block, label: str, depth: int, in_shape: Shape,
@@ -350,7 +351,7 @@ class Names:
             self.pending[tensor] = math.prod(shape)
         self.current = tensor
 
-    def read(self, path: str, name: str) -> None:
+    def read(self, name: str) -> None:
         tensor = self.bound[name].tensor
         self.left[tensor] = max(self.left.get(tensor, 0) - 1, 0)
         if not self.left[tensor]:
