@@ -35,6 +35,11 @@ Grammar (one statement per line, or separated by ``;``; ``#`` starts a comment):
     head NAME { ... }             a second output (an auxiliary classifier): the body runs
                                   on x and its result is an output of the model; the main
                                   path goes on from x. Totals are given per head and whole
+    keep NAME                     names the current tensor (the output of the statement
+                                  before, or the enclosing sequence's input); the path goes
+                                  on with it unchanged
+    from NAME                     the tensor most recently kept as NAME becomes the current
+                                  one, and the path goes on from there
 
 Layers (paper notation, case-insensitive; options as OPTION=VALUE), one entry per kind::
 
@@ -80,6 +85,26 @@ index a name in force. A block may call other blocks, not itself (directly or th
 others). Its body is checked where it is called, and an error in it names the call. Rows of
 a call are numbered as a ``repeat`` copy's: the call's statement number, then the body's.
 Block names are case-insensitive, and not a word of the language or a layer's name.
+
+Named tensors (``keep`` and ``from``) write joins whose inputs are not on one path of nested
+blocks: NASNet's cells read the outputs of the two cells before them, a DenseNet layer every
+earlier feature map. A name is a variable, bound in the order the spec runs: ``keep``
+(re)binds it, ``from`` reads the tensor kept under it last, and a ``from`` before any ``keep``
+of its name is an error. Both may stand anywhere a statement may: in a branch (``add {
+branch { from a } branch { from b; conv1-64 } }`` adds two named tensors), in a ``repeat``
+and in a defined block, which reads the names its caller kept. Names are letters, digits and
+'_' (``$`` substitutes: ``keep f$i``), apart from parameters and block names, and not a
+word of the language. They have no parameters, operations or memory of their own: their
+rows show where the path jumps (``from p``), and a kept tensor counts as live until its last
+``from``. A NASNet-style cell written once::
+
+    define cell(f) {                # reads ip (the last cell's output) and p (the one before)
+      from p; relu; conv1-$f bias=false; bn; keep p1
+      from ip; relu; conv1-$f bias=false; bn; keep h
+      add { branch { from h; conv3-$f g=$f bias=false } branch { from p1 } }
+    }
+    conv3-32 s=2; keep p; keep ip
+    repeat 3 { cell 32; keep x; from ip; keep p; from x; keep ip }
 
 Header lines come before the first layer; ``model``, ``source`` and ``input`` at most once.
 Bounds, so that no text can hang the parser: a spec of at most 1,000,000 characters in
