@@ -463,9 +463,10 @@ def report_cmd(run: Annotated[str, typer.Argument(
 @app.command("explain")
 @listing
 def explain_cmd(name: Annotated[str | None, typer.Argument(
-        metavar="[NAME]", help="optimizers or cutout; none: list them.")] = None,
-                fmt: FormatOpt = "table") -> None:
-    """The homework's written parts (update rules, the Cutout explanation), as in the docs."""
+        metavar="[NAME]", help="optimizers, scaling, cutout or depth-width; none: list "
+        "them.")] = None, fmt: FormatOpt = "table") -> None:
+    """The homework's written parts (update rules, scaling, Cutout, depth against width),
+    as in the docs, with the numbers the docs compute."""
     from trainers import explain
 
     as_json = table_or_json(fmt)

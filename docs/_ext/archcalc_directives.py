@@ -23,7 +23,6 @@ error that says which directive and why; ``sphinx-build -W`` turns it into a fai
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any, ClassVar
 
@@ -33,13 +32,11 @@ from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
 from archcalc import service, zoo
-from archcalc.algebra import fmt_shape
 from archcalc.analysis import Report
 from archcalc.errors import ArchcalcError, SpecError, UsageError
 from archcalc.render import homework_table, inception_table, layer_table
 from archcalc.tabular import Cell, Table, human
-
-TOTALS = ("activations", "weights", "biases", "params", "buffers", "macs", "flops")
+from trainers.explain.values import archcalc_value as total_value  # hw3 explain's too
 
 
 # -- archcalc calls: the same service as the command line ------------------------------
@@ -78,44 +75,6 @@ def select_columns(table: Table, names: str | None) -> Table:
     return Table(table.title, tuple(table.columns[i] for i in keep),
                  tuple(pick(r) for r in table.rows), pick(table.total) if table.total else None,
                  table.footer, table.warnings)
-
-
-def total_value(text: str) -> str:
-    """The text of ``:archcalc:`MODEL [NAME=INT ...]:FIELD```: a total with thousands
-    separators, the input or output shape, the fully connected chain (``units``) or the
-    value of one of the spec's parameters (``param``s, e.g. a filter count)."""
-    spec, sep, field = text.rpartition(":")
-    model, *sets = spec.split()
-    if not sep or not model:
-        raise UsageError("expected MODEL[ NAME=INT ...]:FIELD, e.g. vgg19:params")
-    settings = _sets({"set": " ".join(sets)})
-    report = report_for(model, {"set": " ".join(sets)})
-    field = field.strip()
-    if field == "input":
-        return fmt_shape(report.input_shape)
-    if field == "output":
-        return fmt_shape(report.rows[-1].out_shape)
-    if field == "units":
-        return units_chain(report)
-    if field == "filters":
-        return ", ".join(str(r.out_shape[0]) for r in report.rows if r.kind == "conv")
-    if field in TOTALS:
-        return f"{getattr(report.totals, field):,}"
-    params = dict(zoo.load(model, **settings).params)
-    if field in params:
-        return f"{params[field]:,}"
-    raise UsageError(f"unknown field {field!r} (fields: input, output, units, filters, "
-                     f"{', '.join(TOTALS)}; parameters of {model}: {', '.join(params)})")
-
-
-def units_chain(report: Report) -> str:
-    """``3072-1000-1000-10``: the inputs of the first fully connected layer, then the outputs
-    of each one (an MLP's usual name)."""
-    linear = [r for r in report.rows if r.kind == "linear"]
-    if not linear:
-        raise UsageError(f"{report.model} has no fully connected layer")
-    return "-".join(str(n) for n in (math.prod(linear[0].in_shape),
-                                     *(math.prod(r.out_shape) for r in linear)))
 
 
 # -- docutils nodes ------------------------------------------------------------------------
@@ -308,7 +267,8 @@ class ZooDirective(_ArchcalcDirective):
 def archcalc_role(name: str, rawtext: str, text: str, lineno: int, inliner: Any,
                   options: dict[str, Any] | None = None,
                   content: list[str] | None = None) -> tuple[list[nodes.Node], list[Any]]:
-    """``:archcalc:`MODEL [NAME=INT ...]:FIELD```: a model's total, computed at build time."""
+    """``:archcalc:`MODEL [NAME=INT ...]:FIELD```: a model's total, computed at build time
+    by the function ``hw3 explain`` uses for the same role in its terminal text."""
     try:
         value = total_value(text)
     except ArchcalcError as exc:

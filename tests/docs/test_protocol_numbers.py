@@ -116,9 +116,18 @@ def zoo_numbers(rst: str) -> dict[str, str]:
     return found
 
 
+def page_rst(page: str) -> str:
+    """A problem page's source with the files it includes (``.. include::``, the written
+    parts in trainers/explain/) put in, whole: their prose is the page's too."""
+    path = DOCS / "problems" / f"{page}.rst"
+    return re.sub(r"^\.\. include:: (\S+)\n(?:   :.*\n)*",
+                  lambda m: (path.parent / m[1]).read_text(encoding="utf-8") + "\n",
+                  path.read_text(encoding="utf-8"), flags=re.M)
+
+
 def typed_numbers(page: str) -> list[tuple[str, str]]:
     """(number, the setting or spec value it duplicates) for each one typed into ``page``."""
-    rst = (DOCS / "problems" / f"{page}.rst").read_text(encoding="utf-8")
+    rst = page_rst(page)
     text = prose(rst)
     for typed in TYPED.get(page, {}):
         assert typed in text, f"{page}: the allowed {typed!r} is gone; drop it from TYPED"
@@ -166,7 +175,7 @@ def test_problem2_shows_the_network_the_scaling_plugin_trains() -> None:
     from trainers.plugins.scaling import run
     from trainers.registry import registry
 
-    rst = (DOCS / "problems" / "problem2.rst").read_text(encoding="utf-8")
+    rst = page_rst("problem2")
     config = cfg.resolve(registry().get("scaling").config_type,
                          [cfg.Defaults.load().layer("scaling")])
     counts = run.archcalc_counts(config)

@@ -1,12 +1,15 @@
 """The written parts of the homework that the experiments do not compute (Problem 1.1's
-update rules, Problem 4.1's Cutout explanation), one reStructuredText file per topic.
+update rules, Problem 2's scaling definitions, Problem 4.1's Cutout explanation, Problem 5's
+depth against width), one reStructuredText file per topic.
 
 The ``*.rst`` files beside this module are the only copy: ``hw3 explain TOPIC`` prints them
 and the problem pages include them (``.. include::``, in slices cut at ``.. cut: NAME``
 comments where a page puts a settings table between two parts). For the terminal the markup
 is thinned: roles and literals lose their backticks, comments go, and a ``.. math::`` block
-keeps its LaTeX indented under the text, and ``:protocol:`PLUGIN:SETTING``` becomes the
-value the docs show (the plugin's config, no framework imported).
+keeps its LaTeX indented under the text, ``:protocol:`PLUGIN:SETTING``` becomes the
+value the docs show (the plugin's config, no framework imported) and
+``:archcalc:`MODEL:FIELD``` the number archcalc computes for the docs' role (values.py, the
+one function both use).
 """
 
 from __future__ import annotations
@@ -34,11 +37,16 @@ class Topic:
 TOPICS = {t.name: t for t in (
     Topic("optimizers", "Problem 1.1: the five update rules; AdaDelta and Adam against "
           "RMSProp", "optimizers.rst"),
+    Topic("scaling", "Problem 2: strong and weak scaling, what is measured, the network "
+          "trained", "scaling.rst"),
     Topic("cutout", "Problem 4.1: Cutout, why it is not just dropout; batch augmentation",
           "cutout.rst"),
+    Topic("depth-width", "Problem 5: what depth does to the parameter count; the trade-off",
+          "depth-width.rst"),
 )}
 
 _PROTOCOL = re.compile(r":protocol:`([^`:]+):([^`]+)`")
+_ARCHCALC = re.compile(r":archcalc:`([^`]+)`")
 _ROLE = re.compile(r":[a-z-]+:`([^`]*)`")
 _LITERAL = re.compile(r"``([^`]*)``")
 
@@ -52,7 +60,8 @@ def topic(name: str) -> Topic:
 
 def terminal_text(rst: str, width: int = 79) -> str:
     """``rst`` as a terminal shows it: no comments, roles and literals without backticks,
-    math blocks kept (LaTeX, indented), paragraphs refilled to ``width`` columns."""
+    ``:protocol:`` and ``:archcalc:`` values put in, math blocks kept (LaTeX, indented),
+    paragraphs refilled to ``width`` columns."""
     out: list[str] = []
     skipping = False
     for line in rst.splitlines():
@@ -68,6 +77,7 @@ def terminal_text(rst: str, width: int = 79) -> str:
             continue
         skipping = False
         line = _PROTOCOL.sub(lambda m: protocol_value(m[1], m[2]), line)
+        line = _ARCHCALC.sub(lambda m: archcalc_value(m[1]), line)
         out.append(_LITERAL.sub(r"\1", _ROLE.sub(r"\1", line)))
     blocks = re.split(r"\n\s*\n", "\n".join(out).strip())
     return "\n\n".join(rewrap(b, width) for b in blocks if b.strip()) + "\n"
@@ -87,6 +97,13 @@ def rewrap(block: str, width: int) -> str:
                                        break_on_hyphens=False) for i in items)
     return textwrap.fill(" ".join(block.split()), width, break_long_words=False,
                          break_on_hyphens=False)
+
+
+def archcalc_value(text: str) -> str:
+    """What the docs' ``:archcalc:`MODEL:FIELD``` shows, computed by the same function."""
+    from trainers.explain.values import archcalc_value as value
+
+    return value(text)
 
 
 def protocol_value(plugin: str, name: str) -> str:
