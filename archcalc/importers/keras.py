@@ -27,10 +27,12 @@ size: symmetric padding, or one more at the bottom/right as torch's ceil mode; a
 pooling then divides by the input elements a window covers (``count-pad=false``), as
 TensorFlow does.
 
-Anything else is refused with the layer's name and class, never counted as zero: an unknown
-layer, settings archcalc has no rule for, a layer whose weights are shared by several calls
-(archcalc would count them once per call), or a graph that is not built of sequences and
-such joins (NASNet's cells take the two previous cells' outputs).
+A graph that is not built of sequences and such joins (NASNet's cells take the two previous
+cells' outputs) is written with named tensors where blocks cannot write it (``keep`` /
+``from``, named after the Keras layers). Anything else is refused with the layer's name and
+class, never counted as zero: an unknown layer, settings archcalc has no rule for, or a
+layer whose weights are shared by several calls (archcalc would count them once per
+call).
 """
 
 from __future__ import annotations

@@ -12,9 +12,11 @@ bias=false``), so the numbers come from the same rules as a spec's.
 Joins of paths become blocks (:mod:`archcalc.importers.dataflow`): ``a + b`` an ``add``,
 ``torch.cat(..., 1)`` a ``concat``, ``x * f(x)`` a ``gate``. torch.fx records ``out +=
 identity`` as ``out + identity``, so a traced in-place sum is imported as a new tensor
-(``out.add_(identity)`` reads as in place, as does ``+=`` in a module that is run). A graph
-that is not built of sequences and such joins is refused, as is any call without a rule:
-one line naming the call and the module path, never a silent zero. Asked to
+(``out.add_(identity)`` reads as in place, as does ``+=`` in a module that is run). Where
+a tensor is reused by joins that are not one block (torchvision's DenseNet concatenates
+every earlier feature map), that part is written with named tensors (``keep`` / ``from``).
+A call without a rule is refused: one line naming the call and the module path, never a
+silent zero. Asked to
 (``skip_unknown``), a call without a rule whose output keeps its input's shape is passed
 over as zero cost instead, and named among the report's warnings: the module is then run on
 meta tensors, where every call's shapes are known.

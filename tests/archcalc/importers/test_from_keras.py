@@ -3,8 +3,8 @@ builds offline (``weights=None``, small inputs), each built once. archcalc's tra
 parameters equal the sizes of the model's trainable weights, its buffers the non-trainable
 ones (BN moving statistics, Normalization's mean, variance and count), together
 ``count_params()``, every layer's output shape equals Keras' (channels first), and the graph
-written as a spec parses back to the same rows. Families whose graph archcalc's blocks
-cannot write are refused with one line naming the layer.
+written as a spec parses back to the same rows. NASNet, whose cells read the two cells
+before them (not series-parallel), is written with named tensors where blocks cannot.
 
 Then hand-written models for the layers and settings the applications do not use, the
 refusals, and the command line (``archcalc keras FILE.py:FACTORY``, ``archcalc model.keras``).
@@ -30,6 +30,7 @@ from archcalc.analysis import Report  # noqa: E402
 from archcalc.cli import app, route  # noqa: E402
 from archcalc.importers.dataflow import UnsupportedModel  # noqa: E402
 from archcalc.importers.keras import keras_graph  # noqa: E402
+from archcalc.layers import walk  # noqa: E402
 from archcalc.writer import to_spec  # noqa: E402
 
 slow = pytest.mark.slow
@@ -65,16 +66,8 @@ FAMILIES = [
     family("ConvNeXtTiny"), family("ConvNeXtSmall", heavy=True),
     family("ConvNeXtBase", heavy=True), family("ConvNeXtLarge", heavy=True),
     # not ConvNeXtXLarge: the same blocks, 350 million weights to initialise
-]
-
-# Families archcalc refuses, and the layer its error names.
-REFUSED: list[Any] = [
-    # every cell reads the previous two cells' outputs: a tensor used by two joins that are
-    # not one block, which blocks cannot write without counting its layers twice
-    pytest.param("NASNetMobile", M32, "reduction_pad_1_stem_1", id="NASNetMobile",
-                 marks=slow),
-    pytest.param("NASNetLarge", M32, "reduction_pad_1_stem_1", id="NASNetLarge",
-                 marks=slow),
+    # every cell reads the previous two cells' outputs: written with named tensors
+    family("NASNetMobile", heavy=True), family("NASNetLarge", heavy=True),
 ]
 
 
@@ -155,13 +148,27 @@ def test_mobilenet_v3_hard_sigmoid_is_one_layer() -> None:
     assert [r.label for r in rows if r.kind == "rescale"] == rescaling
 
 
-@pytest.mark.parametrize(("family", "shape", "layer"), REFUSED)
-def test_application_family_refused(family: str, shape: tuple[int, int, int],
-                                    layer: str) -> None:
-    model = getattr(keras.applications, family)(weights=None, input_shape=shape)
-    with pytest.raises(UnsupportedModel, match=f"cannot read layer '{layer}'") as exc:
-        keras_graph(model)
-    assert "\n" not in str(exc.value)
+@slow
+def test_nasnet_cells_read_the_two_before_them_by_name() -> None:
+    """NASNet's graph is not series-parallel: the parts that blocks cannot write are
+    written with named tensors, each name one of the model's own layer names, kept once
+    and read only after it is kept; each layer's weights are counted once, in its rows."""
+    model = keras.applications.NASNetMobile(weights=None, input_shape=M32)
+    graph = keras_graph(model)
+    named = [(n.layer.kind, n.layer.name) for n in walk(graph.body)
+             if n.layer.kind in ("keep", "from")]
+    kept = [name for kind, name in named if kind == "keep"]
+    assert len(kept) == len(set(kept)) > 0
+    assert set(kept) <= {layer.name for layer in all_layers(model)}
+    assert {name for kind, name in named if kind == "from"} == set(kept)
+    for name in kept:
+        assert named.index(("keep", name)) < named.index(("from", name))
+    counted: dict[str, int] = {}
+    for row in archcalc.analyze(graph).rows:  # a separable conv is two rows, one label
+        p = row.params
+        counted[row.label] = counted.get(row.label, 0) + p.weights + p.biases + p.buffers
+    assert {layer.name: counted.get(layer.name, 0) for layer in all_layers(model)} == {
+        layer.name: layer.count_params() for layer in all_layers(model)}
 
 
 # -- hand-written models ----------------------------------------------------------------

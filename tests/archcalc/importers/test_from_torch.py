@@ -288,14 +288,38 @@ class Branchy(nn.Module):
 
 @pytest.mark.parametrize(("kind", "message"), [
     ("product", "a product of two computed tensors"),
-    ("dense", "used on two paths that do not meet in one join"),
     ("cat2", "torch.cat along dim 2"),
     ("control", "torch.fx cannot trace its forward"),
     ("tuple", "forward returns tuple"),
 ])
-def test_graphs_that_blocks_cannot_write_are_refused(kind: str, message: str) -> None:
+def test_graphs_archcalc_cannot_write_are_refused(kind: str, message: str) -> None:
     with pytest.raises(UnsupportedModel, match=message):
         torch_graph(Branchy(kind), (3, 8, 8))
+
+
+def test_features_reused_by_every_cat_are_named() -> None:
+    """torchvision DenseNet's reuse: x and f1 are read by both concatenations, which no
+    blocks write without counting conv ``a`` twice; the input is kept under a name
+    (``input`` is a word of the language) and read back with ``from``; ``a``'s result is
+    the current tensor where the outer concatenation begins, so its branches read it
+    without a name. The written spec parses back to the same rows."""
+    from archcalc.writer import to_spec
+
+    module = Branchy("dense")
+    graph = torch_graph(module, (3, 8, 8))
+    assert to_spec(graph).split("input 8x8x3\n", 1)[1] == (
+        "keep input_tensor\nconv1-3\nconcat {\n  branch { from input_tensor }\n  branch { }\n"
+        "  branch {\n    concat {\n      branch { from input_tensor }\n      branch { }\n"
+        "    }\n"
+        "    conv1-3\n  }\n}\n")
+    report = archcalc.analyze(graph)
+    again = archcalc.analyze(archcalc.parse(to_spec(graph)))
+    assert [(r.kind, r.out_shape, r.params) for r in again.rows] == [
+        (r.kind, r.out_shape, r.params) for r in report.rows]
+    assert report.totals.params == sum(p.numel() for m in (module.a, module.c)  # b unused
+                                       for p in m.parameters())
+    assert [r.out_shape for r in report.rows if r.kind in ("conv", "concat")] == [
+        (3, 8, 8), (6, 8, 8), (3, 8, 8), (9, 8, 8)]
 
 
 def test_cli_reads_a_factory_from_a_file(tmp_path) -> None:
