@@ -292,3 +292,12 @@ def test_replace_keeps_constructors_simple() -> None:
     """What importers build: ``Keep(name=...)``/``From(name=...)``, equal by value."""
     assert Keep(name="p") == Keep("p") and replace(Keep("p"), name="q") == Keep("q")
     assert Keep("p") != From("p") and From("p").spec() == "from p"
+
+
+def test_formula_refuses_a_statement_that_is_no_layer() -> None:
+    """``archcalc formula`` shows one layer's formulas; keep/from have none to show."""
+    from archcalc.errors import UsageError
+    from archcalc.symbolic import layer_formulas
+
+    with pytest.raises(UsageError, match="not a single layer"):
+        layer_formulas("keep p", (3, 8, 8))

@@ -34,6 +34,10 @@ def test_every_zoo_model_analyzes_cleanly(entry: zoo.ZooEntry) -> None:
     if entry.name == "unet":  # its first 2x2/2 up-conv: fields of stride 1/2, none from it on
         (warning,) = rep.warnings
         assert "deconv2-512 s=2: no receptive field from here on" in warning
+    elif entry.name == "nasnet-mobile":  # joins of fields that Keras offsets on purpose (the
+        # factorized reduction samples p at odd pixels beside even ones; correct_pad pads
+        # an even map 0/1 before a pool and k//2-1/k//2 before a conv beside it)
+        assert rep.warnings and all("are misaligned" in w for w in rep.warnings)
     else:
         assert rep.warnings == ()
     assert graph.name == entry.name
