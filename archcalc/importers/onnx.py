@@ -10,11 +10,41 @@ attributes and weight shapes (``Conv`` with a 64x3x7x7 weight, strides 2 and pad
 ``Reshape`` it feeds and is no layer. A node without a rule is one line naming it; asked
 to (``skip_unknown``), one whose output keeps its input's shape (by onnx's shape
 inference) is passed over as zero cost instead, and named among the report's warnings.
+
+Keras models exported by tf2onnx are read as their ONNX graph computes, which is not the
+Keras model layer for layer:
+
+* the input is channels-last (NHWC): elementwise preprocessing by constants may come first,
+  then a ``Transpose`` to NCHW, which is the input's layout, not a layer (the input shape
+  is C, H, W, as everywhere in archcalc);
+* batch norm is folded into the convolution before it (its weights, and its shift as the
+  conv's bias): the report has conv biases where Keras has BN parameters and moving
+  statistics, so its parameters are the ONNX initializers', not ``count_params()``;
+* ``Mul``/``Add``/``Sub``/``Div`` of a tensor by constants are affine maps: consecutive
+  ones by scalars are one ``rescale`` (Keras' Rescaling); by per-channel constants (a batch
+  norm tf2onnx cannot fold, after a depthwise conv or a concatenation; Keras'
+  Normalization) at most one factor and one shift are ``x * s + b`` per channel, which is
+  what a 1x1 depthwise convolution computes, and is read as one (``dwconv1``, with a bias
+  where there is a shift): the C factors are its weights and the C shifts its biases,
+  counted as parameters, as the graph holds them (initializers, beside the conv weights),
+  and each element costs one multiply-accumulate;
+* ``MatMul`` by a 2-D initializer (then ``Add`` of a bias) is a fully connected layer,
+  ``Clip(0, 6)`` relu6, ``Sigmoid`` then ``Mul`` a gate (swish); ``Squeeze`` after global
+  pooling flattens, and a ``Reshape`` back to the pooled map (squeeze-and-excitation) or to
+  the shape it already has is no layer.
+
+Only initializers' dimensions are read, and the values of the few small constants a rule
+needs (pads, clip bounds, scalar factors): a model saved with external data is read without
+its data file (``onnx.load(..., load_external_data=False)``), so a model of any size reads
+in the time its graph takes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections import Counter
+from collections.abc import Iterator, MutableMapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +58,7 @@ from archcalc.kinds import (
     BatchNorm,
     Conv,
     ConvTranspose,
+    DepthwiseConv,
     Flatten,
     GlobalPool,
     GroupNorm,
@@ -38,6 +69,7 @@ from archcalc.kinds import (
     Pad,
     Pool,
     PReLU,
+    Rescale,
     Upsample,
 )
 from archcalc.kinds.norm import LRN
@@ -47,6 +79,8 @@ _ACTIVATIONS = {"Relu": "relu", "LeakyRelu": "leakyrelu", "Elu": "elu", "Sigmoid
                 "Tanh": "tanh", "HardSwish": "hardswish", "HardSigmoid": "hardsigmoid",
                 "Mish": "mish", "Gelu": "gelu", "Softmax": "softmax"}
 _PASS = ("Identity", "Dropout")  # Dropout is the identity in an exported inference graph
+_ARITHMETIC = ("Mul", "Add", "Sub", "Div")
+_TO_NCHW, _TO_NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
 
 
 def onnx_graph(source: str | Path | Any, input_size: Sequence[int] | None = None,
@@ -58,11 +92,16 @@ def onnx_graph(source: str | Path | Any, input_size: Sequence[int] | None = None
 
 def read_onnx(source: str | Path | Any, input_size: Sequence[int] | None = None,
               name: str | None = None, skip_unknown: bool = False) -> Imported:
-    """:func:`onnx_graph`, and the nodes ``skip_unknown`` passed over."""
-    model = onnx.load(str(source)) if isinstance(source, str | Path) else source
+    """:func:`onnx_graph`, and the nodes ``skip_unknown`` passed over. A file's external
+    data is not loaded (only the small constants a rule needs are read from it)."""
+    if isinstance(source, str | Path):
+        model = onnx.load(str(source), load_external_data=False)
+        base_dir = str(Path(source).parent)
+    else:
+        model, base_dir = source, ""
     label = name or (Path(source).stem if isinstance(source, str | Path) else
                      model.graph.name or "onnx")
-    reader = _Reader(model.graph, label, list(model.opset_import), skip_unknown)
+    reader = _Reader(model.graph, label, list(model.opset_import), skip_unknown, base_dir)
     graph = reader.graph(input_size)
     return Imported(graph, tuple(reader.skipped))
 
@@ -80,22 +119,141 @@ class _NoRule(_Refused):
     """An op archcalc has no rule for at all: what ``skip_unknown`` may pass over."""
 
 
+class _Constants(MutableMapping[str, Any]):
+    """The values of initializers and Constant nodes, each converted from the proto when
+    first read: the rules read a few small constants, never the weights. One held in
+    external data is read alone from its file, and a file that is not there is one line."""
+
+    def __init__(self, tensors: dict[str, Any], base_dir: str, model: str) -> None:
+        self.tensors, self.base_dir, self.model = tensors, base_dir, model
+        self.loaded: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.loaded:
+            self.loaded[name] = self.load(self.tensors[name])
+        return self.loaded[name]
+
+    def load(self, tensor: Any) -> Any:
+        from onnx.external_data_helper import load_external_data_for_tensor, uses_external_data
+
+        if uses_external_data(tensor):
+            copy = onnx.TensorProto()
+            copy.CopyFrom(tensor)
+            try:
+                load_external_data_for_tensor(copy, self.base_dir)
+            except (OSError, ValueError, onnx.checker.ValidationError):
+                raise UnsupportedModel(f"{self.model}: the value of {tensor.name!r}, which a "
+                                       "rule needs, is in external data that cannot be read"
+                                       ) from None
+            tensor = copy
+        return numpy_helper.to_array(tensor)
+
+    def alias(self, name: str, original: str) -> None:
+        """``name`` holds ``original``'s value (an Identity), read only if ever needed."""
+        self.tensors[name] = self.tensors[original]
+        if original in self.loaded:
+            self.loaded[name] = self.loaded[original]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.loaded[name] = value
+        self.tensors.setdefault(name, None)
+
+    def __delitem__(self, name: str) -> None:
+        del self.tensors[name]
+        self.loaded.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.tensors
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tensors)
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+
+@dataclass
+class _Step:
+    """One ``Mul``/``Add``/``Sub``/``Div`` of a tensor by a constant: ``x * c``, ``x + c``,
+    ``c - x`` (``negate``)... ``channels``: the constant is per channel (None: a scalar,
+    whose ``value`` is read)."""
+
+    op: str
+    channels: int | None
+    value: float = 0.0
+    negate: bool = False
+
+
+@dataclass
+class _Run:
+    """Consecutive steps on one tensor, as one affine layer: by scalars, ``x * scale +
+    offset`` (a ``rescale``); by per-channel constants, at most one factor and one shift
+    (``scaled``, ``shifted``): a 1x1 depthwise conv, with a bias where there is a shift."""
+
+    channels: int | None
+    scale: float = 1.0
+    offset: float = 0.0
+    scaled: bool = False
+    shifted: bool = False
+
+    def absorb(self, step: _Step) -> bool:
+        """Whether ``step`` continues the run (then it is applied)."""
+        if step.channels != self.channels:
+            return False
+        if self.channels is None:
+            value = step.value
+            if step.op == "Mul":
+                self.scale, self.offset = self.scale * value, self.offset * value
+            elif step.op == "Div":
+                self.scale, self.offset = self.scale / value, self.offset / value
+            elif step.negate:
+                self.scale, self.offset = -self.scale, value - self.offset
+            else:
+                self.offset += value if step.op == "Add" else -value
+            return True
+        factor = step.op in ("Mul", "Div")
+        if (self.scaled if factor else self.shifted) or step.negate:
+            return False
+        self.scaled, self.shifted = self.scaled or factor, self.shifted or not factor
+        return True
+
+    def layers(self) -> list[Kind]:
+        if self.channels is None:
+            return [Rescale(self.scale, self.offset)]
+        if not self.scaled:
+            raise _Refused("a per-channel shift without a factor (archcalc has no layer of "
+                           "biases alone)")
+        return [DepthwiseConv(0, (1, 1), bias=self.shifted, depthwise=True, multiplier=1)]
+
+
 class _Reader:
     def __init__(self, graph: Any, model: str, opsets: list[Any],
-                 skip_unknown: bool = False) -> None:
+                 skip_unknown: bool = False, base_dir: str = "") -> None:
         self.opsets = opsets
         self.skip_unknown = skip_unknown
         self.skipped: list[str] = []  # warnings: the nodes passed over
         self.inferred: dict[str, Shape | None] | None = None  # by onnx, when first needed
         self.g, self.model = graph, model
         self.weights = {t.name: tuple(t.dims) for t in graph.initializer}
-        self.constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        tensors: dict[str, Any] = {t.name: t for t in graph.initializer}
         for node in graph.node:
             if node.op_type == "Constant":
                 for a in node.attribute:
                     if a.name == "value":
-                        self.constants[node.output[0]] = numpy_helper.to_array(a.t)
+                        tensors[node.output[0]] = a.t
+        self.constants = _Constants(tensors, base_dir, model)
+        self.uses = Counter([x for n in graph.node for x in n.input] +
+                            [o.name for o in graph.output])
+        self.consumers: dict[str, list[Any]] = {}
+        for node in graph.node:
+            for x in node.input:
+                self.consumers.setdefault(x, []).append(node)
+        self.initializers = {t.name for t in graph.initializer}
         self.shape_values = self.find_shape_values()
+        self.channels_last: set[str] = set()  # tensors before tf2onnx's Transpose to NCHW
+        self.runs: dict[Op, _Run] = {}  # affine layers, completed after the last node
+        self.squeezed: dict[Op, Shape | None] = {}  # Squeeze ops, and the shapes they took
+        self.linear: dict[Op, int] = {}  # MatMul ops without a bias yet: their outputs
 
     def graph(self, input_size: Sequence[int] | None) -> Graph:
         inputs = [i for i in self.g.input if i.name not in self.weights]
@@ -103,17 +261,37 @@ class _Reader:
             raise UnsupportedModel(f"{self.model}: {len(inputs)} inputs and "
                                    f"{len(self.g.output)} outputs; archcalc reads models of "
                                    "one input and one output")
+        self.input = inputs[0]
+        self.channels_last = self.find_channels_last(inputs[0].name)
         shape = tuple(input_size) if input_size else self.declared_shape(inputs[0])
-        self.input, self.shape = inputs[0], shape
+        self.shape = shape
+        self.onnx_shape = ((*shape[1:], shape[0]) if self.channels_last and len(shape) == 3
+                           else shape)  # the input's dimensions as the graph holds them
         source = Op("input", Loc(f"<onnx {self.model}>", 0, 1, inputs[0].name))
         ops, producer = [source], {inputs[0].name: source}
         for i, node in enumerate(self.g.node, start=1):
             if node.output[0] in self.shape_values or node.op_type == "Constant":
                 continue
             tensors = [producer[x] for x in node.input if x in producer]
+            fused = self.fuse(node, i, tensors)
+            if fused is not None:
+                producer[node.output[0]] = fused
+                if fused is not tensors[0]:
+                    ops.append(fused)
+                continue
             op = self.op(node, i, tensors)
             ops.append(op)
             producer[node.output[0]] = op
+            if node.op_type == "Squeeze":
+                self.squeezed[op] = self.shape_of(node.input[0])
+            if node.op_type == "MatMul":
+                self.linear[op] = self.weights[node.input[1]][1]
+        for op, run in self.runs.items():
+            try:
+                op.layers = run.layers()
+            except _Refused as exc:
+                raise UnsupportedModel(f"{self.model}: cannot read {op.where}: {exc}"
+                                       ) from None
         result = producer.get(self.g.output[0].name)
         if result is None:
             raise UnsupportedModel(f"{self.model}: the output does not depend on the input")
@@ -133,12 +311,14 @@ class _Reader:
         nodes = [n for n in self.g.node if all(o in self.shape_values for o in n.output)
                  or n.op_type == "Constant"]
         wanted = [o for n in nodes for o in n.output if o not in self.constants]
+        used = {x for n in nodes for x in n.input} & self.initializers
         graph = helper.make_graph(nodes, "static", [self.input],
                                   [helper.make_tensor_value_info(o, 0, None) for o in wanted],
-                                  list(self.g.initializer))
+                                  [numpy_helper.from_array(np.asarray(self.constants[x]), x)
+                                   for x in sorted(used)])
         model = helper.make_model(graph, opset_imports=self.opsets)
         values: list[Any] = list(ReferenceEvaluator(model).run(
-            None, {self.input.name: np.zeros((1, *self.shape), dtype=np.float32)}))
+            None, {self.input.name: np.zeros((1, *self.onnx_shape), dtype=np.float32)}))
         self.constants.update(zip(wanted, values, strict=True))
         return self.constants[name]
 
@@ -147,7 +327,27 @@ class _Reader:
         if not dims or not all(dims):
             raise UnsupportedModel(f"{self.model}: the input's size is not fixed in the model "
                                    "(give --input)")
+        if self.channels_last and len(dims) == 3:
+            return (dims[2], dims[0], dims[1])
         return tuple(dims)
+
+    def find_channels_last(self, name: str) -> set[str]:
+        """The input and the tensors computed from it by elementwise arithmetic with
+        constants, where a Transpose to NCHW follows (tf2onnx's export of a channels-last
+        Keras model, its preprocessing first); none for a channels-first model."""
+        chain, tensor = {name}, name
+        while True:
+            users = self.consumers.get(tensor, [])
+            if len(users) != 1:
+                return set()
+            node = users[0]
+            if node.op_type == "Transpose" and list(self.attr(node, "perm", [])) == _TO_NCHW:
+                return chain
+            if node.op_type not in _ARITHMETIC or any(
+                    x not in self.constants for x in node.input if x != tensor):
+                return set()
+            tensor = node.output[0]
+            chain.add(tensor)
 
     def find_shape_values(self) -> set[str]:
         """Outputs computed from shapes, constants and weights only (``x.size(0)``, a
@@ -161,14 +361,86 @@ class _Reader:
                 found.update(node.output)
                 if node.op_type == "Identity" and inputs[0] in self.weights:
                     self.weights[node.output[0]] = self.weights[inputs[0]]
-                    self.constants[node.output[0]] = self.constants[inputs[0]]
+                    self.constants.alias(node.output[0], inputs[0])
         return found
 
     # -- nodes --------------------------------------------------------------------------------
-    def op(self, node: Any, index: int, tensors: list[Op]) -> Op:
-        where = f"node {node.name or index!r} ({node.op_type})"
+    @staticmethod
+    def where(node: Any, index: int) -> str:
+        return f"node {node.name or index!r} ({node.op_type})"
+
+    def new_op(self, node: Any, index: int, tensors: list[Op]) -> Op:
         loc = Loc(f"<onnx {self.model}>", index, 1, f"{node.op_type} {node.name}")
-        made = Op(f"{node.op_type} {node.name}".strip(), loc, tuple(tensors), where=where)
+        return Op(f"{node.op_type} {node.name}".strip(), loc, tuple(tensors),
+                  where=self.where(node, index))
+
+    def fuse(self, node: Any, index: int, tensors: list[Op]) -> Op | None:
+        """The op ``node`` belongs to where it is not a layer of its own: a step of an
+        affine run (the op of a new run where it begins one), a fully connected layer's
+        bias, a Reshape back to the map a Squeeze took; None for any other node."""
+        names = [x for x in node.input
+                 if x and x not in self.constants and x not in self.shape_values]
+        if len(tensors) != 1 or len(names) != 1:
+            return None
+        prev, data = tensors[0], names[0]
+        alone = self.uses[data] == 1  # no other node reads the tensor between them
+        if node.op_type in _ARITHMETIC:
+            step = self.step(node, index, data)
+            run = self.runs.get(prev)
+            if run is not None and alone and run.absorb(step):
+                return prev
+            if (node.op_type == "Add" and alone and prev in self.linear
+                    and step.channels == self.linear[prev]):
+                prev.layers = [Linear(self.linear.pop(prev), True)]
+                return prev
+            op, run = self.new_op(node, index, tensors), _Run(step.channels)
+            if not run.absorb(step):
+                raise UnsupportedModel(f"{self.model}: cannot read {self.where(node, index)}: "
+                                       "c - x with a per-channel c")
+            self.runs[op] = run
+            return op
+        if node.op_type == "Reshape" and alone and prev in self.squeezed:
+            taken = self.squeezed.pop(prev)
+            if taken is not None and self.shape_of(node.output[0]) == taken:
+                prev.layers = []  # squeeze-and-excitation's pooled map, as it was
+                return prev
+        return None
+
+    def step(self, node: Any, index: int, data: str) -> _Step:
+        """``node`` as arithmetic on tensor ``data`` by its constant operand: a scalar (its
+        value read), or one value per channel (of the channels' axis: the last before the
+        Transpose to NCHW, the first after it)."""
+        import numpy as np
+
+        kind = node.op_type
+        const = next(x for x in node.input if x != data)
+        second = node.input[1] == data
+        where = f"{self.model}: cannot read {self.where(node, index)}"
+        if kind == "Div" and second:
+            raise UnsupportedModel(f"{where}: c / x, which is not affine")
+        tensor = self.constants.tensors.get(const)
+        dims = tuple(tensor.dims) if tensor is not None else np.shape(self.constants[const])
+        negate = kind == "Sub" and second
+        if math.prod(dims) == 1:
+            value = float(np.asarray(self.constants[const]).reshape(()))
+            return _Step(kind, None, value, negate)
+        shape = self.shape_of(data)
+        if shape is None or len(dims) > len(shape) + 1:
+            raise UnsupportedModel(f"{where}: a constant of shape {list(dims)} on a tensor "
+                                   "of unknown shape")
+        padded = (1,) * (len(shape) + 1 - len(dims)) + dims
+        axis = -1 if data in self.channels_last else 0
+        channels = shape[axis]
+        if padded[0] != 1 or padded[1:][axis] != channels or math.prod(dims) != channels:
+            raise UnsupportedModel(f"{where}: a constant of shape {list(dims)} on "
+                                   f"{list(shape)} (archcalc reads scalars and constants "
+                                   "per channel)")
+        return _Step(kind, channels, 0.0, negate)
+
+    def op(self, node: Any, index: int, tensors: list[Op]) -> Op:
+        where = self.where(node, index)
+        made = self.new_op(node, index, tensors)
+        loc = made.loc
         join = self.join(node, tensors)
         if join is not None:
             return Op(made.label, loc, tuple(tensors), join=join, where=where)
@@ -195,7 +467,7 @@ class _Reader:
             graph.CopyFrom(self.g)
             (value,) = [i for i in graph.input if i.name == self.input.name]
             dims = value.type.tensor_type.shape.dim
-            for dim, size in zip(dims, (1, *self.shape), strict=False):
+            for dim, size in zip(dims, (1, *self.onnx_shape), strict=False):
                 dim.Clear()
                 dim.dim_value = size
             model = helper.make_model(graph, opset_imports=self.opsets)
@@ -239,7 +511,7 @@ class _Reader:
         if kind in _PASS:
             return []
         if kind in _ACTIVATIONS:
-            if kind == "Softmax" and self.attr(node, "axis", 1) not in (1, -3):
+            if kind == "Softmax" and not self.channel_axis(node):
                 raise _Refused("softmax over another axis than the channels")
             return [Activation(_ACTIVATIONS[kind])]
         if kind == "Clip":
@@ -252,6 +524,15 @@ class _Reader:
             raise _NoRule(f"no rule for {kind}")
         result: list[Kind] = method(node)
         return result
+
+    def channel_axis(self, node: Any) -> bool:
+        """Whether a Softmax's axis is the channels (the features of a vector): its default
+        is the last axis from opset 13, and 1 before."""
+        opset = max((o.version for o in self.opsets if o.domain in ("", "ai.onnx")),
+                    default=13)
+        axis = int(self.attr(node, "axis", -1 if opset >= 13 else 1))
+        rank = len(self.shape_of(node.input[0]) or (0, 0, 0)) + 1
+        return axis % rank == 1
 
     def value(self, node: Any, index: int) -> float | None:
         if len(node.input) <= index or not node.input[index]:
@@ -331,13 +612,17 @@ class _Reader:
         if any(d != 1 for d in self.attr(node, "dilations", [1] * rank)):
             raise _Refused("dilated pooling")
         begin, end = self.pads(node, rank)
-        if end is not None:
-            raise _Refused("asymmetric pads")
-        if op == "avg" and any(begin) and not self.attr(node, "count_include_pad", 0):
-            raise _Refused("count_include_pad=0 (archcalc averages over the padded window)")
+        ceil = bool(self.attr(node, "ceil_mode", 0))
+        if end is not None:  # TensorFlow's SAME: one more at the end, as torch's ceil mode
+            if ceil or any(e - b not in (0, 1) for b, e in zip(begin, end, strict=True)):
+                raise _Refused("asymmetric pads other than one more at the end")
+            ceil = True
+        # count_include_pad=0 (tf2onnx's SAME average pooling): divided by the covered inputs
+        count_pad = (op == "max" or (not any(begin) and end is None)
+                     or bool(self.attr(node, "count_include_pad", 0)))
         pair = (kernel[0], kernel[-1])
         return [Pool(op, pair, self.spatial(node, "strides", 1, rank), begin,  # type: ignore[arg-type]
-                     bool(self.attr(node, "ceil_mode", 0)))]
+                     ceil, count_pad)]
 
     def read_MaxPool(self, node: Any) -> list[Kind]:
         return self.read_pool(node, "max")
@@ -365,7 +650,43 @@ class _Reader:
             raise _Refused("Flatten at another axis than 1")
         return [Flatten()]
 
+    def read_Transpose(self, node: Any) -> list[Kind]:
+        """The channels-last input's Transpose to NCHW is its layout; a Transpose back to
+        NHWC right before a flatten (Keras' Flatten of a map) orders the same elements."""
+        perm = list(self.attr(node, "perm", []))
+        if perm == _TO_NCHW and node.input[0] in self.channels_last:
+            return []
+        users = self.consumers.get(node.output[0], [])
+        if (perm == _TO_NHWC and len(users) == 1 and users[0].op_type in ("Reshape", "Flatten")
+                and len(self.shape_of(users[0].output[0]) or (0, 0)) == 1):
+            return []
+        raise _Refused(f"a Transpose of the feature map (perm {perm}); archcalc reads "
+                       "channels-first maps")
+
+    def read_Squeeze(self, node: Any) -> list[Kind]:
+        axes = self.attr(node, "axes", None)
+        if axes is None and len(node.input) > 1:
+            axes = [int(a) for a in self.constants[node.input[1]]]
+        shape = self.shape_of(node.input[0])
+        if (shape is not None and len(shape) == 3 and shape[1:] == (1, 1)
+                and sorted(axes or ()) in ([2, 3], [-2, -1])):
+            return [Flatten()]
+        raise _Refused(f"a squeeze of axes {axes} (archcalc squeezes a pooled 1x1 map)")
+
+    def read_MatMul(self, node: Any) -> list[Kind]:
+        shape = self.weight(node)
+        data = self.shape_of(node.input[0])
+        if len(shape) != 2 or data is None or len(data) != 1:
+            raise _Refused("a MatMul other than of a vector by a 2-D weight (a fully "
+                           "connected layer)")
+        return [Linear(shape[1], False)]
+
     def read_Reshape(self, node: Any) -> list[Kind]:
+        before, after = self.shape_of(node.input[0]), self.shape_of(node.output[0])
+        if before is not None and before == after:
+            return []  # tf2onnx's reshape of a 1x1 map to (-1, C, 1, 1)
+        if after is not None and len(after) == 1:
+            return [Flatten()]
         target = self.constants.get(node.input[1])
         if target is not None and len(target) == 2 and int(target[1]) == -1:
             return [Flatten()]
