@@ -97,9 +97,9 @@ def test_the_report_draws_the_run_s_own_examples_not_a_show_run_beside_it(
     drawn: list[Mapping[str, Any]] = []
     real = report.draw_examples
 
-    def spy(examples: Mapping[str, Any], ctx: Any) -> Path:
+    def spy(examples: Mapping[str, Any], ctx: Any, partial: str = "") -> Path:
         drawn.append(examples)
-        return real(examples, ctx)
+        return real(examples, ctx, partial)
 
     monkeypatch.setattr(report, "draw_examples", spy)
     result = hw3("report", str(stopped))

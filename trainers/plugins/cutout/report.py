@@ -59,11 +59,11 @@ def summarize(results: Mapping[str, Any], ctx: ReportContext) -> Summary:
         "## Why batch augmentation helps\n\n" + answer(trainings, target, partial),
         "## Per epoch\n\n" + epoch_table(trainings),
         *(f"![{p.stem}]({_link(p, ctx)})" for p in paths if p.suffix == ".png"),
-        examples_section(ctx, paths)])
+        examples_section(ctx, paths, partial)])
     return Summary(text, tuple(paths))
 
 
-def examples_section(ctx: ReportContext, paths: list[Path]) -> str:
+def examples_section(ctx: ReportContext, paths: list[Path], partial: str = "") -> str:
     """Part 1's images beside their Cutout versions, as this run kept them when it started
     (examples.py); a run that kept none (made before runs did, or Cutout off) says so."""
     head = "## Cutout examples (part 1)\n\n"
@@ -80,7 +80,7 @@ def examples_section(ctx: ReportContext, paths: list[Path]) -> str:
                        "before each training kept its own have none). `hw3 run cutout "
                        "--show 2` "
                        "draws two training images and their Cutout versions on their own.")
-    path = draw_examples(found, ctx)
+    path = draw_examples(found, ctx, partial)
     paths.append(path)
     size = found["size"]
     return head + (f"{len(found['index'])} training images of this run's data and their "
@@ -220,8 +220,9 @@ def cutout_image(image: np.ndarray, box: Sequence[int]) -> np.ndarray:
     return out
 
 
-def draw_examples(examples: Mapping[str, Any], ctx: ReportContext) -> Path:
-    """Each image beside its Cutout version; returns the PNG."""
+def draw_examples(examples: Mapping[str, Any], ctx: ReportContext, partial: str = "") -> Path:
+    """Each image beside its Cutout version; returns the PNG. Of a partial run it says so,
+    as every plot of that run does (a figure copied elsewhere keeps the mark)."""
     images = np.array(examples["images"], dtype=np.uint8)
     n = len(images)
     fig, axes = plots.subplots(n, 2, figsize=(4, 2 * n), squeeze=False)
@@ -232,4 +233,4 @@ def draw_examples(examples: Mapping[str, Any], ctx: ReportContext) -> Path:
             ax.set_axis_off()
             ax.set_title(("original" if col == 0 else f"Cutout {examples['size']}x"
                           f"{examples['size']}") + f" #{examples['index'][row]}", fontsize=8)
-    return _finish(fig, ctx, "cutout-examples")[0]
+    return _finish(fig, ctx, "cutout-examples", partial)[0]
