@@ -67,6 +67,9 @@ SMALL_INPUTS = {
     # 4m-12 = 0): 188 -> 184, 88, 40, 16, 4 at the bottom; 8 -> 4 at each level up; 4x4x2
     # out (572 = 16*28 + 124 -> 388)
     "unet": (1, 188, 188),
+    # nasnet-mobile: the unpadded 3x3/2 stem and four reductions that halve rounding up:
+    # 32 -> 15 -> 8 -> 4 -> 2 -> 1, each p still twice its ip's size where 224 has it so
+    "nasnet-mobile": (3, 32, 32),
     # googlenet keeps 224: its avgpool7 needs a 7x7 map after the /32 stem.
     # resnet20..110 keep 32 (cheap, and the size the paper's CIFAR models are built for).
 }
