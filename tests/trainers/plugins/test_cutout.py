@@ -269,6 +269,8 @@ def test_torchrun_two_ranks_record_one_run(tmp_path: Path) -> None:
     results = json.loads((folder / "results.json").read_text())
     assert [(t["M"], len(t["history"])) for t in results["trainings"]] == [(2, 1)]
     assert (folder / "summary.md").is_file()
+    assert [p.name for p in (folder / "work").iterdir()] == ["cutout-examples.json"]
+    assert "![examples](plots/cutout-examples.png)" in (folder / "summary.md").read_text()
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     assert len(lines) == len(set(lines)), proc.stdout  # nothing printed twice
     assert proc.stdout.count("starting run") == proc.stdout.count("finished cutout/") == 1

@@ -261,6 +261,19 @@ def test_cutout_run_without_examples_says_so_and_ignores_a_show_run_beside_it(
     assert "cutout/20261202-110000-bbbb" not in got.text
 
 
+def test_cutout_run_without_cutout_says_it_has_no_examples(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = kept_examples()  # a file there, which a run without Cutout would not have written
+    (tmp_path / "stored").mkdir()
+    shutil.copy(STORED / "cutout.json", tmp_path / "stored" / "cutout.json")
+    toml = (STORED / "cutout.toml").read_text().replace("cutout_size = 16", "cutout_size = 0")
+    (tmp_path / "stored" / "cutout.toml").write_text(toml)
+    monkeypatch.setattr(f"{__name__}.STORED", tmp_path / "stored")
+    got = report("cutout", "cutout", tmp_path, monkeypatch, work=work)
+    assert "cutout-examples" not in got.figures
+    assert "This run used no Cutout (cutout_size 0), so it has no examples." in got.text
+
+
 def test_cutout_damaged_examples_are_named_and_not_drawn(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     torn = kept_examples()["cutout-examples.json"][:-40]
