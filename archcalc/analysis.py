@@ -11,6 +11,7 @@ from archcalc.algebra import INPUT_RF, RF, Ops, Params, merge_rfs
 from archcalc.conventions import Convention, get_convention
 from archcalc.errors import Loc, SpecError, UsageError, suggest
 from archcalc.kinds.base import Block, Kind, WeightFormula, output_at, rules_at, uncolumn
+from archcalc.kinds.blocks import Add
 from archcalc.kinds.heads import Head
 from archcalc.kinds.names import From, Keep
 from archcalc.layers import Graph, Node, Seq, Shape, walk
@@ -202,6 +203,10 @@ class Walker:
             return layer.walk(self, node, shape, rf, depth, held)
         extra = self.names.extra()
         if isinstance(layer, Block):
+            if isinstance(layer, Add) and layer.inplace and _ends_named(layer.branches[0]):
+                raise SpecError("add inplace=true sums into its first branch's tensor, which "
+                                "is a named one here (keep/from): it would overwrite it; "
+                                "drop inplace=true or reorder the branches", node.loc)
             with self.names.block(extra, keeps_input=isinstance(layer, Head)):
                 return layer.walk(self, node, shape, rf, depth, held + extra)
         d = self.derive(node, shape)
@@ -313,6 +318,8 @@ class Names:
 
     def extra(self) -> int:
         """Elements of pending kept tensors not counted elsewhere."""
+        if not self.pending:
+            return 0
         total = sum(n for t, n in self.pending.items() if t != self.current)
         return max(total - self.included, 0)
 
@@ -357,6 +364,11 @@ class Names:
         if not self.left[tensor]:
             self.pending.pop(tensor, None)  # its last reader: it flows on the path now
         self.current = tensor
+
+
+def _ends_named(seq: Seq) -> bool:
+    """Whether a sequence's output is a named tensor (it ends with ``keep`` or ``from``)."""
+    return bool(seq) and isinstance(seq[-1].layer, Keep | From)
 
 
 def _fmt_center(rf: RF) -> str:

@@ -301,3 +301,14 @@ def test_formula_refuses_a_statement_that_is_no_layer() -> None:
 
     with pytest.raises(UsageError, match="not a single layer"):
         layer_formulas("keep p", (3, 8, 8))
+
+
+@pytest.mark.parametrize("first", ["from a", "conv3-4; keep b"])
+def test_inplace_add_may_not_overwrite_a_named_tensor(first: str) -> None:
+    """torch's ``out += y`` would change the kept tensor that a later ``from`` reads."""
+    text = f"input 8x8x4\nkeep a\nadd inplace=true {{ branch {{ {first} }} branch {{ }} }}"
+    with pytest.raises(SpecError, match="would overwrite it") as info:
+        archcalc.analyze(archcalc.parse(text, file="net.arch"))
+    assert info.value.loc is not None and info.value.loc.line == 3
+    fine = "input 8x8x4\nkeep a\nadd inplace=true { branch { from a; conv3-4 } branch { } }"
+    assert archcalc.analyze(archcalc.parse(fine)).rows[-1].kind == "add"
