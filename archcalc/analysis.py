@@ -188,8 +188,10 @@ class Walker:
 
         ``held``: elements kept alive by enclosing joins; ``pinned``: the sequence's input,
         if it must outlive the first layer (a residual or concat input)."""
-        peak = held + math.prod(shape)
         self.names.enter()
+        outside = self.names.held_outside()  # a kept tensor the enclosing block holds
+        pinned = 0 if outside else pinned
+        peak = held + (0 if outside else math.prod(shape))
         for i, node in enumerate(nodes):
             extra = held + (pinned if i else 0)
             shape, rf, node_peak = self.node(node, shape, rf, depth, extra)
@@ -203,11 +205,12 @@ class Walker:
             return layer.walk(self, node, shape, rf, depth, held)
         extra = self.names.extra()
         if isinstance(layer, Block):
+            extra = self.names.hold()
             if isinstance(layer, Add) and layer.inplace and _ends_named(layer.branches[0]):
                 raise SpecError("add inplace=true sums into its first branch's tensor, which "
                                 "is a named one here (keep/from): it would overwrite it; "
                                 "drop inplace=true or reorder the branches", node.loc)
-            with self.names.block(extra, keeps_input=isinstance(layer, Head)):
+            with self.names.block(keeps_input=isinstance(layer, Head)):
                 return layer.walk(self, node, shape, rf, depth, held + extra)
         d = self.derive(node, shape)
         title = node.title or layer.title()
@@ -226,7 +229,8 @@ class Walker:
             options=node.options, homework_row=layer.homework_row, loc=node.loc,
             head=self.head))
         in_place = d.inplace and not self.names.needed_later()  # else it would clobber one
-        live = held + extra + math.prod(shape) + (0 if in_place else math.prod(d.out))
+        read = 0 if self.names.held_outside() else math.prod(shape)
+        live = held + extra + read + (0 if in_place else math.prod(d.out))
         self.names.step(in_place)
         return d.out, new_rf, live
 
@@ -235,7 +239,8 @@ class Walker:
         """``keep NAME``: the current tensor, named; a row that allocates nothing."""
         self.names.keep(node.path, layer.name, shape, rf)
         self.add_join(node, layer, node.label, depth, shape, shape, rf, Ops())
-        return shape, rf, held + self.names.extra() + math.prod(shape)
+        named = 0 if self.names.held_outside() else math.prod(shape)
+        return shape, rf, held + self.names.extra() + named
 
     def read(self, node: Node, layer: From, shape: Shape, depth: int,
              held: int) -> tuple[Shape, RF | None, int]:
@@ -247,10 +252,12 @@ class Walker:
             raise SpecError(f"no tensor is kept as {name!r} before this 'from'"
                             f"{suggest(name, list(self.names.bound))} (name one with "
                             f"'keep {name}')", node.loc)
-        dropped = 0 if self.names.current == found.tensor else math.prod(shape)
+        dropped = (0 if self.names.current == found.tensor or self.names.held_outside()
+                   else math.prod(shape))
         self.names.read(name)
         self.add_join(node, layer, node.label, depth, shape, found.shape, found.rf, Ops())
-        live = held + self.names.extra() + dropped + math.prod(found.shape)
+        named = 0 if self.names.held_outside() else math.prod(found.shape)
+        live = held + self.names.extra() + dropped + named
         return found.shape, found.rf, live
 
     def add_join(self, node: Node, block: Block, label: str, depth: int, in_shape: Shape,
@@ -293,10 +300,14 @@ class Names:
     :meth:`plan` before the walk, in the order the walk runs), on top of whatever the path
     holds; it is not counted twice while it is also the tensor flowing along the path (the
     input of the next layer), and an in-place layer on it while a later ``from`` still
-    reads it counts as allocating (in place it would overwrite the kept tensor). Inside a
-    block, the kept tensors live at its entry are held for the whole block, so there the
-    peak is an upper bound: exact along sequences, at most one kept tensor too high where a
-    branch reads one of them."""
+    reads it counts as allocating (in place it would overwrite the kept tensor). A block holds
+    the kept tensors live at its entry (its input among them) through its whole walk, and
+    the layers inside do not count them again. The peak is exact along sequences and where
+    blocks neither start on a kept tensor nor read one; otherwise it is an upper bound, by
+    at most the kept tensors the block reads: a block's own rules may count its input or a
+    branch's output again (a residual's identity shortcut at the join, a branch that is
+    ``from p``), and a tensor read for the last time inside a block stays held until the
+    block's join. Never below: nothing a later ``from`` reads goes uncounted."""
 
     bound: dict[str, _Bound] = field(default_factory=dict)  # name -> tensor
     reads: dict[str, int] = field(default_factory=dict)  # keep path -> froms reading it
@@ -304,7 +315,8 @@ class Names:
     pending: dict[str, int] = field(default_factory=dict)  # tensor -> elements, read later
     current: str | None = None  # the named tensor flowing along the path, if it is one
     entries: list[str | None] = field(default_factory=list)  # blocks' inputs, innermost last
-    included: int = 0  # pending elements already counted in ``held`` by enclosing blocks
+    held: dict[str, int] = field(default_factory=dict)  # tensors enclosing blocks hold
+    entering: tuple[str, ...] = ()  # what the last :meth:`hold` marked
 
     def plan(self, body: Seq) -> None:
         """How many ``from`` statements read each ``keep``'s tensor, in the walk's order."""
@@ -320,8 +332,20 @@ class Names:
         """Elements of pending kept tensors not counted elsewhere."""
         if not self.pending:
             return 0
-        total = sum(n for t, n in self.pending.items() if t != self.current)
-        return max(total - self.included, 0)
+        return sum(n for t, n in self.pending.items()
+                   if t != self.current and t not in self.held)
+
+    def held_outside(self) -> bool:
+        """Whether the current tensor is one an enclosing block holds (counted there)."""
+        return self.current is not None and self.current in self.held
+
+    def hold(self) -> int:
+        """At a block's entry: the kept tensors still to be read, its input among them, are
+        held through the block (marked until :meth:`block` ends); their elements."""
+        new = {t: n for t, n in self.pending.items() if t not in self.held}
+        self.held.update(new)
+        self.entering = tuple(new)
+        return sum(new.values())
 
     def needed_later(self) -> bool:
         return self.current is not None and self.current in self.pending
@@ -337,17 +361,18 @@ class Names:
             self.current = None
 
     @contextmanager
-    def block(self, extra: int, keeps_input: bool) -> Iterator[None]:
-        """Within a block: its input is where its sequences start, and ``extra`` is held;
-        after it, the join's new tensor flows on (a head passes its input on)."""
-        entry = self.current
+    def block(self, keeps_input: bool) -> Iterator[None]:
+        """Within a block: its input is where its sequences start, and what :meth:`hold`
+        marked is held; after it, the join's new tensor flows on (a head passes its input
+        on)."""
+        entry, marked = self.current, self.entering
         self.entries.append(entry)
-        self.included += extra
         try:
             yield
         finally:
             self.entries.pop()
-            self.included -= extra
+            for tensor in marked:
+                del self.held[tensor]
             self.current = entry if keeps_input else None
 
     def keep(self, path: str, name: str, shape: Shape, rf: RF | None) -> None:

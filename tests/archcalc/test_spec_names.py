@@ -209,6 +209,24 @@ def test_kept_tensor_is_held_across_a_block() -> None:
     assert report.peak_live == 128 + 32 + 32
 
 
+def test_a_block_on_a_kept_tensor_holds_it_to_its_join() -> None:
+    """The concat starts on a (128), which a later from reads: a stays live through the
+    branches and at the join, beside both branch outputs (32 each) and the joined 64."""
+    report = archcalc.analyze(archcalc.parse(
+        "input 4x4x1\nconv3-8; keep a\nconcat { branch { conv1-2 } branch { conv1-2 } }\n"
+        "from a"))
+    assert report.peak_live == 128 + 32 + 32 + 64
+
+
+def test_a_residual_on_a_kept_tensor_is_an_upper_bound() -> None:
+    """x = a (128) and the body's 128 are live at the join (256); the residual's own rule
+    counts its identity shortcut's x again beside the held a: at most one tensor (a) more,
+    never less."""
+    report = archcalc.analyze(archcalc.parse(
+        "input 4x4x1\nconv3-8; keep a; residual { conv3-8 }; from a; conv1-1"))
+    assert 128 + 128 <= report.peak_live <= 128 + 128 + 128
+
+
 # -- writer -------------------------------------------------------------------------------
 def test_writer_round_trip_keeps_names_and_numbers() -> None:
     graph = archcalc.parse(DAG)
