@@ -245,7 +245,7 @@ def _probe_forward(probe: Net, x: torch.Tensor, paths: set[str] | None
                 out = new = _Support.apply(out)
                 reset[id(out)] = out
             if out.dim() == x.dim() > 2:  # a map's, or a sequence's, row
-                rows[path] = (out, starts[-1])
+                rows[path] = (out, 0 if id(_m) in reading else starts[-1])
             if pending is not None:
                 pending.discard(path)
                 if not pending:
@@ -263,6 +263,9 @@ def _probe_forward(probe: Net, x: torch.Tensor, paths: set[str] | None
             start = starts.pop()
             if out is cuts.tensors[start]:  # the identity: the same cut
                 position[id(chain)] = start
+            elif isinstance(out, torch.Tensor) and out.requires_grad and id(_m) in reading:
+                known = cuts.where.get(id(out))  # a from's tensor is a cut already
+                position[id(chain)] = cuts.add(out, 0) if known is None else known
             elif isinstance(out, torch.Tensor) and out.requires_grad:
                 position[id(chain)] = cuts.add(out, start)
         return hook
@@ -272,17 +275,19 @@ def _probe_forward(probe: Net, x: torch.Tensor, paths: set[str] | None
 
     # row hooks first: they replace outputs, and the cuts are the replaced ones
     handles = [m.register_forward_hook(row_hook(p)) for p, m in modules_by_path(probe).items()]
-    # ``from NAME`` reads a tensor off the chain (a NASNet cell, a DenseNet layer): a chain
-    # element's input is then no longer a cut every path passes through, so with named
-    # tensors every row's gradient runs back to the input itself (exact, slower)
-    named = any(isinstance(m, NamedTensor) for m in probe.modules())
-    for chain in () if named else probe.modules():
+    # ``from NAME`` reads a tensor off the chain (a NASNet cell, a DenseNet layer): the
+    # output of a chain element that reads one need not pass through the element's input.
+    # A from's output is the kept tensor, a cut already (or a new one whose parent is x);
+    # any other such element's output is a cut whose parent is x, which every path passes
+    reading = {id(m) for m in probe.modules() if m is not probe and any(
+        isinstance(s, NamedTensor) and s.action == "from" for s in m.modules())}
+    for chain in probe.modules():
         if isinstance(chain, nn.Sequential):
             for child in chain.children():
                 handles.append(child.register_forward_pre_hook(enter(chain)))
                 handles.append(child.register_forward_hook(leave(chain)))
     handles += [m.register_forward_pre_hook(open_chain) for m in probe.modules()
-                if isinstance(m, nn.Sequential) and m is not probe and not named]
+                if isinstance(m, nn.Sequential) and m is not probe]
     try:
         probe(x)
     except _Done:
@@ -299,10 +304,12 @@ class Cuts:
 
     def __init__(self, tensors: list[torch.Tensor], parents: list[int]) -> None:
         self.tensors, self.parents = tensors, parents
+        self.where = {id(t): i for i, t in enumerate(tensors)}  # held: ids stay unique
 
     def add(self, tensor: torch.Tensor, parent: int) -> int:
         self.tensors.append(tensor)
         self.parents.append(parent)
+        self.where[id(tensor)] = len(self.tensors) - 1
         return len(self.tensors) - 1
 
 

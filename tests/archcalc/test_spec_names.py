@@ -330,3 +330,38 @@ def test_inplace_add_may_not_overwrite_a_named_tensor(first: str) -> None:
     assert info.value.loc is not None and info.value.loc.line == 3
     fine = "input 8x8x4\nkeep a\nadd inplace=true { branch { from a; conv3-4 } branch { } }"
     assert archcalc.analyze(archcalc.parse(fine)).rows[-1].kind == "add"
+
+
+CELLS = """input 16x16x3
+define cell(f) {
+  from p; relu; conv1-$f bias=false; bn; keep p1
+  from ip; relu; conv1-$f bias=false; bn; keep h
+  add { branch { from h; conv3-$f g=$f bias=false } branch { from p1; maxpool3 s=1 p=1 } }
+}
+conv3-8 s=2; keep p; conv3-8; keep ip
+repeat 3 { cell 8; keep x; from ip; keep p; from x; keep ip }
+conv3-4 s=2
+"""
+
+
+@needs_verify
+@pytest.mark.parametrize("text", [DAG, CELLS], ids=["dag", "cells"])
+def test_probe_cuts_give_the_fields_of_direct_gradients(text: str) -> None:
+    """The RF probe descends cut by cut (a from's tensor is a cut already, a block that
+    reads a name starts a cut on the input itself); every row's field must equal the one
+    its gradient taken straight back to the input gives."""
+    import torch
+
+    from archcalc.backends import measure
+    from archcalc.backends.torch import build_module
+
+    model = build_module(archcalc.parse(text))
+    fields = measure.probe_fields(model)
+    probe = measure.probe_copy(model)
+    x = torch.ones((2, *model.input_shape), requires_grad=True)
+    rows, _ = measure._probe_forward(probe, x, None)
+    assert set(rows) == set(fields) and len(rows) > 10
+    for path, (out, _) in rows.items():
+        unit = out[0, :, 0, 0].sum() + out[1, :, -1, -1].sum()
+        (grad,) = torch.autograd.grad(unit, x, retain_graph=True)
+        assert fields[path] == (measure._box(grad[0]), measure._box(grad[1])), path

@@ -18,7 +18,12 @@ from archcalc.backends.measure import (  # noqa: E402
     probe_copy,
     probe_fields,
 )
-from archcalc.backends.modules import FlattenLinear, ResidualBlock, ZeroPad  # noqa: E402
+from archcalc.backends.modules import (  # noqa: E402
+    AddBranches,
+    FlattenLinear,
+    ResidualBlock,
+    ZeroPad,
+)
 from archcalc.backends.torch import PATH_ATTR, build_module, modules_by_path  # noqa: E402
 from archcalc.kinds import REGISTRY  # noqa: E402
 from archcalc.zoo import names  # noqa: E402
@@ -28,7 +33,7 @@ _ROW_MODULES = {
     "flatten": nn.Flatten, "dropout": nn.Dropout, "lrn": nn.LocalResponseNorm,
     "pool": (nn.MaxPool2d, nn.AvgPool2d), "globalpool": (nn.AdaptiveAvgPool2d,
                                                          nn.AdaptiveMaxPool2d),
-    "zeropad": ZeroPad, "add": ResidualBlock,
+    "zeropad": ZeroPad, "add": (ResidualBlock, AddBranches),  # residual, or add { }
 }
 
 
