@@ -28,6 +28,10 @@ Keras model layer for layer:
   where there is a shift): the C factors are its weights and the C shifts its biases,
   counted as parameters, as the graph holds them (initializers, beside the conv weights),
   and each element costs one multiply-accumulate;
+* a Conv's explicit pads that are TensorFlow's SAME for its input size (one more at the
+  end) are read as SAME (``p=tf-same``), so the graph writes as a spec; SAME pooling's one
+  more at the end is torch's ceil mode, and its average (``count_include_pad=0``) divides
+  by the inputs each window covers (``count-pad=false``), as the Keras importer reads it;
 * ``MatMul`` by a 2-D initializer (then ``Add`` of a bias) is a fully connected layer,
   ``Clip(0, 6)`` relu6, ``Sigmoid`` then ``Mul`` a gate (swish); ``Squeeze`` after global
   pooling flattens, and a ``Reshape`` back to the pooled map (squeeze-and-excitation) or to
@@ -569,9 +573,25 @@ class _Reader:
             raise _Refused(f"auto_pad {auto} (archcalc pads as SAME_UPPER or explicitly)")
         begin, end = ((0, 0), None) if auto != "NOTSET" else self.pads(node, rank)
         kernel = (shape[2], shape[-1]) if rank == 2 else (shape[2], shape[2])
-        return [Conv(shape[0], kernel, self.spatial(node, "strides", 1, rank), begin,
-                     self.spatial(node, "dilations", 1, rank), self.attr(node, "group", 1),
+        stride = self.spatial(node, "strides", 1, rank)
+        dilation = self.spatial(node, "dilations", 1, rank)
+        if end is not None and rank == 2 and (begin, end) == self.tf_same(
+                node.input[0], kernel, stride, dilation):
+            begin, end, same = (0, 0), None, True  # tf2onnx's SAME, written out for a size
+        return [Conv(shape[0], kernel, stride, begin, dilation, self.attr(node, "group", 1),
                      len(node.input) > 2 and bool(node.input[2]), end, same)]
+
+    def tf_same(self, data: str, kernel: tuple[int, int], stride: tuple[int, int],
+                dilation: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """TensorFlow's SAME padding (top, left) and (bottom, right) of a conv on tensor
+        ``data``, where its size is known: output ceil(n / s), the odd pixel at the end."""
+        shape = self.shape_of(data)
+        if shape is None or len(shape) != 3:
+            return None
+        totals = [max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+                  for n, k, s, d in zip(shape[1:], kernel, stride, dilation, strict=True)]
+        return ((totals[0] // 2, totals[1] // 2),
+                (totals[0] - totals[0] // 2, totals[1] - totals[1] // 2))
 
     def read_ConvTranspose(self, node: Any) -> list[Kind]:
         shape = self.weight(node)

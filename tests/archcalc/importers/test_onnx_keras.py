@@ -13,7 +13,8 @@ Keras holds BN parameters and moving statistics: its parameters cannot be Keras'
   constants (a batch norm tf2onnx could not fold, read as a 1x1 depthwise conv);
 * shapes: every row's output shape is onnx's shape inference of its node's output, the
   convolutions' and dense layers' output shapes are Keras' own, and the input is Keras'
-  (channels first).
+  (channels first);
+* the graph written as a spec parses back to the same totals.
 
 Families tf2onnx cannot export into a graph archcalc reads are refused in one line naming
 the node; ``test_refused_families`` says why for each.
@@ -44,6 +45,7 @@ from archcalc.importers.keras import keras_graph  # noqa: E402
 from archcalc.importers.onnx import onnx_graph  # noqa: E402
 from archcalc.kinds import Conv, Rescale  # noqa: E402
 from archcalc.layers import walk  # noqa: E402
+from archcalc.writer import to_spec  # noqa: E402
 
 slow = pytest.mark.slow
 M32 = (32, 32, 3)
@@ -146,7 +148,8 @@ def family_param(name: str) -> Any:
 @pytest.mark.parametrize("family", [family_param(f) for f in FAMILIES])
 def test_keras_family_exported_by_tf2onnx(family: str) -> None:
     model, proto = exported(family)
-    report = archcalc.analyze(onnx_graph(proto, name=family))
+    graph = onnx_graph(proto, name=family)
+    report = archcalc.analyze(graph)
     shapes = inferred_shapes(proto)
     h, w, c = SHAPES.get(family, M32)
     assert report.rows[0].in_shape == (c, h, w)
@@ -161,6 +164,9 @@ def test_keras_family_exported_by_tf2onnx(family: str) -> None:
     convs, dense = keras_shapes(model)
     assert Counter(r.out_shape for r in report.rows if r.kind == "conv") == convs
     assert [r.out_shape for r in report.rows if r.kind == "linear"] == dense
+    # written as a spec (archcalc to-spec: the SAME pads tf2onnx writes out are p=tf-same),
+    # it parses back to the same numbers
+    assert archcalc.analyze(archcalc.parse(to_spec(graph))).totals == report.totals
 
 
 def test_mobilenet_v2_rows_say_what_the_graph_computes() -> None:
