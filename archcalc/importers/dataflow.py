@@ -120,8 +120,7 @@ class _Writer:
                 for p in reached[1:]:
                     common = self.intersect(common, p)
                 self.idom[op] = common
-        self.placed: dict[Op, int] = {}  # op -> when it was placed (a count)
-        self.count = 0
+        self.placed: dict[Op, int] = {}  # op -> when it was placed: how many were before
         self.any_named = False  # whether a region is written with named tensors
 
     def intersect(self, a: Op, b: Op) -> Op:
@@ -145,23 +144,24 @@ class _Writer:
             found = _pruned(found, read)
         return _numbered(found, "", names)
 
-    def place(self, op: Op) -> None:
-        if op in self.placed:
-            raise _Shared(op)
-        self.count += 1
-        self.placed[op] = self.count
-
     def sequence(self, start: Op, end: Op) -> list[_Written]:
         """What comes after ``start`` up to ``end``, in order: each layer, or a block for
         each join; numbered and built as nodes once the whole is known (:func:`_numbered`)."""
         found: list[_Written] = []
+        placed = self.placed
         op = end
         while op is not start:
-            self.place(op)
+            if op in placed:
+                raise _Shared(op)
+            placed[op] = len(placed)
             if op not in self.idom:
                 raise self.refuse(op, "it does not depend on the model's input")
             if op.join is not None:
-                found.extend(reversed(self.block(op)))
+                written = self.block(op)
+                if isinstance(written, list):
+                    found.extend(reversed(written))
+                else:
+                    found.append(written)
                 op = self.idom[op]
                 continue
             found.extend((op, layer) for layer in reversed(op.layers))
@@ -171,7 +171,7 @@ class _Writer:
         found.reverse()
         return found
 
-    def block(self, op: Op) -> list[_Written]:
+    def block(self, op: Op) -> _Written | list[_Written]:
         """The join as one block of branches from where its paths divide; where a branch
         reaches what another already holds (not series-parallel), what lies between the
         two written with named tensors instead (:meth:`named`)."""
@@ -179,9 +179,8 @@ class _Writer:
         try:
             if op.join == "gate":
                 other = self.gated(op, fork)
-                return [(op, _Block("gate", [self.sequence(fork, other)]))]
-            return [(op, _Block(op.join or "add", [self.sequence(fork, p)
-                                                   for p in op.inputs]))]
+                return (op, _Block("gate", [self.sequence(fork, other)]))
+            return (op, _Block(op.join or "add", [self.sequence(fork, p) for p in op.inputs]))
         except _Shared as exc:
             if self.placed[exc.op] < mark:  # placed before this block: an outer one's case
                 raise
@@ -205,8 +204,7 @@ class _Writer:
             if self.placed.get(op, mark) < mark:  # also on an outer block's path
                 raise _Shared(op)
         for op in region:
-            self.count += 1
-            self.placed[op] = self.count
+            self.placed.setdefault(op, len(self.placed))  # as placed after ``mark``
         uses: dict[Op, int] = {op: 0 for op in region}
         inner: set[Op] = set()  # read once, where a chain can hold it
         for op in region:
@@ -223,7 +221,8 @@ class _Writer:
         for op in region:
             if op not in absorbed:
                 found.extend(chains.head(op))
-                found.append((op, _Name("keep", op)))
+                if op is not end:  # nothing here reads the end (a region after it keeps it)
+                    found.append((op, _Name("keep", op)))
         self.any_named = True
         return self.resolve(found, start)
 
@@ -342,8 +341,7 @@ def _names(ops: list[Op]) -> dict[Op, str]:
     number after it where two labels are the same."""
     from archcalc.spec import _RESERVED  # the parser's own list: its words are no names
 
-    paths = {op: re.findall(r"[A-Za-z0-9_]+", op.label.rsplit(" ", 1)[-1]) or ["t"]
-             for op in ops}
+    paths = {op: _path(op.label) for op in ops}
     ends = Counter(tuple(path[-k:]) for path in paths.values()
                    for k in range(1, len(path) + 1))
     names: dict[Op, str] = {}
@@ -364,6 +362,21 @@ def _names(ops: list[Op]) -> dict[Op, str]:
     return names
 
 
+def _path(label: str) -> list[str]:
+    """The words of a label's module path: torch's ``Conv2d features.conv0`` (a module;
+    ``Conv2d_0`` where the path ends in an index) or ``cat_2 in features`` (a call), a
+    Keras layer's name, ONNX's ``MaxPool /features/pool0/MaxPool`` (the type left out)."""
+    words = label.split(" ")
+    if len(words) == 3 and words[1] == "in":
+        words = words[:1]
+    parts = re.findall(r"[A-Za-z0-9_]+", words[-1]) or ["t"]
+    if len(words) == 2 and len(parts) > 1 and parts[-1] == words[0]:  # ONNX: /pool0/MaxPool
+        parts.pop()
+    if len(words) == 2 and parts[-1][0].isdigit():
+        parts[-1] = f"{words[0]}_{parts[-1]}"
+    return parts
+
+
 def _numbered(found: list[_Written], prefix: str, names: dict[Op, str]) -> Seq:
     """The nodes, with paths as the spec parser writes them: 1, 2, 3.b1.1 (a branch), 4.1
     (a body); each node and block built once, here, where its path is known."""
@@ -372,10 +385,10 @@ def _numbered(found: list[_Written], prefix: str, names: dict[Op, str]) -> Seq:
         path = f"{prefix}{i}"
         layer: Kind
         label = op.label
-        if isinstance(what, _Name):
-            layer, label = _name_node(what.verb, names[what.op])
-        elif not isinstance(what, _Block):
+        if not isinstance(what, (_Block, _Name)):
             layer = what
+        elif isinstance(what, _Name):
+            layer, label = _name_node(what.verb, names[what.op])
         elif what.join == "gate":
             layer = Gate(_numbered(what.branches[0], f"{path}.", names))
         else:

@@ -107,8 +107,17 @@ class ResidualDense(nn.Module):
         return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+def dense_after_dense() -> nn.Module:
+    """Two dense blocks back to back: the second's input, kept under a name, is the first's
+    output (one keep, not two)."""
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), DenseBlock(2, 8, 4, 2),
+                         DenseBlock(2, 16, 4, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(24, 4))
+
+
 INPUT = (3, 32, 32)
-MODELS = {"densenet": TinyDenseNet, "residual-dense": ResidualDense}
+MODELS = {"densenet": TinyDenseNet, "residual-dense": ResidualDense,
+          "dense-after-dense": dense_after_dense}
 
 
 def names(seq: Seq) -> list[Node]:
@@ -188,7 +197,7 @@ def test_written_as_a_spec_it_parses_to_the_same_rows(name: str) -> None:
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_the_onnx_export_gives_the_torch_numbers() -> None:
+def test_the_onnx_export_gives_the_torch_numbers_and_names() -> None:
     onnx = pytest.importorskip("onnx")
     from archcalc.importers.onnx import onnx_graph
 
@@ -197,7 +206,9 @@ def test_the_onnx_export_gives_the_torch_numbers() -> None:
     torch.onnx.export(module, (torch.rand((1, *INPUT)),), buffer, dynamo=False,
                       do_constant_folding=False)  # batch norms stay batch norms
     graph = onnx_graph(onnx.load_from_string(buffer.getvalue()), name="densenet")
-    assert names(graph.body)
+    # the same names as from torch: ONNX's node names hold the module paths
+    assert [(n.layer.kind, n.layer.name) for n in names(graph.body)] == [
+        (n.layer.kind, n.layer.name) for n in names(torch_graph(module, INPUT).body)] != []
     for convention in ("full", "flopcounter", "torchinfo", "fvcore"):
         assert archcalc.analyze(graph, convention).totals == archcalc.analyze(
             torch_graph(module, INPUT), convention).totals
