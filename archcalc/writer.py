@@ -65,8 +65,8 @@ def _sequence(seq: Seq) -> list[str]:
         run = statements[i:i + period]
         if count == 1:
             lines += run[0]
-        elif period == 1 and len(run[0]) == 1:
-            lines.append(f"{run[0][0]} x{count}")
+        elif period == 1 and len(run[0]) == 1 and not isinstance(seq[i].layer, Block):
+            lines.append(f"{run[0][0]} x{count}")  # ``xN`` is a layer's; keep/from repeat
         else:
             lines.append(f"repeat {count} {{")
             lines += [INDENT + line for statement in run for line in statement]

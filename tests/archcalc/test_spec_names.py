@@ -365,3 +365,12 @@ def test_probe_cuts_give_the_fields_of_direct_gradients(text: str) -> None:
         unit = out[0, :, 0, 0].sum() + out[1, :, -1, -1].sum()
         (grad,) = torch.autograd.grad(unit, x, retain_graph=True)
         assert fields[path] == (measure._box(grad[0]), measure._box(grad[1])), path
+
+
+def test_repeated_statements_are_folded_only_as_they_parse() -> None:
+    """``xN`` repeats a layer; keep/from statements in a row fold as ``repeat N { }``."""
+    graph = archcalc.parse("input 8x8x3\nconv3-4; keep a; keep a; relu; relu; from a; from a")
+    text = to_spec(graph)
+    assert "relu x2" in text and "keep a x2" not in text and "from a x2" not in text
+    assert to_spec(archcalc.parse(text)) == text
+    assert archcalc.analyze(archcalc.parse(text)).totals == archcalc.analyze(graph).totals
