@@ -210,8 +210,13 @@ class Walker:
                 raise SpecError("add inplace=true sums into its first branch's tensor, which "
                                 "is a named one here (keep/from): it would overwrite it; "
                                 "drop inplace=true or reorder the branches", node.loc)
+            before = set(self.names.pending)
             with self.names.block(keeps_input=isinstance(layer, Head)):
-                return layer.walk(self, node, shape, rf, depth, held + extra)
+                out, out_rf, peak = layer.walk(self, node, shape, rf, depth, held + extra)
+            # a tensor kept inside and read after the block is live at its join, which the
+            # block's own rules do not know of
+            late = sum(n for t, n in self.names.pending.items() if t not in before)
+            return out, out_rf, peak + late
         d = self.derive(node, shape)
         title = node.title or layer.title()
         new_rf = None
@@ -306,8 +311,9 @@ class Names:
     blocks neither start on a kept tensor nor read one; otherwise it is an upper bound, by
     at most the kept tensors the block reads: a block's own rules may count its input or a
     branch's output again (a residual's identity shortcut at the join, a branch that is
-    ``from p``), and a tensor read for the last time inside a block stays held until the
-    block's join. Never below: nothing a later ``from`` reads goes uncounted."""
+    ``from p``), a tensor read for the last time inside a block stays held until the
+    block's join, and one kept inside a block and read after it is added to the block's
+    peak. Never below: nothing a later ``from`` reads goes uncounted."""
 
     bound: dict[str, _Bound] = field(default_factory=dict)  # name -> tensor
     reads: dict[str, int] = field(default_factory=dict)  # keep path -> froms reading it

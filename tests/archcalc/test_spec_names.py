@@ -374,3 +374,14 @@ def test_repeated_statements_are_folded_only_as_they_parse() -> None:
     assert "relu x2" in text and "keep a x2" not in text and "from a x2" not in text
     assert to_spec(archcalc.parse(text)) == text
     assert archcalc.analyze(archcalc.parse(text)).totals == archcalc.analyze(graph).totals
+
+
+def test_a_tensor_kept_inside_a_block_is_never_left_out() -> None:
+    """b (64), kept inside the first branch and read after the concat: the true peak is the
+    second branch's conv1-2, x (128) + the first branch's 32 + b + its own 32 = 256 (the
+    join holds only 32 + 32 + 64 + b = 192). The block's rules do not know b lives past
+    their join, so b is added to the block's peak: an upper bound, by at most b."""
+    report = archcalc.analyze(archcalc.parse(
+        "input 4x4x1\nconv3-8\nconcat { branch { conv1-4; keep b; conv1-2 } "
+        "branch { conv1-2 } }\nfrom b; conv1-1"))
+    assert 128 + 32 + 64 + 32 <= report.peak_live <= 128 + 32 + 64 + 32 + 64
