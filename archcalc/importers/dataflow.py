@@ -285,10 +285,22 @@ class _Chains:
 
     def chain(self, tip: Op) -> list[_Written]:
         """What makes ``tip`` current: a ``from`` its named tensor, or the operations
-        written only for it, from the named tensor they begin at."""
-        if tip not in self.absorbed:
-            return [(tip, _Name("from", tip))]
-        return self.head(tip)
+        written only for it, from the named tensor they begin at (or from a join's block,
+        whose branches say where they begin); without recursion, as a chain may be long."""
+        found: list[_Written] = []
+        op = tip
+        while op in self.absorbed:
+            if op.join is not None:
+                found.extend(reversed(self.join(op)))
+                break
+            found.extend((op, layer) for layer in reversed(op.layers))
+            if len(op.inputs) != 1:
+                raise self.writer.refuse(op, f"it takes {len(op.inputs)} tensors")
+            op = op.inputs[0]
+        else:
+            found.append((op, _Name("from", op)))
+        found.reverse()
+        return found
 
 
 @dataclass

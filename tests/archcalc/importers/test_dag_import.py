@@ -239,3 +239,26 @@ def test_series_parallel_models_are_written_without_names() -> None:
 
     for factory, input_size in BLOCK_MODELS.values():
         assert not names(torch_graph(factory(), input_size).body)
+
+
+class LongReuse(nn.Module):
+    """Features reused as a DenseNet does, with 1,200 layers between them: a chain inside
+    the named part is written without recursion."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 3, 1)
+        self.deep = nn.Sequential(*(nn.ReLU() for _ in range(1200)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f1 = self.a(x)
+        return torch.cat([x, f1, self.deep(torch.cat([x, f1], 1))], 1)
+
+
+def test_a_long_chain_between_named_tensors() -> None:
+    graph = torch_graph(LongReuse(), (3, 4, 4))
+    rows = archcalc.analyze(graph).rows
+    assert sum(r.kind == "act" for r in rows) == 1200
+    assert rows[-1].out_shape == (12, 4, 4)
+    assert [n.layer.kind for n in names(graph.body)] == ["keep", "from", "from"]
+
