@@ -77,6 +77,7 @@ from archcalc.kinds import (
     Upsample,
 )
 from archcalc.kinds.norm import LRN
+from archcalc.kinds.pad import Crop
 from archcalc.layers import Graph, Shape
 
 _ACTIVATIONS = {"Relu": "relu", "LeakyRelu": "leakyrelu", "Elu": "elu", "Sigmoid": "sigmoid",
@@ -730,6 +731,32 @@ class _Reader:
         if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)):
             raise _Refused("padding other than of the map's height and width")
         return [Pad(pads[2], pads[6], pads[3], pads[7])]
+
+    def read_Slice(self, node: Any) -> list[Kind]:
+        """A slice of the map's height and width by constants (Keras' Cropping2D, as
+        tf2onnx writes it) is a crop; any other slice is refused."""
+        shape = self.shape_of(node.input[0])
+        if shape is None or len(shape) != 3:
+            raise _Refused("a slice of a tensor other than a map of known size")
+        values = [[int(v) for v in self.static(node.input[i])]
+                  if len(node.input) > i and node.input[i] else None for i in range(1, 5)]
+        starts, ends, axes, steps = values
+        if starts is None or ends is None:
+            raise _Refused("a slice without constant starts and ends")
+        axes = axes or list(range(len(starts)))
+        if any(step != 1 for step in steps or ()):
+            raise _Refused("a strided slice")
+        cut = {2: [0, 0], 3: [0, 0]}  # axis: pixels off its start, off its end
+        for start, end, axis in zip(starts, ends, axes, strict=True):
+            axis %= 4
+            size = (1, *shape)[axis]
+            begin = min(max(start + size if start < 0 else start, 0), size)
+            stop = min(max(end + size if end < 0 else end, 0), size)
+            if axis in cut:
+                cut[axis] = [begin, size - stop]
+            elif (begin, stop) != (0, size):
+                raise _Refused(f"a slice of axis {axis} (archcalc crops height and width)")
+        return [Crop(cut[2][0], cut[2][1], cut[3][0], cut[3][1])]
 
     def read_Resize(self, node: Any) -> list[Kind]:
         mode = self.attr(node, "mode", b"nearest")
