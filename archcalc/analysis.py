@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import cast
 
 from archcalc.algebra import INPUT_RF, RF, Ops, Params, merge_rfs
 from archcalc.conventions import Convention, get_convention
@@ -134,9 +135,15 @@ def _totals(rows: Sequence[Row], input_elements: int) -> Totals:
 
 
 class _Derived(Record):
-    """What a leaf layer's row holds that depends only on the layer and its input shape."""
+    """What a leaf layer's row holds that depends only on the layer and its input shape,
+    and the rules that gave it (:func:`~archcalc.kinds.base.rules_at`), for the field."""
 
+    rule: Kind
+    at: Shape
+    title: str
     out: Shape
+    in_elements: int
+    out_elements: int
     params: Params
     ops: Ops
     macs: int
@@ -155,8 +162,10 @@ class Walker:
     convention: Convention
     rows: list[Row] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    # Repeated blocks (every ResNet stage) meet the same layer at the same shape many times.
-    derived: dict[tuple[Kind, Shape], _Derived] = field(default_factory=dict)
+    # Repeated blocks (every ResNet stage) meet the same layer at the same shape many times
+    # (the parser shares a layer between its copies). Keyed by the layer's identity, which
+    # spares hashing its fields per row; the entry holds the layer, so no other takes its id.
+    derived: dict[tuple[int, Shape], tuple[Kind, _Derived]] = field(default_factory=dict)
     head: str = ""  # the output head being walked ("" the main path)
     names: Names = field(default_factory=lambda: Names())  # ``keep``/``from`` tensors
 
@@ -170,17 +179,21 @@ class Walker:
             self.head = outer
 
     def derive(self, node: Node, shape: Shape) -> _Derived:
-        key = (node.layer, shape)
-        found = self.derived.get(key)
-        if found is None:
+        """The layer's row at ``shape``, but for its place (path, depth, field), computed
+        once per layer and shape (:meth:`node` looks in :attr:`derived` first)."""
+        key = (id(node.layer), shape)
+        entry = self.derived.get(key)
+        if entry is None:
             rule, at = rules_at(node.layer, shape, node.loc)
             out = output_at(rule, at, shape, node.loc)
             ops = rule.operations(at, out)
-            found = _Derived(out if at is shape else uncolumn(out), rule.parameters(at), ops,
-                             self.convention.macs(ops), self.convention.flops(ops),
-                             not rule.allocates(), rule.stored(), rule.weight_formula(at))
-            self.derived[key] = found
-        return found
+            out = out if at is shape else uncolumn(out)
+            found = _Derived(rule, at, node.layer.title(), out, math.prod(shape),
+                             math.prod(out), rule.parameters(at), ops, self.convention.macs(ops),
+                             self.convention.flops(ops), not rule.allocates(), rule.stored(),
+                             rule.weight_formula(at))
+            self.derived[key] = entry = (node.layer, found)
+        return entry[1]
 
     def seq(self, nodes: Seq, shape: Shape, rf: RF | None, depth: int, held: int,
             pinned: int) -> tuple[Shape, RF | None, int]:
@@ -201,10 +214,9 @@ class Walker:
     def node(self, node: Node, shape: Shape, rf: RF | None, depth: int,
              held: int) -> tuple[Shape, RF | None, int]:
         layer = node.layer
-        if isinstance(layer, Keep | From):
-            return layer.walk(self, node, shape, rf, depth, held)
-        extra = self.names.extra()
-        if isinstance(layer, Block):
+        if layer.container:
+            if isinstance(layer, Keep | From):
+                return layer.walk(self, node, shape, rf, depth, held)
             extra = self.names.hold()
             if isinstance(layer, Add) and layer.inplace and _ends_named(layer.branches[0]):
                 raise SpecError("add inplace=true sums into its first branch's tensor, which "
@@ -212,30 +224,29 @@ class Walker:
                                 "drop inplace=true or reorder the branches", node.loc)
             before = set(self.names.pending)
             with self.names.block(keeps_input=isinstance(layer, Head)):
-                out, out_rf, peak = layer.walk(self, node, shape, rf, depth, held + extra)
+                out, out_rf, peak = cast(Block, layer).walk(self, node, shape, rf, depth,
+                                                            held + extra)
             # a tensor kept inside and read after the block is live at its join, which the
             # block's own rules do not know of
             late = sum(n for t, n in self.names.pending.items() if t not in before)
             return out, out_rf, peak + late
-        d = self.derive(node, shape)
-        title = node.title or layer.title()
+        extra = self.names.extra()
+        entry = self.derived.get((id(layer), shape))
+        d = self.derive(node, shape) if entry is None else entry[1]
         new_rf = None
         if rf is not None:
-            rule, at = rules_at(layer, shape, node.loc)
-            new_rf = rule.receptive_field(rf, at)
-        if rf is not None and new_rf is None:
-            self.warnings.append(f"{node.loc}: {node.label}: no receptive field from here on "
-                                 "(its output units' fields are not one sliding window of "
-                                 "its input)")
-        self.rows.append(Row(
-            path=node.path, label=node.label, kind=layer.kind, depth=depth, in_shape=shape,
-            out_shape=d.out, params=d.params, ops=d.ops, macs=d.macs, flops=d.flops, rf=new_rf,
-            inplace=d.inplace, stored=d.stored, formula=d.formula, title=title,
-            options=node.options, homework_row=layer.homework_row, loc=node.loc,
-            head=self.head))
+            new_rf = d.rule.receptive_field(rf, d.at)
+            if new_rf is None:
+                self.warnings.append(f"{node.loc}: {node.label}: no receptive field from here "
+                                     "on (its output units' fields are not one sliding window "
+                                     "of its input)")
+        self.rows.append(Row(  # by position, Row's fields in order: the hot path
+            node.path, node.label, layer.kind, depth, shape, d.out, d.params, d.ops, d.macs,
+            d.flops, new_rf, d.inplace, d.stored, d.formula, node.title or d.title,
+            node.options, layer.homework_row, node.loc, self.head))
         in_place = d.inplace and not self.names.needed_later()  # else it would clobber one
-        read = 0 if self.names.held_outside() else math.prod(shape)
-        live = held + extra + read + (0 if in_place else math.prod(d.out))
+        read = 0 if self.names.held_outside() else d.in_elements
+        live = held + extra + read + (0 if in_place else d.out_elements)
         self.names.step(in_place)
         return d.out, new_rf, live
 
@@ -269,13 +280,10 @@ class Walker:
                  out: Shape, rf: RF | None, ops: Ops, kind: str | None = None) -> None:
         """The row of a block's join (concatenation, addition): no parameters of its own."""
         inplace = not block.allocates()
-        self.rows.append(Row(
-            path=node.path, label=label, kind=kind or block.kind, depth=depth,
-            in_shape=in_shape, out_shape=out, params=Params(), ops=ops,
-            macs=self.convention.macs(ops), flops=self.convention.flops(ops), rf=rf,
-            inplace=inplace, stored=not inplace, formula=None, title=block.title(),
-            options=node.options, homework_row=block.homework_row, loc=node.loc,
-            head=self.head))
+        self.rows.append(Row(  # by position, as in node()
+            node.path, label, kind or block.kind, depth, in_shape, out, Params(), ops,
+            self.convention.macs(ops), self.convention.flops(ops), rf, inplace, not inplace,
+            None, block.title(), node.options, block.homework_row, node.loc, self.head))
 
     def merge(self, rfs: list[RF | None], node: Node, what: str) -> RF | None:
         if any(rf is None for rf in rfs):

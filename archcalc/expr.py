@@ -73,6 +73,8 @@ def evaluate(text: str, names: dict[str, int], budget: Budget | None = None) -> 
         raise ExprError("expression is nested more deeply than Python's parser allows") from exc
     if budget is not None:
         budget.spend(size)
+    if type(tree) is ast.Name:  # ``$bias``: most of a zoo file's expressions
+        return _bounded(_leaf(tree, names))  # type: ignore[return-value]
     value = _eval(tree, names)  # its own errors are ExprErrors; a MemoryError is a bug
     if not isinstance(value, int):  # a Fraction from '/'
         if value.denominator != 1:

@@ -20,6 +20,7 @@ _WHOLE = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() also accepts '�
 MAX_CHARS = 1_000_000  # of a spec; the zoo's largest is under 10,000
 MAX_LINE = 10_000  # characters of one line
 _BREAK = re.compile(r"\r\n|\r|\n")
+_DIMS = re.compile(r"[x*×,]")  # between the numbers of 224x224x3 or 1x7
 
 
 def split_lines(text: str) -> list[str]:
@@ -60,9 +61,10 @@ class Token(NamedTuple):
     col: int
 
 
-# One alternative per token kind; a word keeps ``${...}`` whole (up to its '}' or the line end).
-_TOKEN = re.compile(r"(?P<skip>\s+)|(?P<comment>#.*)|(?P<brace>[{}])|(?P<semi>;)"
-                    r"|(?P<word>(?:\$\{[^}]*\}?|[^\s{};#$]|\$(?!\{))+)")
+# White space, then a comment, a brace, a ';' or a word, whose first character tells which;
+# nothing else can follow white space, so the columns add up. A word keeps ``${...}`` whole
+# (up to its '}' or the line end).
+_TOKEN = re.compile(r"(\s*)(#.*|[{};]|(?:[^\s{};#$]+|\$\{[^}]*\}?|\$(?!\{))+)")
 
 
 def tokenize(text: str) -> list[Token]:
@@ -73,26 +75,29 @@ def tokenize(text: str) -> list[Token]:
 def tokenize_lines(lines: list[str]) -> Iterator[list[Token]]:
     """The tokens of each line in turn, then the end of file: a reader of the header reads
     only the lines it needs."""
+    new = tuple.__new__  # a Token without a Python frame: a spec has thousands
     for lineno, line in enumerate(lines, start=1):
-        end = Token("nl", "", lineno, len(line) + 1)
+        end = new(Token, ("nl", "", lineno, len(line) + 1))
         if line.lstrip()[:1] in ("", "#"):  # blank or a comment: most of a zoo file's header
             yield [end]
             continue
         tokens: list[Token] = []
-        append = tokens.append
-        for m in _TOKEN.finditer(line):
-            kind = m.lastgroup
-            if kind == "word":
-                append(Token("word", m.group(), lineno, m.start() + 1))
-            elif kind == "brace":
-                append(Token(m.group(), m.group(), lineno, m.start() + 1))
-            elif kind == "semi":
-                append(Token("nl", ";", lineno, m.start() + 1))
-            elif kind == "comment":
+        append, col = tokens.append, 1
+        for space, text in _TOKEN.findall(line):
+            col += len(space)
+            first = text[0]
+            if first == "#":
                 break
+            if first == ";":
+                append(new(Token, ("nl", ";", lineno, col)))
+            elif first in "{}":
+                append(new(Token, (text, text, lineno, col)))
+            else:
+                append(new(Token, ("word", text, lineno, col)))
+            col += len(text)
         append(end)
         yield tokens
-    yield [Token("eof", "", len(lines) + 1, 1)]
+    yield [new(Token, ("eof", "", len(lines) + 1, 1))]
 
 
 def whole(text: str) -> int | None:
@@ -114,7 +119,7 @@ def flag(text: str) -> bool | None:
 def parse_dims(text: str) -> tuple[int, ...] | None:
     """``224x224x3`` -> (224, 224, 3); ``16000x1`` -> (16000, 1); ``3072`` -> (3072,);
     anything else -> None."""
-    parts = [whole(p) for p in re.split(r"[x*×,]", text.strip().lower())]
+    parts = [whole(p) for p in _DIMS.split(text.strip().lower())]
     if len(parts) not in (1, 2, 3) or None in parts:
         return None
     return tuple(parts)  # type: ignore[arg-type]
@@ -215,7 +220,7 @@ class Options:
 
 def pair_or_none(text: str) -> Pair | None:
     """``3`` -> (3, 3); ``1x7`` -> (1, 7); anything else -> None."""
-    parts = [whole(p) for p in re.split(r"[x*×,]", text.strip().lower())]
+    parts = [whole(p) for p in _DIMS.split(text.strip().lower())]
     if len(parts) not in (1, 2) or None in parts:
         return None
     return (parts[0], parts[-1])  # type: ignore[return-value]

@@ -6,6 +6,12 @@ about 0.5-1 ms each class on this machine: twenty records cost ``archcalc vgg19 
 a sixth of its start-up. A :class:`Record` subclass is still a dataclass (``fields``,
 ``replace``, ``asdict`` and type checkers see one), but it inherits those methods instead of
 generating them.
+
+Binding arguments by name in shared Python code costs about three times what a generated
+``__init__`` costs, and an analysis makes thousands of a few records (rows, nodes,
+locations). So a class gets its own ``__init__``, compiled as dataclasses would but only for
+arguments given by position, once it has made :data:`HOT` records: the few hot classes pay
+the compiler, the many cold ones do not.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ class Record:
     # Per subclass: field names in order, the same as a set, defaults, default factories.
     __record__: ClassVar[tuple[tuple[str, ...], frozenset[str], dict[str, Any],
                                dict[str, Any]]]
+    # Per subclass: for each number of arguments that binds by position alone (every field,
+    # or the first ones with plain defaults, no factory, for the rest), the values of the
+    # rest: ``Node(layer, label, path, loc)`` binds without the general path's dictionaries.
+    __record_fill__: ClassVar[dict[int, tuple[Any, ...]]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -41,15 +51,36 @@ class Record:
             {f.name: f.default for f in found if f.default is not MISSING},
             {f.name: f.default_factory for f in found if f.default_factory is not MISSING},
         )
+        cls.__record_fill__ = {len(names): ()}
+        for i in range(len(found) - 1, -1, -1):
+            if found[i].default is MISSING:
+                break
+            cls.__record_fill__[i] = tuple(f.default for f in found[i:])
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _bind(self, args, kwargs)
+        cls = type(self)
+        made = _MADE[cls] = _MADE.get(cls, 0) + 1
+        if made == HOT and "__init__" not in cls.__dict__ and cls.__record__[0]:
+            setattr(cls, "__init__", _compiled_init(cls))  # noqa: B010 (mypy: a method)
+
+    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Set the fields from the arguments as a dataclass's ``__init__`` binds them."""
         names, known, defaults, factories = self.__record__
-        if not kwargs and len(args) == len(names):  # every field, in order
-            self.__dict__.update(zip(names, args, strict=True))
-            return
-        if not args and len(kwargs) == len(names) and known.issuperset(kwargs):  # by name
-            self.__dict__.update(kwargs)
-            return
+        if not kwargs:
+            fill = self.__record_fill__.get(len(args))
+            if fill is not None:  # by position; the rest (if any) takes its defaults
+                self.__dict__.update(zip(names, args + fill, strict=True))
+                return
+        if not args and known.issuperset(kwargs):  # by name
+            if len(kwargs) == len(names):
+                self.__dict__.update(kwargs)
+                return
+            if not factories:  # the others take their defaults, if they all have one
+                values = defaults | kwargs
+                if len(values) == len(names):
+                    self.__dict__.update(values)
+                    return
         if len(args) > len(names):
             raise TypeError(f"{type(self).__name__} takes {len(names)} arguments, "
                             f"not {len(args)}")
@@ -79,8 +110,7 @@ class Record:
                                   f"{type(self).__name__}")
 
     def _values(self) -> tuple[object, ...]:
-        state = self.__dict__
-        return tuple(state[name] for name in self.__record__[0])
+        return tuple(map(self.__dict__.__getitem__, self.__record__[0]))
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -100,3 +130,33 @@ class Record:
         args = ", ".join(f"{n}={v!r}" for n, v in zip(self.__record__[0], self._values(),
                                                         strict=True))
         return f"{type(self).__name__}({args})"
+
+
+_bind = Record._bind
+HOT = 32  # records of a class made before the class gets its own __init__
+_MADE: dict[type[Record], int] = {}
+
+
+def _compiled_init(cls: type[Record]) -> Any:
+    """``cls.__init__`` for arguments by position (all the fields, or the first ones and
+    the defaults of the rest), which it stores without a loop; anything else (names, wrong
+    counts, a subclass's record) it hands to :meth:`Record._bind`, so errors read the same."""
+    names = cls.__record__[0]
+    local = [f"_{i}" for i in range(len(names))]
+    stores = "".join(f"            state[{name!r}] = {var}\n"
+                     for name, var in zip(names, local, strict=True))
+    source = (
+        "def __init__(self, *args, **kwargs):\n"
+        "    if not kwargs and type(self) is cls:\n"
+        "        fill = fills.get(len(args))\n"
+        "        if fill is not None:\n"
+        f"            {', '.join(local)}, = args + fill\n"
+        "            state = self.__dict__\n"
+        f"{stores}"
+        "            return\n"
+        "    bind(self, args, kwargs)\n")
+    scope: dict[str, Any] = {"cls": cls, "fills": cls.__record_fill__, "bind": _bind}
+    exec(compile(source, f"<record {cls.__qualname__}.__init__>", "exec"), scope)
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init

@@ -129,6 +129,7 @@ from archcalc.expr import Budget, ExprError, evaluate
 from archcalc.kinds import (
     REGISTRY,
     Add,
+    Block,
     Concat,
     From,
     Gate,
@@ -141,6 +142,7 @@ from archcalc.kinds import (
     build_layer,
     layer_names,
 )
+from archcalc.kinds.base import is_block
 from archcalc.layers import Graph, Node, Shape
 from archcalc.notation import (
     INPUT_FORMS,
@@ -194,6 +196,9 @@ class _Parser:
     calling: list[str] = field(default_factory=list)  # blocks being expanded, outermost first
     budget: Budget = field(default_factory=Budget)  # operations left to the expressions
     kept: dict[str, None] = field(default_factory=dict)  # tensor names kept so far, in order
+    # Bodies of calls parsed once, by everything their parse depends on (see ``expand``).
+    calls: dict[tuple[str, tuple[tuple[str, int], ...], tuple[str, ...], int], _Parsed] = (
+        field(default_factory=dict))
 
     def __post_init__(self) -> None:
         check_size(self.file, self.text)
@@ -215,9 +220,12 @@ class _Parser:
         return SpecError(message, Loc(self.file, line, col, text))
 
     def peek(self) -> Token:
-        while self.pos >= len(self.tokens):
-            self.tokens.extend(next(self.more))
-        return self.tokens[self.pos]
+        try:
+            return self.tokens[self.pos]
+        except IndexError:  # lines are tokenized as the parser reaches them
+            while self.pos >= len(self.tokens):
+                self.tokens.extend(next(self.more))
+            return self.tokens[self.pos]
 
     def next(self) -> Token:
         tok = self.peek()
@@ -237,10 +245,11 @@ class _Parser:
             self.pos += 1
 
     def rest_of_statement(self) -> list[Token]:
-        words = []
-        while self.peek().kind == "word":
-            words.append(self.next())
-        return words
+        self.peek()  # its line is tokenized, up to the "nl" that ends it: no more peeks
+        tokens, start = self.tokens, self.pos
+        while tokens[self.pos].kind == "word":
+            self.pos += 1
+        return tokens[start:self.pos]
 
     def end_statement(self) -> None:
         tok = self.peek()
@@ -265,10 +274,10 @@ class _Parser:
                     raise self.error(tok, "unclosed '${'", i)
                 expr, end = text[i + 2:close], close + 1
             else:
-                m = re.match(r"[A-Za-z_]\w*", text[i + 1:])
+                m = _DOLLAR_NAME.match(text, i + 1)
                 if not m:
                     raise self.error(tok, "'$' must be followed by a name or '{expression}'", i)
-                expr, end = m.group(), i + 1 + m.end()
+                expr, end = m.group(), m.end()
             out.append(str(self.eval(tok, expr, i)))
             i = end
         return "".join(out)
@@ -284,6 +293,26 @@ class _Parser:
         self.work += units
         if self.work > _MAX_WORK:
             raise self.error(tok, f"spec expands to more than {_MAX_WORK} statements and layers")
+
+    def expand(self, prefix: str, opener: Token) -> tuple[list[Node], _Parsed | None]:
+        """A body's statements (:meth:`block`), and what repeating it costs, if a repeat
+        is exact: the same tokens read under the same names give the same nodes, bar their
+        paths, unless the body names a head (a second copy must fail on the name)."""
+        work, left, heads = self.work, self.budget.left, len(self.heads)
+        nodes = self.block(prefix=prefix, opener=opener)
+        if len(self.heads) != heads:
+            return nodes, None
+        return nodes, _Parsed(nodes, prefix, self.work - work, left - self.budget.left)
+
+    def replay(self, parsed: _Parsed, prefix: str) -> list[Node] | None:
+        """``parsed`` again under ``prefix``, its work and operations counted as parsing it
+        counts them; None where they would pass a bound, so that parsing it again fails
+        at the very statement or expression it would have."""
+        if self.work + parsed.work > _MAX_WORK or self.budget.left < parsed.operations:
+            return None
+        self.work += parsed.work
+        self.budget.spend(parsed.operations)
+        return _moved(parsed.nodes, len(parsed.prefix), prefix)
 
     # -- statements ----------------------------------------------------------------------
     def header(self) -> Header:
@@ -345,8 +374,10 @@ class _Parser:
         nodes: list[Node] = []
         index = 0
         while True:
-            self.skip_newlines()
             tok = self.peek()
+            while tok.kind == "nl":
+                self.pos += 1
+                tok = self.peek()
             if tok.kind == "eof":
                 if opener is not None:
                     raise self.error(opener, "this '{' is never closed")
@@ -501,11 +532,22 @@ class _Parser:
                                   "is not allowed")
         self.check_shadowing(define)
         bound = self.bind(define, tok, self.rest_of_statement())
+        # The body reads the header's names and ``bound``; the blocks being expanded and
+        # the depth decide whether a call in it recurses or nests too deep.
+        key = (word, tuple(bound.items()), tuple(self.calling), self.depth)
+        parsed = self.calls.get(key)
+        if parsed is not None:
+            again = self.replay(parsed, f"{path}.")
+            if again is not None:
+                return again
         caller_names, resume = self.names, self.pos
         self.names, self.pos = {**self.globals, **bound}, define.body_start
         self.calling.append(word)
         try:
-            return self.block(prefix=f"{path}.", opener=define.opener or tok)
+            nodes, parsed = self.expand(f"{path}.", define.opener or tok)
+            if parsed is not None:
+                self.calls[key] = parsed
+            return nodes
         except SpecError as exc:
             if "(in block " in exc.message:  # the innermost call says where it came from
                 raise
@@ -623,16 +665,27 @@ class _Parser:
         if count == 0:  # ``repeat ${flag} { }``: a part included only when flag is 1
             self.skip_body(opener)
             return []
-        start, nodes, outer = self.pos, [], self.names
+        start, end, nodes, outer = self.pos, self.pos, [], self.names
+        parsed: _Parsed | None = None  # the first copy, when the copies are alike (no index)
         try:
             for r in range(count):
-                self.pos = start
                 self.spend(opener, 1)
+                prefix = f"{path}.{r + 1}."
+                again = None if parsed is None else self.replay(parsed, prefix)
+                if again is not None:
+                    nodes.extend(again)
+                    continue
+                self.pos = start
                 if index is not None:
                     self.names = {**outer, index: r}
-                nodes.extend(self.block(prefix=f"{path}.{r + 1}.", opener=opener))
+                body, found = self.expand(prefix, opener)
+                nodes.extend(body)
+                end = self.pos
+                if index is None and parsed is None:
+                    parsed = found
         finally:
             self.names = outer
+        self.pos = end
         return nodes
 
     def skip_body(self, opener: Token) -> None:
@@ -812,18 +865,19 @@ class _Parser:
         return result
 
     def layer(self, tok: Token, path: str) -> list[Node]:
-        head = self.substitute(tok)
+        head = self.substitute(tok) if "$" in tok.text else tok.text
         if self.defines and not _is_layer(head):  # before its words are read as options
             blocks = [d.name for d in self.defines.values()]
             near = suggest(head, [*blocks, *layer_names()])
             raise self.error(tok, f"unknown layer or block {shorten(head)!r}{near} (blocks: "
                                   f"{', '.join(blocks)}; layers: see 'archcalc spec --help')")
-        options: list[RawOption] = []
+        options: list[tuple[str, str, Token, int]] = []  # RawOptions, made on a cache miss
+        pairs: list[tuple[str, str]] = []  # their keys and values: with head, the cache key
         times: int | None = None
         written = [head]
         for opt in self.rest_of_statement():
-            text = self.substitute(opt)
-            if re.fullmatch(r"[xX][0-9]+", text):
+            text = self.substitute(opt) if "$" in opt.text else opt.text
+            if _TIMES.fullmatch(text):
                 if times is not None:
                     raise self.error(opt, "repeat count 'xN' given twice")
                 times = self.count(opt, 1)
@@ -831,26 +885,31 @@ class _Parser:
             key, eq, value = text.partition("=")
             if not eq or not key or not value:
                 raise self.error(opt, f"expected OPTION=VALUE, found {text!r}")
-            options.append(RawOption(key.lower(), value, opt, len(key) + 1))
+            options.append((key.lower(), value, opt, len(key) + 1))
+            pairs.append((key.lower(), value))
             written.append(text)
+        words = (head, tuple(pairs))
+        layer = _LAYERS.get(words)
+        if layer is None:
+            layer = self.build(tok, head, [RawOption(*o) for o in options])
+            if len(_LAYERS) >= _LAYER_CACHE_SIZE:
+                _LAYERS.clear()
+            _LAYERS[words] = layer
+        loc = Loc(self.file, tok.line, tok.col, self.lines[tok.line - 1])  # self.loc(tok)
+        label, opts = " ".join(written), tuple(written[1:])
+        if times is None or times == 1:
+            return [Node(layer, label, path, loc, opts)]
+        self.spend(tok, times - 1)  # the statement itself is counted: a layer is one
+        return [Node(layer, label, f"{path}.{r + 1}", loc, opts) for r in range(times)]
+
+    def build(self, tok: Token, head: str, options: list[RawOption]) -> Kind:
+        """The layer ``head`` with ``options``; its faults located in the statement."""
         exact = head == tok.text  # offsets into the head hold only if nothing was substituted
 
         def fail(at: Token | None, message: str, offset: int = 0) -> SpecError:
             return self.error(at or tok, message, offset if at or exact else 0)
 
-        words = (head, tuple((o.key, o.value) for o in options))
-        layer = _LAYERS.get(words)
-        if layer is None:
-            layer = build_layer(head, options, fail)
-            if len(_LAYERS) >= _LAYER_CACHE_SIZE:
-                _LAYERS.clear()
-            _LAYERS[words] = layer
-        self.spend(tok, (times or 1) - 1)  # the statement itself is counted: a layer is one
-        label, opts = " ".join(written), tuple(written[1:])
-        if times is None or times == 1:
-            return [Node(layer, label, path, self.loc(tok), opts)]
-        return [Node(layer, label, f"{path}.{r + 1}", self.loc(tok), opts)
-                for r in range(times)]
+        return build_layer(head, options, fail)
 
 
 class Header(Record):
@@ -860,6 +919,50 @@ class Header(Record):
     model: str
     source: str
     variants: tuple[tuple[str, tuple[tuple[str, int], ...]], ...]
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A body parsed once, to be repeated: its nodes with paths under ``prefix``, and the
+    statements (:attr:`_Parser.work`) and expression operations parsing it counted."""
+
+    nodes: list[Node]
+    prefix: str
+    work: int
+    operations: int
+
+
+def _moved(nodes: list[Node], cut: int, prefix: str) -> list[Node]:
+    """Copies of ``nodes`` with ``prefix`` in place of their paths' first ``cut``
+    characters, inside blocks too; the layers themselves are shared."""
+    names = Node.__record__[0]
+    at_path, at_layer = names.index("path"), names.index("layer")
+    moved = []
+    for node in nodes:
+        values = list(map(node.__dict__.__getitem__, names))  # by position: the fast way
+        values[at_path] = prefix + node.path[cut:]
+        if is_block(node.layer):
+            values[at_layer] = _moved_block(node.layer, cut, prefix)
+        moved.append(Node(*values))
+    return moved
+
+
+def _moved_block(block: Block, cut: int, prefix: str) -> Block:
+    """``block`` with the nodes of its sequences moved (:func:`_moved`)."""
+    return type(block)(*[_moved_value(getattr(block, name), cut, prefix)
+                         for name in block.__record__[0]])
+
+
+def _moved_value(value: object, cut: int, prefix: str) -> object:
+    """A block's field: a sequence of nodes, or sequences of them (branches), moved; any
+    other value as it is."""
+    if type(value) is not tuple or not value:
+        return value
+    if type(value[0]) is Node:
+        return tuple(_moved(list(value), cut, prefix))
+    if type(value[0]) is tuple:
+        return tuple(_moved_value(item, cut, prefix) for item in value)
+    return value
 
 
 @dataclass
@@ -886,6 +989,8 @@ class _Define:
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DOLLAR_NAME = re.compile(r"[A-Za-z_]\w*")  # after a '$'
+_TIMES = re.compile(r"[xX][0-9]+")  # a layer's repeat count
 _RESERVED = frozenset({"model", "source", "input", "param", "let", "variant", "define",
                        "repeat", "as", "concat", "add", "branch", "residual", "gate",
                        "split", "keep", "from", "head"})

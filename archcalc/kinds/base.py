@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard, TypeVar
 
 from archcalc.algebra import RF, Ops, Params, fmt_shape
 from archcalc.errors import Loc, SpecError
@@ -142,6 +142,9 @@ class Kind(Record, ABC):
     # Listed in the homework table when it allocates: the assignment lists conv, pool and FC
     # rows; activations such as soft-max are allocations the footer mentions instead.
     homework_row: ClassVar[bool] = True
+    # A :class:`Block`: read by the walker and the parser at every node, where ``isinstance``
+    # on an abstract class costs more than the rest of a cached row.
+    container: ClassVar[bool] = False
 
     # -- notation ------------------------------------------------------------------------
     @classmethod
@@ -271,6 +274,7 @@ class Block(Kind):
     """A container: the walker and the builder call these instead of the leaf rules."""
 
     homework_row: ClassVar[bool] = True
+    container: ClassVar[bool] = True
 
     @abstractmethod
     def walk(self, walker: Any, node: Any, shape: Shape, rf: RF | None, depth: int,
@@ -308,6 +312,10 @@ class Block(Kind):
     def from_notation(cls, m: re.Match[str], opts: Options, fail: Fail) -> Kind:
         raise TypeError(f"{cls.kind} is a block statement, parsed by archcalc.spec")
 
+
+def is_block(layer: Kind) -> TypeGuard[Block]:
+    """``isinstance(layer, Block)``, from :attr:`Kind.container`."""
+    return layer.container
 
 K = TypeVar("K", bound=type[Kind])
 REGISTRY: dict[str, type[Kind]] = {}
