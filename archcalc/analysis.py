@@ -201,10 +201,13 @@ class Walker:
 
         ``held``: elements kept alive by enclosing joins; ``pinned``: the sequence's input,
         if it must outlive the first layer (a residual or concat input)."""
-        self.names.enter()
-        outside = self.names.held_outside()  # a kept tensor the enclosing block holds
-        pinned = 0 if outside else pinned
-        peak = held + (0 if outside else math.prod(shape))
+        if self.names.used:
+            self.names.enter()
+            outside = self.names.held_outside()  # a kept tensor the enclosing block holds
+            pinned = 0 if outside else pinned
+            peak = held + (0 if outside else math.prod(shape))
+        else:  # no names: nothing is held outside
+            peak = held + math.prod(shape)
         for i, node in enumerate(nodes):
             extra = held + (pinned if i else 0)
             shape, rf, node_peak = self.node(node, shape, rf, depth, extra)
@@ -215,6 +218,8 @@ class Walker:
              held: int) -> tuple[Shape, RF | None, int]:
         layer = node.layer
         if layer.container:
+            if not self.names.used:  # no names: no keep/from, nothing held, no inplace fault
+                return cast(Block, layer).walk(self, node, shape, rf, depth, held)
             if isinstance(layer, Keep | From):
                 return layer.walk(self, node, shape, rf, depth, held)
             extra = self.names.hold()
@@ -230,7 +235,7 @@ class Walker:
             # block's own rules do not know of
             late = sum(n for t, n in self.names.pending.items() if t not in before)
             return out, out_rf, peak + late
-        extra = self.names.extra()
+        extra = self.names.extra() if self.names.used else 0
         entry = self.derived.get((id(layer), shape))
         d = self.derive(node, shape) if entry is None else entry[1]
         new_rf = None
@@ -244,6 +249,8 @@ class Walker:
             node.path, node.label, layer.kind, depth, shape, d.out, d.params, d.ops, d.macs,
             d.flops, new_rf, d.inplace, d.stored, d.formula, node.title or d.title,
             node.options, layer.homework_row, node.loc, self.head))
+        if not self.names.used:  # the lines below without names: nothing named, held or later
+            return d.out, new_rf, held + d.in_elements + (0 if d.inplace else d.out_elements)
         in_place = d.inplace and not self.names.needed_later()  # else it would clobber one
         read = 0 if self.names.held_outside() else d.in_elements
         live = held + extra + read + (0 if in_place else d.out_elements)
@@ -331,11 +338,18 @@ class Names:
     entries: list[str | None] = field(default_factory=list)  # blocks' inputs, innermost last
     held: dict[str, int] = field(default_factory=dict)  # tensors enclosing blocks hold
     entering: tuple[str, ...] = ()  # what the last :meth:`hold` marked
+    # Whether the graph has a keep or from (:meth:`plan`, before the walk): without, every
+    # method below is a no-op or 0, and the walker's hot path skips them.
+    used: bool = False
 
     def plan(self, body: Seq) -> None:
         """How many ``from`` statements read each ``keep``'s tensor, in the walk's order."""
         last: dict[str, str] = {}
         for node in walk(body):
+            if not node.layer.container:  # a leaf: no keep or from (cheaper than isinstance)
+                continue
+            if isinstance(node.layer, Keep | From):
+                self.used = True
             if isinstance(node.layer, Keep):
                 last[node.layer.name] = node.path
             elif isinstance(node.layer, From) and node.layer.name in last:
