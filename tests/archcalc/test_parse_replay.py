@@ -102,3 +102,21 @@ def test_a_call_that_fit_at_a_shallow_depth_still_fails_nested_too_deep() -> Non
     assert (err.loc.line, err.loc.col) == (1, 17)
     assert len(nodes(text.replace("gate {\n" * 49, "gate {\n" * 48).replace("}\n" * 49,
                                                                             "}\n" * 48))) > 0
+
+
+def test_copies_with_named_tensors_equal_copies_read_one_by_one() -> None:
+    """keep/from in a copied body (names only grow, so a copy reads what the first did):
+    the same graph and the same analysis as copies read again."""
+    from archcalc.analysis import analyze
+
+    cell = ("define cell(f) {\n  from p; conv1-$f bias=false; keep p1\n"
+            "  from ip; conv1-$f bias=false; keep h\n"
+            "  add { branch { from h; relu } branch { from p1 } }\n}\n")
+    body = "cell 8\nkeep x; from ip; keep p; from x; keep ip"
+    text = cell + "input 8x8x8\nconv1-8; keep p; keep ip\nrepeat 3 INDEX{\n" + body + "\n}"
+    copied = parse(text.replace("INDEX", ""), "t.arch")
+    read = parse(text.replace("INDEX", "as i "), "t.arch")
+    assert copied == read
+    assert analyze(copied) == analyze(read)
+    assert sum(n.label == "from ip" for n in walk(copied.body)) == 6
+
