@@ -344,12 +344,11 @@ class Names:
 
     def plan(self, body: Seq) -> None:
         """How many ``from`` statements read each ``keep``'s tensor, in the walk's order."""
+        self.used = _names_in(body)
+        if not self.used:
+            return
         last: dict[str, str] = {}
         for node in walk(body):
-            if not node.layer.container:  # a leaf: no keep or from (cheaper than isinstance)
-                continue
-            if isinstance(node.layer, Keep | From):
-                self.used = True
             if isinstance(node.layer, Keep):
                 last[node.layer.name] = node.path
             elif isinstance(node.layer, From) and node.layer.name in last:
@@ -417,6 +416,17 @@ class Names:
         if not self.left[tensor]:
             self.pending.pop(tensor, None)  # its last reader: it flows on the path now
         self.current = tensor
+
+
+def _names_in(seq: Seq) -> bool:
+    """Whether a ``keep`` or ``from`` is in ``seq``, blocks included: a loop over the nodes,
+    cheaper than :func:`~archcalc.layers.walk`'s generators for the graphs without."""
+    for node in seq:
+        layer = node.layer
+        if layer.container and (isinstance(layer, Keep | From)
+                                or any(_names_in(inner) for inner in layer.sequences())):
+            return True
+    return False
 
 
 def _ends_named(seq: Seq) -> bool:
