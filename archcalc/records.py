@@ -7,11 +7,12 @@ a sixth of its start-up. A :class:`Record` subclass is still a dataclass (``fiel
 ``replace``, ``asdict`` and type checkers see one), but it inherits those methods instead of
 generating them.
 
-Binding arguments by name in shared Python code costs about three times what a generated
-``__init__`` costs, and an analysis makes thousands of a few records (rows, nodes,
-locations). So a class gets its own ``__init__``, compiled as dataclasses would but only for
-arguments given by position, once it has made :data:`HOT` records: the few hot classes pay
-the compiler, the many cold ones do not.
+Binding arguments in shared code (a loop over any class's fields) costs about three times
+what a class's own generated ``__init__`` costs, and an analysis makes hundreds of a few
+records (rows, nodes, locations). So a class gets its own ``__init__``, compiled as
+dataclasses would but only for arguments all by position or all by name, once it has made
+:data:`HOT` records: the few hot classes pay the compiler (~0.1 ms), the many cold ones do
+not.
 """
 
 from __future__ import annotations
@@ -139,23 +140,37 @@ _MADE: dict[type[Record], int] = {}
 
 def _compiled_init(cls: type[Record]) -> Any:
     """``cls.__init__`` for arguments by position (all the fields, or the first ones and
-    the defaults of the rest), which it stores without a loop; anything else (names, wrong
+    the defaults of the rest) or, without default factories, by name (``Ops(macs=...)``),
+    which it stores without a loop; anything else (a mix, unknown or missing names, wrong
     counts, a subclass's record) it hands to :meth:`Record._bind`, so errors read the same."""
-    names = cls.__record__[0]
+    names, known, defaults, factories = cls.__record__
     local = [f"_{i}" for i in range(len(names))]
-    stores = "".join(f"            state[{name!r}] = {var}\n"
-                     for name, var in zip(names, local, strict=True))
+    by_position = "".join(f"            state[{name!r}] = {var}\n"
+                          for name, var in zip(names, local, strict=True))
+    by_name = "".join(
+        f"        state[{name!r}] = kwargs.get({name!r}, defaults[{name!r}])\n"
+        if name in defaults else f"        state[{name!r}] = kwargs[{name!r}]\n"
+        for name in names)
     source = (
         "def __init__(self, *args, **kwargs):\n"
-        "    if not kwargs and type(self) is cls:\n"
+        "    if type(self) is not cls:\n"
+        "        return bind(self, args, kwargs)\n"
+        "    if not kwargs:\n"
         "        fill = fills.get(len(args))\n"
         "        if fill is not None:\n"
         f"            {', '.join(local)}, = args + fill\n"
         "            state = self.__dict__\n"
-        f"{stores}"
+        f"{by_position}"
         "            return\n"
-        "    bind(self, args, kwargs)\n")
-    scope: dict[str, Any] = {"cls": cls, "fills": cls.__record_fill__, "bind": _bind}
+        + ("" if factories else
+           "    elif not args and kwargs.keys() <= known and required <= kwargs.keys():\n"
+           "        state = self.__dict__\n"
+           f"{by_name}"
+           "        return\n")
+        + "    bind(self, args, kwargs)\n")
+    scope: dict[str, Any] = {"cls": cls, "fills": cls.__record_fill__, "bind": _bind,
+                             "known": known, "required": known - defaults.keys(),
+                             "defaults": defaults}
     exec(compile(source, f"<record {cls.__qualname__}.__init__>", "exec"), scope)
     init = scope["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"

@@ -118,8 +118,9 @@ class HotChild(Hot):
 
 
 def test_a_hot_class_compiles_its_init_and_binds_as_before() -> None:
-    """After HOT records a class gets a compiled ``__init__`` for positional arguments;
-    what it hands on (names, wrong counts, a subclass) binds and fails as before."""
+    """After HOT records a class gets a compiled ``__init__`` for arguments by position or
+    by name; what it hands on (a mix, wrong names or counts, a subclass) binds and fails as
+    before."""
     from archcalc.records import HOT
 
     made = [Hot(i, str(i)) for i in range(HOT)]
@@ -131,6 +132,8 @@ def test_a_hot_class_compiles_its_init_and_binds_as_before() -> None:
         assert dataclasses.astuple(hot) == dataclasses.astuple(span)
         assert sorted(hot.__dict__) == ["end", "label", "start"]
     for args, kwargs, message in [((), {}, "needs the argument 'start'"),
+                                  ((), {"end": 2}, "needs the argument 'start'"),
+                                  ((), {"start": 1, "size": 2}, "has no field 'size'"),
                                   ((1, 2, "a", 4), {}, "takes 3 arguments, not 4"),
                                   ((1,), {"start": 2}, "given twice"),
                                   ((1,), {"size": 2}, "has no field 'size'")]:
