@@ -74,13 +74,14 @@ def tokenize(text: str) -> list[Token]:
 
 def tokenize_lines(lines: list[str]) -> Iterator[list[Token]]:
     """The tokens of each line in turn, then the end of file: a reader of the header reads
-    only the lines it needs."""
+    only the lines it needs. A blank or comment line has none (most of a zoo file's
+    header): it ends no statement, and the parser would only skip its line end."""
     new = tuple.__new__  # a Token without a Python frame: a spec has thousands
     for lineno, line in enumerate(lines, start=1):
-        end = new(Token, ("nl", "", lineno, len(line) + 1))
-        if line.lstrip()[:1] in ("", "#"):  # blank or a comment: most of a zoo file's header
-            yield [end]
+        if line.lstrip()[:1] in ("", "#"):
+            yield []
             continue
+        end = new(Token, ("nl", "", lineno, len(line) + 1))
         tokens: list[Token] = []
         append, col = tokens.append, 1
         for space, text in _TOKEN.findall(line):
