@@ -148,9 +148,9 @@ def _compiled_init(cls: type[Record]) -> Any:
     by_position = "".join(f"            state[{name!r}] = {var}\n"
                           for name, var in zip(names, local, strict=True))
     by_name = "".join(
-        f"        state[{name!r}] = kwargs.get({name!r}, defaults[{name!r}])\n"
+        f"        state[{name!r}] = kwargs.get({name!r}, default_{i})\n"
         if name in defaults else f"        state[{name!r}] = kwargs[{name!r}]\n"
-        for name in names)
+        for i, name in enumerate(names))
     source = (
         "def __init__(self, *args, **kwargs):\n"
         "    if type(self) is not cls:\n"
@@ -169,8 +169,9 @@ def _compiled_init(cls: type[Record]) -> Any:
            "        return\n")
         + "    bind(self, args, kwargs)\n")
     scope: dict[str, Any] = {"cls": cls, "fills": cls.__record_fill__, "bind": _bind,
-                             "known": known, "required": known - defaults.keys(),
-                             "defaults": defaults}
+                             "known": known, "required": known - defaults.keys()}
+    scope.update((f"default_{i}", defaults[name]) for i, name in enumerate(names)
+                 if name in defaults)
     exec(compile(source, f"<record {cls.__qualname__}.__init__>", "exec"), scope)
     init = scope["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
