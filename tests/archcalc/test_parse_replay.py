@@ -6,23 +6,12 @@ to each copy where parsing it again would have met them."""
 
 from __future__ import annotations
 
-import pytest
+from test_spec_reuse import fault, nodes
 
-from archcalc.errors import SpecError
-from archcalc.layers import Node, walk
+from archcalc.layers import walk
 from archcalc.spec import parse
 
 BODY = "residual { conv3-8 bias=false; bn; relu\n  concat { branch { relu } branch { } } }; relu"
-
-
-def nodes(text: str) -> list[Node]:
-    return list(walk(parse(text, "t.arch").body))
-
-
-def fault(text: str) -> SpecError:
-    with pytest.raises(SpecError) as info:
-        parse(text, "bad.arch")
-    return info.value
 
 
 def test_copies_of_a_repeat_equal_copies_read_one_by_one() -> None:
