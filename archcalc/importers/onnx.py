@@ -238,6 +238,7 @@ class _Reader:
         self.skip_unknown = skip_unknown
         self.skipped: list[str] = []  # warnings: the nodes passed over
         self.inferred: dict[str, Shape | None] | None = None  # by onnx, when first needed
+        self.ranks: dict[str, int] = {}  # with it: their number of dimensions
         self.g, self.model = graph, model
         self.weights = {t.name: tuple(t.dims) for t in graph.initializer}
         tensors: dict[str, Any] = {t.name: t for t in graph.initializer}
@@ -480,9 +481,18 @@ class _Reader:
                 inferred = shape_inference.infer_shapes(model).graph
             except Exception:  # onnx's own checks: then no shape is known
                 inferred = graph
-            self.inferred = {v.name: self.known(v) for v in
-                             [*inferred.input, *inferred.value_info, *inferred.output]}
+            values = [*graph.value_info, *graph.output, *inferred.input,
+                      *inferred.value_info, *inferred.output]  # inferred last: they win
+            self.inferred = {v.name: self.known(v) for v in values}
+            self.ranks = {v.name: len(v.type.tensor_type.shape.dim) - 1 for v in values
+                          if v.type.tensor_type.HasField("shape")}
         return self.inferred.get(name) if name else None
+
+    def rank_of(self, name: str) -> int | None:
+        """One sample's number of dimensions of tensor ``name``, known even where some of
+        its sizes are not (as the model declares its output)."""
+        self.shape_of(name)
+        return self.ranks.get(name)
 
     @staticmethod
     def known(value: Any) -> Shape | None:
@@ -536,8 +546,8 @@ class _Reader:
         opset = max((o.version for o in self.opsets if o.domain in ("", "ai.onnx")),
                     default=13)
         axis = int(self.attr(node, "axis", -1 if opset >= 13 else 1))
-        rank = len(self.shape_of(node.input[0]) or (0, 0, 0)) + 1
-        return axis % rank == 1
+        rank = self.rank_of(node.input[0]) or self.rank_of(node.output[0]) or 3
+        return axis % (rank + 1) == 1
 
     def value(self, node: Any, index: int) -> float | None:
         if len(node.input) <= index or not node.input[index]:
