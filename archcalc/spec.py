@@ -162,7 +162,8 @@ from archcalc.notation import (
 )
 from archcalc.records import Record
 
-__all__ = ["Header", "parse", "parse_dims", "parse_file", "read_header", "tokenize"]
+__all__ = ["RESERVED_WORDS", "Header", "parse", "parse_dims", "parse_file", "read_header",
+           "tokenize"]
 
 _MAX_REPEAT = 10_000
 _MAX_DEPTH = 50  # nested blocks; far beyond any real spec, well inside Python's stack
@@ -496,7 +497,7 @@ class _Parser:
         word, at = define.name.lower(), (define.line, define.col)
         if word in self.defines:
             raise self.error_at(*at, f"block {define.name!r} is defined twice")
-        if word in _RESERVED:
+        if word in RESERVED_WORDS:
             raise self.error_at(*at, f"{define.name!r} is a word of the language; name the "
                                      "block otherwise")
         if _is_layer(word):
@@ -640,7 +641,7 @@ class _Parser:
         if not _NAME.fullmatch(name):
             raise self.error(name_tok, f"a tensor name is a name (letters, digits, '_'), "
                                        f"not {shorten(name)!r}")
-        if name.lower() in _RESERVED:
+        if name.lower() in RESERVED_WORDS:
             raise self.error(name_tok, f"{name!r} is a word of the language; name the "
                                        "tensor otherwise")
         extra = self.rest_of_statement()
@@ -991,9 +992,10 @@ class _Define:
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DOLLAR_NAME = re.compile(r"[A-Za-z_]\w*")  # after a '$'
 _TIMES = re.compile(r"[xX][0-9]+")  # a layer's repeat count
-_RESERVED = frozenset({"model", "source", "input", "param", "let", "variant", "define",
-                       "repeat", "as", "concat", "add", "branch", "residual", "gate",
-                       "split", "keep", "from", "head"})
+# The words of the language: no block, parameter or tensor name may be one (importers too).
+RESERVED_WORDS = frozenset({
+    "model", "source", "input", "param", "let", "variant", "define", "repeat", "as",
+    "concat", "add", "branch", "residual", "gate", "split", "keep", "from", "head"})
 
 
 def _signature(text: str, line: int, col: int, error: Callable[..., SpecError]) -> _Define:

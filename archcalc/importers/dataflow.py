@@ -351,7 +351,7 @@ def _names(ops: list[Op]) -> dict[Op, str]:
     path that no other named tensor's path ends with (``denselayer1_conv2``), as an
     identifier that is not a word of the spec language (``input`` is ``input_tensor``); a
     number after it where two labels are the same."""
-    from archcalc.spec import _RESERVED  # the parser's own list: its words are no names
+    from archcalc.spec import RESERVED_WORDS  # the language's words are no names
 
     paths = {op: _path(op.label) for op in ops}
     ends = Counter(tuple(path[-k:]) for path in paths.values()
@@ -363,7 +363,7 @@ def _names(ops: list[Op]) -> dict[Op, str]:
         base = "_".join(path[-k:])
         if not base[0].isalpha():
             base = f"t_{base}"
-        if base.lower() in _RESERVED:
+        if base.lower() in RESERVED_WORDS:
             base = f"{base}_tensor"
         name, n = base, 1
         while name in taken:
