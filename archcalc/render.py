@@ -131,7 +131,9 @@ def homework_table(report: Report, bias: bool = False, dtype: str = "float32",
         acts += math.prod(row.out_shape)
         params += row.params.weights + (row.params.biases if bias else 0)
     nested = any(r.depth for r in report.rows)  # indented labels read better flush left
-    columns = (Column("Layer", "left" if nested else "center"),
+    # A long layer label (NASNet's ZEROPAD((0,1),(0,1)) t=0 b=1 l=0 r=1) wraps at its spaces
+    # on a narrow terminal; the numbers never do.
+    columns = (Column("Layer", "left" if nested else "center", wrap=True),
                Column("Number of Activations (Memory)", "center"),
                Column("Parameters (Compute)", "center"))
     total = ("TOTAL", f"{acts:,}={abbrev(acts)}", f"{params:,}")

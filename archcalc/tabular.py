@@ -54,7 +54,8 @@ class Table(Record):
 
         table = RichTable(title=self.title, title_style="bold")
         for col in self.columns:
-            table.add_column(col.name, justify=col.align, no_wrap=not col.wrap)
+            table.add_column(col.name, justify=col.align, no_wrap=not col.wrap,
+                             overflow="fold" if col.wrap else "ellipsis")  # nothing cut
         for row in self.rows:
             table.add_row(*(Text(human(c)) for c in row))
         if self.total:

@@ -356,3 +356,18 @@ def test_inception_comparison_by_hand() -> None:
     assert table.rows[1][4] == hw * (256 * 128 + 3 * 3 * 128 * 192)
     assert f"{naive_macs / reduced_macs:.2f}x" in table.footer[-1]
     assert "32*32*(3*3*128)*192 = 226,492,416" in "\n".join(table.footer)
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_homework_table_fits_an_80_column_terminal(name: str) -> None:
+    """On a terminal 80 wide, long layer labels (NASNet's padding and pooling options)
+    wrap at their spaces rather than widen the table or cut a number."""
+    table = homework_table(archcalc.analyze(archcalc.load(name)))
+    buffer = io.StringIO()
+    Console(file=buffer, width=80, color_system=None).print(table.rich_table())
+    lines = buffer.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in buffer.getvalue()
+    for _, memory, params in table.rows:  # every number whole on one line
+        assert any(memory in line for line in lines)
+        assert any(params in line for line in lines)
