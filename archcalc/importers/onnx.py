@@ -95,12 +95,26 @@ def onnx_graph(source: str | Path | Any, input_size: Sequence[int] | None = None
     return read_onnx(source, input_size, name).graph
 
 
+def _load(path: Path) -> Any:
+    """The file's model without its external data; a file that is not an ONNX model (a
+    protobuf of another kind, text, a truncated download) is one line naming it."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except DecodeError as exc:
+        raise UnsupportedModel(f"{path} is not an ONNX model: {exc}") from None
+    if not model.graph.node:
+        raise UnsupportedModel(f"{path} is not an ONNX model: it holds no graph nodes")
+    return model
+
+
 def read_onnx(source: str | Path | Any, input_size: Sequence[int] | None = None,
               name: str | None = None, skip_unknown: bool = False) -> Imported:
     """:func:`onnx_graph`, and the nodes ``skip_unknown`` passed over. A file's external
     data is not loaded (only the small constants a rule needs are read from it)."""
     if isinstance(source, str | Path):
-        model = onnx.load(str(source), load_external_data=False)
+        model = _load(Path(source))
         base_dir = str(Path(source).parent)
     else:
         model, base_dir = source, ""

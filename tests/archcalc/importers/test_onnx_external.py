@@ -103,3 +103,17 @@ def test_a_needed_constant_whose_data_file_is_gone(tmp_path: Path) -> None:
     assert result.output.strip().count("\n") == 0
     assert "'low', which a rule needs, is in external data that cannot be read" in (
         result.output)
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    (b"garbage\n", "Error parsing message"),  # text, or a truncated download
+    (b"", "it holds no graph nodes"),  # an empty protobuf parses as an empty model
+])
+def test_a_file_that_is_not_an_onnx_model(tmp_path: Path, content: bytes, why: str) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(content)
+    for args in ([str(path)], ["to-spec", str(path)]):
+        result = CliRunner().invoke(app, route(args))
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().count("\n") == 0
+        assert f"{path} is not an ONNX model: " in result.output and why in result.output
